@@ -1,0 +1,131 @@
+"""Settings for models, training and sampling: defaults with the reason for each, and validation.
+
+Every value a user can set from the command line or the app passes through ``validate`` here, so a bad
+value is refused with one clear sentence before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+
+CELLS = ("lstm", "gru", "rnn")
+LEVELS = ("char", "bpe", "unigram")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int = 0           # filled in from the tokenizer
+    cell: str = "lstm"            # LSTM learns long-range structure (line length, speaker names) most reliably
+    layers: int = 2               # two layers beat one of the same parameter count on character text
+    hidden: int = 256             # 2x256 trains fast on 2 CPU cores and reaches readable Shakespeare in minutes
+    embed: int = 64               # characters need few dimensions; the recurrent layers do the work
+    dropout: float = 0.1          # light regularisation; small corpora overfit within minutes otherwise
+    tie: bool = False             # tying needs embed == hidden; it saves parameters for large vocabularies
+
+    def validate(self) -> None:
+        _choice("cell", self.cell, CELLS)
+        _int_range("layers", self.layers, 1, 16)
+        _int_range("hidden", self.hidden, 1, 8192)
+        _int_range("embed", self.embed, 1, 8192)
+        _float_range("dropout", self.dropout, 0.0, 0.95)
+        if self.tie and self.embed != self.hidden:
+            raise ConfigError(f"--tie needs --embed equal to --hidden (got {self.embed} and {self.hidden})")
+
+
+# Presets the CLI and the app offer. "small" is the default.
+PRESETS: dict[str, dict] = {
+    "tiny": dict(layers=1, hidden=128, embed=32, dropout=0.0),
+    "small": dict(layers=2, hidden=256, embed=64, dropout=0.1),
+    "medium": dict(layers=3, hidden=512, embed=128, dropout=0.2),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    level: str = "char"           # characters need no tokenizer training and show learning most plainly
+    vocab_size: int = 2000        # subword levels only; small corpora cannot fill a larger vocabulary
+    seq_len: int = 128            # BPTT window: long enough for a line of verse plus its speaker
+    batch_size: int = 64          # keeps both cores busy on CPU; larger batches learn less per second here
+    lr: float = 3e-3              # AdamW on small LSTMs tolerates a high rate with warm-up and clipping
+    min_lr_ratio: float = 0.1     # cosine decay ends at 10% of the peak rate
+    warmup_steps: int = 50        # a short ramp avoids the early gradient spikes of fresh recurrent nets
+    weight_decay: float = 0.01
+    clip: float = 1.0             # gradient-norm clipping; the norm is reported so explosions are visible
+    max_steps: int = 0            # 0: no step limit
+    epochs: float = 0.0           # 0: no epoch limit
+    minutes: float = 0.0          # training-time budget; 0: none
+    eval_every: int = 200         # steps between evaluations (and samples and checkpoints)
+    eval_tokens: int = 100_000    # validation tokens per evaluation
+    sample_length: int = 200      # characters of the sample shown at each evaluation
+    sample_seed: int = 1234       # the same seed every evaluation, so the sample shows the model improving
+    carry_state: bool = False     # carry hidden state across consecutive windows (stateful training)
+    val_fraction: float = 0.1
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 1337
+    log_every: int = 10           # steps between Step events
+
+    def validate(self) -> None:
+        _choice("level", self.level, LEVELS)
+        _choice("device", self.device, DEVICES)
+        _choice("precision", self.precision, PRECISIONS)
+        _int_range("vocab-size", self.vocab_size, 8, 1_000_000)
+        _int_range("seq-len", self.seq_len, 2, 100_000)
+        _int_range("batch-size", self.batch_size, 1, 1_000_000)
+        _float_range("lr", self.lr, 1e-8, 10.0, low_open=False)
+        _float_range("min-lr-ratio", self.min_lr_ratio, 0.0, 1.0)
+        _int_range("warmup-steps", self.warmup_steps, 0, 10_000_000)
+        _float_range("weight-decay", self.weight_decay, 0.0, 10.0)
+        _float_range("clip", self.clip, 0.0, 1e6)
+        _int_range("max-steps", self.max_steps, 0, 10**12)
+        _float_range("epochs", self.epochs, 0.0, 1e6)
+        _float_range("minutes", self.minutes, 0.0, 1e7)
+        _int_range("eval-every", self.eval_every, 1, 10**12)
+        _int_range("eval-tokens", self.eval_tokens, 1, 10**12)
+        _int_range("sample-length", self.sample_length, 0, 100_000)
+        _float_range("val-fraction", self.val_fraction, 0.001, 0.5)
+        _int_range("log-every", self.log_every, 1, 10**9)
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    length: int = 500
+    temperature: float = 0.8      # below 1 trades variety for coherence; 0 is greedy
+    top_k: int = 0                # 0: off
+    top_p: float = 1.0            # 1: off
+    seed: int | None = None
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+    def validate(self) -> None:
+        _int_range("length", self.length, 0, 10_000_000)
+        _float_range("temperature", self.temperature, 0.0, 100.0)
+        _int_range("top-k", self.top_k, 0, 10_000_000)
+        if not (0.0 < self.top_p <= 1.0) or math.isnan(self.top_p):
+            raise ConfigError(f"--top-p must be in (0, 1], got {self.top_p}")
+
+
+def replace(cfg, **changes):
+    """dataclasses.replace that ignores None values (unset command-line options)."""
+    return dataclasses.replace(cfg, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"--{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _int_range(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not (low <= value <= high):
+        raise ConfigError(f"--{name} must be a whole number from {low} to {high}; got {value!r}")
+
+
+def _float_range(name: str, value: float, low: float, high: float, low_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < low or value > high or (low_open and value == low):
+        raise ConfigError(f"--{name} must be a number from {low:g} to {high:g}; got {value!r}")

@@ -1,0 +1,412 @@
+"""The training loop: one iterator of events that every view (CLI, JSON, the app) consumes.
+
+``Trainer(...).run()`` yields Started, then Step / Eval / Sample / Checkpoint / Warning events, and
+ends with Done. ``Trainer.stop()`` (from a signal handler or another thread) makes the loop save a
+checkpoint and finish at the next step. A stopped run resumed with ``resume=`` follows the same loss
+curve as one never stopped: each step's batch depends only on (seed, step), and the optimizer, RNG
+and carried state are all restored.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import dataclasses
+import json
+import math
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from . import CHECKPOINT_FORMAT, __version__
+from . import checkpoints as ckpt
+from . import events as ev
+from .config import ModelConfig, TrainConfig
+from .corpus import Corpus, load_corpus
+from .data import check_fits, lane_batch, prepare, random_batch
+from .device import autocast, describe, pick_device, pick_precision
+from .errors import ConfigError, RnnchatError
+from .evaluate import mean_loss
+from .models import RNNLM, detach_state
+from .paths import checkpoints_dir
+from .sampling import sample_text
+from .schedule import learning_rate
+from .tokenizers import load_tokenizer
+
+DEFAULT_MINUTES = 10.0        # used when no step, epoch or time limit is given
+_SNAPSHOT_EVERY = 100         # steps between in-memory copies of the last known-good state
+_MAX_FAILURES = 5             # bad steps (NaN, inf, explosion) within _FAILURE_WINDOW before giving up
+_FAILURE_WINDOW = 500
+_LIMIT_KEYS = ("max_steps", "epochs", "minutes")
+
+
+class Trainer:
+    """Train a new run on ``corpus``, or continue ``resume`` (a run name or directory).
+
+    When resuming, the model and training settings come from the run; ``overrides`` may change its
+    limits (max_steps, epochs, minutes: totals for the whole run) and eval/device settings.
+    """
+
+    def __init__(self, corpus: str | Corpus | None = None, model: ModelConfig | None = None,
+                 train: TrainConfig | None = None, *, name: str | None = None,
+                 resume: str | Path | None = None, overrides: dict | None = None):
+        self.corpus_spec = corpus
+        self.model_cfg = model or ModelConfig()
+        self.cfg = train or TrainConfig()
+        self.name = name
+        self.resume_from = resume
+        self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        self._stop = threading.Event()
+        if resume is None and corpus is None:
+            raise ConfigError("give a corpus to train on, or --resume RUN to continue a run")
+        self.cfg.validate()
+        self.model_cfg.validate()
+
+    def stop(self) -> None:
+        """Ask the loop to save a checkpoint and finish; safe from signal handlers and other threads."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    # ---- setup ---------------------------------------------------------------------------------
+
+    def _setup(self) -> Iterator[ev.Event]:
+        resumed = None
+        if self.resume_from is not None:
+            self.run_dir = ckpt.resolve_run(self.resume_from)
+            meta = ckpt.read_run_meta(self.run_dir)
+            if meta.get("kind") != "lm":
+                raise ConfigError(f"run '{self.run_dir.name}' is a {meta.get('kind')} model, not a language model")
+            try:
+                self.model_cfg = ModelConfig(**meta["model"])
+                train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+                self.cfg = dataclasses.replace(
+                    TrainConfig(**{k: v for k, v in meta["train"].items() if k in train_fields}), **self.overrides)
+            except (KeyError, TypeError) as exc:
+                raise ckpt.CheckpointError(f"run.json of '{self.run_dir.name}' is not valid: {exc}") from None
+            self.cfg.validate()
+            self.model_cfg.validate()
+            tokenizer = load_tokenizer(self.run_dir)
+            self.corpus = self._load_corpus_of(meta)
+            if self.corpus.content_hash() != meta["corpus"].get("hash"):
+                yield ev.Warning(f"corpus '{self.corpus.name}' has changed since this run started; "
+                                 "continuing with the run's own vocabulary")
+            resumed = ckpt.load_checkpoint(self.run_dir, "last", with_optimizer=True)
+            self.data = prepare(self.corpus, self.cfg.level, self.cfg.vocab_size, self.cfg.val_fraction, tokenizer)
+            self.meta = meta
+        else:
+            self.corpus = self.corpus_spec if isinstance(self.corpus_spec, Corpus) else load_corpus(self.corpus_spec)
+            self.data = prepare(self.corpus, self.cfg.level, self.cfg.vocab_size, self.cfg.val_fraction)
+            self.model_cfg = dataclasses.replace(self.model_cfg, vocab_size=self.data.tokenizer.vocab_size)
+        for w in self.corpus.warnings():
+            yield ev.Warning(w)
+        check_fits(self.data, self.cfg.seq_len)
+        if self.data.unknown:
+            yield ev.Warning(f"{self.data.unknown} tokens of the corpus are unknown to the vocabulary")
+
+        if not any(getattr(self.cfg, k) for k in _LIMIT_KEYS):
+            self.cfg = dataclasses.replace(self.cfg, minutes=DEFAULT_MINUTES)
+            yield ev.Warning(f"no --max-steps, --epochs or --minutes given: training for {DEFAULT_MINUTES:g} "
+                             "minutes (Ctrl+C stops early and saves)")
+        self.max_steps = self.cfg.max_steps
+        if self.cfg.epochs:
+            by_epochs = math.ceil(self.cfg.epochs * len(self.data.train) / (self.cfg.batch_size * self.cfg.seq_len))
+            self.max_steps = min(self.max_steps, by_epochs) if self.max_steps else by_epochs
+
+        self.device = pick_device(self.cfg.device)
+        self.precision = pick_precision(self.cfg.precision, self.device)
+        torch.manual_seed(self.cfg.seed)
+        self.model = RNNLM(self.model_cfg).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr,
+                                           weight_decay=self.cfg.weight_decay, betas=(0.9, 0.99))
+        self.state = None
+        self.step = 0
+        self.elapsed = 0.0
+        self.best_val = math.inf
+        self.best_bpc: float | None = None
+        self.lr_scale = 1.0
+        if resumed is not None:
+            self._restore(resumed)
+        else:
+            self.run_dir = self._new_run_dir()
+            self._write_run_meta()
+        params = self.model.num_parameters()
+        if params > 2 * len(self.data.train):
+            yield ev.Warning(f"the model has {params:,} parameters for {len(self.data.train):,} training tokens; "
+                             "it will memorise the corpus rather than learn its style (try a smaller preset)")
+        if self.max_steps and self.step >= self.max_steps or self.cfg.minutes and self.elapsed >= self.cfg.minutes * 60:
+            raise ConfigError(f"run '{self.run_dir.name}' already reached its limit (step {self.step}); "
+                              "give a larger --max-steps, --epochs or --minutes to train further")
+
+    def _load_corpus_of(self, meta: dict) -> Corpus:
+        source = meta["corpus"].get("source", "")
+        spec = source.removeprefix("builtin:")
+        if self.corpus_spec is not None:
+            spec = self.corpus_spec
+        return spec if isinstance(spec, Corpus) else load_corpus(spec)
+
+    def _new_run_dir(self) -> Path:
+        root = checkpoints_dir()
+        name = self.name or "{}-{}-{}{}x{}-{}".format(
+            _slug(self.corpus.name), self.cfg.level, self.model_cfg.cell, self.model_cfg.layers,
+            self.model_cfg.hidden, datetime.now().strftime("%Y%m%d-%H%M%S"))
+        if "/" in name or name.startswith(".") or not name.strip():
+            raise ConfigError(f"--name {name!r} is not a usable run name (no slashes, not hidden)")
+        run_dir = root / name
+        if (run_dir / "run.json").exists():
+            raise ConfigError(f"run '{name}' already exists; continue it with --resume {name} or pick another --name")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.data.tokenizer.save(run_dir)
+        return run_dir
+
+    def _write_run_meta(self, summary: dict | None = None) -> None:
+        self.meta = {
+            "format": CHECKPOINT_FORMAT, "kind": "lm",
+            "model": dataclasses.asdict(self.model_cfg), "train": dataclasses.asdict(self.cfg),
+            "tokenizer": self.data.tokenizer.kind, "parameters": self.model.num_parameters(),
+            "corpus": {"name": self.corpus.name, "source": self.corpus.source,
+                       "hash": self.corpus.content_hash(), "chars": self.corpus.chars},
+            "data": {"train_tokens": len(self.data.train), "val_tokens": len(self.data.val),
+                     "chars_per_token": self.data.chars_per_token},
+            "versions": {"rnnchat": __version__, "torch": torch.__version__},
+            "created": getattr(self, "meta", {}).get("created") or datetime.now().isoformat(timespec="seconds"),
+            "summary": summary or {"step": 0, "best_val_loss": None, "best_bits_per_char": None},
+        }
+        ckpt.write_json_atomic(self.run_dir / "run.json", self.meta)
+
+    def _restore(self, loaded: ckpt.LoadedCheckpoint) -> None:
+        try:
+            self.model.load_weights(loaded.model)
+            t = loaded.trainer
+            self.optimizer.load_state_dict(ckpt.optimizer_from_tensors(
+                {k: v for k, v in loaded.optimizer.items() if not k.startswith("carry.")}, t["param_groups"]))
+            self.step, self.elapsed = int(t["step"]), float(t["elapsed"])
+            self.best_val = float(t["best_val"]) if t.get("best_val") is not None else math.inf
+            self.best_bpc = t.get("best_bpc")
+            self.lr_scale = float(t.get("lr_scale", 1.0))
+            torch.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(t["rng"])), dtype=torch.uint8))
+            carry = [loaded.optimizer[k].to(self.device) for k in sorted(loaded.optimizer) if k.startswith("carry.")]
+            if carry:
+                self.state = tuple(carry) if len(carry) == 2 else carry[0]
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise ckpt.CheckpointError(f"checkpoint of '{self.run_dir.name}' does not fit its run: {exc}") from None
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> Iterator[ev.Event]:
+        yield from self._setup()
+        cfg = self.cfg
+        resumed = self.resume_from is not None
+        yield ev.Started(
+            run=self.run_dir.name, run_dir=str(self.run_dir), corpus=self.corpus.name, level=cfg.level,
+            vocab_size=self.data.tokenizer.vocab_size, parameters=self.model.num_parameters(),
+            train_tokens=len(self.data.train), val_tokens=len(self.data.val),
+            device=describe(self.device), precision=self.precision, step=self.step,
+            max_steps=self.max_steps, minutes=cfg.minutes, resumed=resumed)
+        try:
+            yield from self._loop()
+        except BaseException:
+            self._save_on_crash()
+            raise
+
+    def _loop(self) -> Iterator[ev.Event]:
+        cfg, model, opt = self.cfg, self.model, self.optimizer
+        params = [p for p in model.parameters()]
+        vocab = self.model_cfg.vocab_size
+        chars_per_token = self.data.train_chars_per_token
+        good = self._snapshot()
+        failures: list[int] = []
+        ema = None
+        interval_loss, interval_steps, interval_norm = 0.0, 0, 0.0
+        last_log_time, last_log_step = time.perf_counter(), self.step
+        start_time = time.perf_counter() - self.elapsed
+        model.train()
+        while True:
+            if self._stop.is_set():
+                yield from self._save("last")
+                yield self._done("interrupted", f"stopped at step {self.step}; continue with "
+                                 f"rnnchat train --resume {self.run_dir.name}")
+                return
+            progress = self._progress()
+            lr = learning_rate(cfg.lr, self.step, cfg.warmup_steps, progress, cfg.min_lr_ratio) * self.lr_scale
+            for group in opt.param_groups:
+                group["lr"] = lr
+            x, y, fresh = self._batch()
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            state = None if (fresh or not cfg.carry_state) else self.state
+            try:
+                with autocast(self.device, self.precision):
+                    logits, new_state = model(x, state)
+                loss = F.cross_entropy(logits.float().reshape(-1, vocab), y.reshape(-1))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip if cfg.clip > 0 else math.inf)
+            except KeyboardInterrupt:
+                self._stop.set()
+                continue
+            loss_v, norm_v = loss.item(), norm.item()
+            exploded = ema is not None and self.step > cfg.warmup_steps and loss_v > max(2 * ema, ema + 1.0)
+            if not (math.isfinite(loss_v) and math.isfinite(norm_v)) or exploded:
+                failures = [s for s in failures if self.step - s < _FAILURE_WINDOW] + [self.step]
+                what = "non-finite loss" if not math.isfinite(loss_v) else (
+                    "non-finite gradient" if not math.isfinite(norm_v) else f"loss spike to {loss_v:.2f}")
+                if len(failures) >= _MAX_FAILURES:
+                    self._restore_snapshot(good)
+                    yield from self._save("last")
+                    yield self._done("failed", f"training diverged ({what}) {len(failures)} times in "
+                                     f"{_FAILURE_WINDOW} steps; try a lower --lr or --clip")
+                    return
+                self._restore_snapshot(good)
+                self.lr_scale *= 0.5
+                yield ev.Warning(f"step {self.step}: {what}; restored the last good state and halved the "
+                                 f"learning rate (now x{self.lr_scale:g})")
+                continue
+            opt.step()
+            if cfg.carry_state:
+                self.state = detach_state(new_state)
+            self.step += 1
+            ema = loss_v if ema is None else 0.98 * ema + 0.02 * loss_v
+            interval_loss += loss_v
+            interval_norm = max(interval_norm, norm_v)
+            interval_steps += 1
+            self.elapsed = time.perf_counter() - start_time
+            if self.step % _SNAPSHOT_EVERY == 0:
+                good = self._snapshot()
+
+            if self.step % cfg.log_every == 0:
+                now = time.perf_counter()
+                tok_s = (self.step - last_log_step) * cfg.batch_size * cfg.seq_len / max(1e-9, now - last_log_time)
+                yield ev.Step(step=self.step, loss=interval_loss / interval_steps, lr=lr, grad_norm=interval_norm,
+                              tokens_per_s=tok_s, chars_per_s=tok_s * chars_per_token, elapsed=self.elapsed,
+                              progress=max(0.0, self._progress()), eta=self._eta(tok_s))
+                self.train_loss = interval_loss / interval_steps
+                interval_loss, interval_steps, interval_norm = 0.0, 0, 0.0
+                last_log_time, last_log_step = time.perf_counter(), self.step
+
+            reason = self._finished()
+            if reason or self.step % cfg.eval_every == 0:
+                paused = time.perf_counter()
+                yield from self._evaluate(ema)
+                yield from self._save("last")
+                if reason:
+                    yield self._done(reason, "")
+                    return
+                # Evaluation time counts towards the budget but not towards throughput.
+                last_log_time += time.perf_counter() - paused
+
+    def _batch(self):
+        cfg = self.cfg
+        if cfg.carry_state:
+            return lane_batch(self.data.train, cfg.batch_size, cfg.seq_len, self.step)
+        return (*random_batch(self.data.train, cfg.batch_size, cfg.seq_len, cfg.seed, self.step), True)
+
+    def _progress(self) -> float:
+        parts = []
+        if self.max_steps:
+            parts.append(self.step / self.max_steps)
+        if self.cfg.minutes:
+            parts.append(self.elapsed / (self.cfg.minutes * 60))
+        return max(parts) if parts else -1.0
+
+    def _eta(self, tokens_per_s: float) -> float | None:
+        etas = []
+        if self.max_steps and tokens_per_s > 0:
+            etas.append((self.max_steps - self.step) * self.cfg.batch_size * self.cfg.seq_len / tokens_per_s)
+        if self.cfg.minutes:
+            etas.append(max(0.0, self.cfg.minutes * 60 - self.elapsed))
+        return min(etas) if etas else None
+
+    def _finished(self) -> str:
+        if self.max_steps and self.step >= self.max_steps:
+            return "epochs" if self.cfg.epochs and not self.cfg.max_steps else "max_steps"
+        if self.cfg.minutes and self.elapsed >= self.cfg.minutes * 60:
+            return "time"
+        return ""
+
+    def evaluate(self) -> float:
+        """Mean validation loss in nats per token, every token scored with its full lane context."""
+        return mean_loss(self.model, self.data.val, self.cfg.eval_tokens, max(self.cfg.batch_size, 32),
+                         self.cfg.seq_len, self.device, self.precision)[0]
+
+    def _evaluate(self, ema: float | None) -> Iterator[ev.Event]:
+        val = self.evaluate()
+        bpc = val / self.data.chars_per_token / math.log(2)
+        best = val < self.best_val
+        if best:
+            self.best_val, self.best_bpc = val, bpc
+        event = ev.Eval(step=self.step, val_loss=val, bits_per_char=bpc, perplexity=math.exp(min(val, 50.0)),
+                        train_loss=getattr(self, "train_loss", ema if ema is not None else float("nan")), best=best)
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(event.to_dict()) + "\n")
+        yield event
+        if self.cfg.sample_length:
+            yield ev.Sample(step=self.step, text=sample_text(
+                self.model, self.data.tokenizer, self.cfg.sample_length, self.cfg.sample_seed))
+        if best:
+            yield from self._save("best")
+
+    # ---- state ---------------------------------------------------------------------------------
+
+    def _snapshot(self) -> dict:
+        return {"model": copy.deepcopy(self.model.state_dict()), "opt": copy.deepcopy(self.optimizer.state_dict())}
+
+    def _restore_snapshot(self, snap: dict) -> None:
+        self.model.load_state_dict(snap["model"])
+        self.optimizer.load_state_dict(copy.deepcopy(snap["opt"]))
+        self.state = None
+
+    def _trainer_state(self) -> tuple[dict, dict]:
+        opt_tensors, groups = ckpt.optimizer_to_tensors(self.optimizer.state_dict())
+        if self.cfg.carry_state and self.state is not None:
+            parts = self.state if isinstance(self.state, tuple) else (self.state,)
+            opt_tensors.update({f"carry.{i}": p for i, p in enumerate(parts)})
+        state = {
+            "step": self.step, "elapsed": self.elapsed,
+            "best_val": None if math.isinf(self.best_val) else self.best_val, "best_bpc": self.best_bpc,
+            "lr_scale": self.lr_scale, "param_groups": groups,
+            "rng": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii"),
+            "epoch": self.step * self.cfg.batch_size * self.cfg.seq_len / max(1, len(self.data.train)),
+        }
+        return opt_tensors, state
+
+    def _save(self, which: str) -> Iterator[ev.Event]:
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            yield ev.Warning(f"not saving '{which}': the weights are not finite")
+            return
+        opt_tensors, state = self._trainer_state()
+        try:
+            path = ckpt.save_checkpoint(self.run_dir, which, self.model.weights(), opt_tensors, state)
+            self._write_run_meta({"step": self.step,
+                                  "best_val_loss": None if math.isinf(self.best_val) else self.best_val,
+                                  "best_bits_per_char": self.best_bpc})
+        except OSError as exc:
+            raise RnnchatError(f"could not save the checkpoint in {self.run_dir}: {exc}") from None
+        yield ev.Checkpoint(step=self.step, path=str(path), which=which)
+
+    def _save_on_crash(self) -> None:
+        """Last resort on an unexpected error: keep the work done so far if the weights are sound."""
+        if getattr(self, "model", None) is None or not hasattr(self, "run_dir") or self.step == 0:
+            return
+        try:
+            for _ in self._save("last"):
+                pass
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            pass
+
+    def _done(self, reason: str, message: str) -> ev.Done:
+        return ev.Done(step=self.step, reason=reason,
+                       best_val_loss=None if math.isinf(self.best_val) else self.best_val,
+                       best_bits_per_char=self.best_bpc, elapsed=self.elapsed, run_dir=str(self.run_dir),
+                       message=message)
+
+
+def _slug(name: str) -> str:
+    out = "".join(c if c.isalnum() or c in "-_" else "-" for c in name.lower()).strip("-")
+    return out[:40] or "corpus"

@@ -1,0 +1,148 @@
+"""Checkpoints: atomic saves, validated loads, hostile files refused."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from rnnchat import CHECKPOINT_FORMAT
+from rnnchat.checkpoints import (checkpoint_dir, load_checkpoint, open_language_model, read_run_meta,
+                                 save_checkpoint)
+from rnnchat.config import ModelConfig, TrainConfig
+from rnnchat.errors import CheckpointError
+from rnnchat.train import Trainer
+
+
+@pytest.fixture
+def run_dir(play_file):
+    trainer = Trainer(str(play_file), ModelConfig(layers=1, hidden=32, embed=8, dropout=0.0),
+                      TrainConfig(seq_len=16, batch_size=8, max_steps=12, eval_every=6, eval_tokens=500,
+                                  sample_length=10, precision="fp32"), name="ck")
+    list(trainer.run())
+    return trainer.run_dir
+
+
+def test_layout(run_dir):
+    for name in ("run.json", "tokenizer.json", "metrics.jsonl"):
+        assert (run_dir / name).is_file()
+    for which in ("last", "best"):
+        files = {p.name for p in (run_dir / which).iterdir()}
+        assert files == {"model.safetensors", "optimizer.safetensors", "trainer.json", "manifest.json"}
+    assert not list(run_dir.glob(".*")), "no temporary directories left behind"
+
+
+def test_interrupted_save_leaves_previous_checkpoint_loadable(run_dir):
+    before = load_checkpoint(run_dir, "last")
+    # A save killed after renaming the old checkpoint aside but before the new one was renamed in:
+    os.rename(run_dir / "last", run_dir / ".last.old")
+    (run_dir / ".last.tmp-999").mkdir()
+    (run_dir / ".last.tmp-999" / "model.safetensors").write_bytes(b"partial")
+    again = load_checkpoint(run_dir, "last")
+    assert again.trainer["step"] == before.trainer["step"]
+    assert open_language_model(str(run_dir), "last").model is not None
+    # ...and the next save cleans up and lands normally.
+    save_checkpoint(run_dir, "last", before.model, {}, before.trainer)
+    assert checkpoint_dir(run_dir, "last") == run_dir / "last"
+
+
+def test_write_killed_mid_file_keeps_old_checkpoint(run_dir):
+    """A real process killed while writing: the checkpoint on disk stays the previous one."""
+    script = textwrap.dedent(f"""
+        import os, torch
+        from rnnchat import checkpoints as c
+        real = c.save_file
+        def dying(tensors, path, metadata=None):
+            real(tensors, path, metadata=metadata)
+            if path.endswith("optimizer.safetensors"):
+                os._exit(9)   # like SIGKILL: no cleanup, no finally blocks
+        c.save_file = dying
+        c.save_checkpoint(c.Path({str(run_dir)!r}), "last", {{"x": torch.zeros(3)}}, {{}}, {{"step": 999}})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert proc.returncode == 9
+    assert load_checkpoint(run_dir, "last").trainer["step"] == 12
+
+
+def test_truncated_weights_are_refused(run_dir):
+    path = run_dir / "best" / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="truncated"):
+        open_language_model(str(run_dir), "best")
+
+
+def test_tampered_weights_are_refused(run_dir):
+    path = run_dir / "best" / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum"):
+        open_language_model(str(run_dir), "best")
+
+
+class Boom:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_pickle_in_place_of_weights_never_runs(run_dir, tmp_path):
+    path = run_dir / "best" / "model.safetensors"
+    path.write_bytes(pickle.dumps({"w": Boom()}))
+    manifest = json.loads((run_dir / "best" / "manifest.json").read_text())
+    import hashlib
+    manifest["files"]["model.safetensors"] = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                                              "size": path.stat().st_size}
+    (run_dir / "best" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError):
+        open_language_model(str(run_dir), "best")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_weights_of_another_model_shape_are_refused(run_dir):
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["model"]["hidden"] = 64
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="loadable"):
+        open_language_model(str(run_dir))
+
+
+def test_other_kind_of_model_is_refused(run_dir):
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["kind"] = "seq2seq"
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="not a language model"):
+        open_language_model(str(run_dir))
+
+
+def test_newer_format_is_refused(run_dir):
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["format"] = CHECKPOINT_FORMAT + 1
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="newer"):
+        read_run_meta(run_dir)
+
+
+def test_missing_run_is_a_clear_error():
+    with pytest.raises(CheckpointError, match="not found"):
+        open_language_model("no-such-run")
+
+
+def test_loaded_weights_are_on_the_cpu(run_dir):
+    run = open_language_model(str(run_dir))
+    assert all(p.device.type == "cpu" for p in run.model.parameters())
+    logits, _ = run.model(torch.zeros(1, 3, dtype=torch.long))
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_run_saved_on_gpu_loads_on_cpu(play_file):
+    trainer = Trainer(str(play_file), ModelConfig(layers=1, hidden=32, embed=8, dropout=0.0),
+                      TrainConfig(seq_len=16, batch_size=8, max_steps=6, eval_every=3, eval_tokens=500,
+                                  sample_length=10, device="cuda"), name="gpu")
+    list(trainer.run())
+    run = open_language_model("gpu")
+    assert all(p.device.type == "cpu" for p in run.model.parameters())

@@ -1,0 +1,162 @@
+"""The real ``rnnchat`` command in subprocesses: training, Ctrl+C, resume, generate, eval, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+RNNCHAT = str(Path(sys.executable).parent / "rnnchat")
+FAST = ["--layers", "1", "--hidden", "48", "--embed", "16", "--seq-len", "32", "--batch-size", "16",
+        "--eval-tokens", "2000", "--sample-length", "30", "--precision", "fp32", "--lr", "1e-2",
+        "--warmup-steps", "5"]
+
+
+def rnnchat(*args, input=None, check=True, timeout=120):
+    proc = subprocess.run([RNNCHAT, *args], capture_output=True, text=True, input=input, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "100"})
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def json_events(stdout):
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def trained(play_file):
+    proc = rnnchat("train", str(play_file), *FAST, "--max-steps", "80", "--eval-every", "40", "--name", "cli",
+                   "--json")
+    events = json_events(proc.stdout)
+    assert events[0]["event"] == "started" and events[-1]["event"] == "done"
+    return events
+
+
+def test_train_json_events(trained):
+    kinds = {e["event"] for e in trained}
+    assert {"started", "step", "eval", "sample", "checkpoint", "done"} <= kinds
+    assert trained[-1]["reason"] == "max_steps" and trained[-1]["step"] == 80
+    evals = [e for e in trained if e["event"] == "eval"]
+    assert evals[-1]["bits_per_char"] < evals[0]["bits_per_char"]
+
+
+def test_train_rich_view_prints_progress(play_file):
+    proc = rnnchat("train", str(play_file), *FAST, "--max-steps", "20", "--eval-every", "10", "--name", "rich")
+    out = proc.stdout
+    assert "training rich" in out and "bits/char" in out and "sample at step 10" in out
+    assert "max_steps: step 20" in out
+
+
+def test_generate_streams_reproducibly(trained):
+    a = rnnchat("generate", "cli", "--length", "80", "--seed", "7").stdout
+    b = rnnchat("generate", "cli", "--length", "80", "--seed", "7").stdout
+    c = rnnchat("generate", "cli", "--length", "80", "--seed", "8").stdout
+    assert a == b and a != c and len(a.rstrip("\n")) == 80
+    greedy1 = rnnchat("generate", "cli", "--length", "50", "--temperature", "0", "--seed", "1").stdout
+    greedy2 = rnnchat("generate", "cli", "--length", "50", "--temperature", "0", "--seed", "2").stdout
+    assert greedy1 == greedy2
+    stopped = rnnchat("generate", "cli", "--length", "400", "--seed", "3", "--stop", ":").stdout
+    assert stopped.rstrip("\n").endswith(":") and len(stopped) < 400
+    many = json_events(rnnchat("generate", "cli", "--length", "20", "--count", "3", "--json", "--seed", "1").stdout)
+    assert [m["sample"] for m in many] == [0, 1, 2] and all(m["tokens"] == 20 for m in many)
+
+
+def test_eval_reports_bits_per_char(trained, play_file, tmp_path):
+    out = rnnchat("eval", "cli", "--text", str(play_file)).stdout
+    assert "bits/char" in out and "perplexity" in out
+    result = json.loads(rnnchat("eval", "cli", "--text", str(play_file), "--json").stdout)
+    assert 0 < result["bits_per_char"] < 4 and result["chars"] > 1000 and result["unknown"] == 0
+    other = tmp_path / "other.txt"
+    other.write_text("ALDO: ünknöwn chàrs here\n")
+    result = json.loads(rnnchat("eval", "cli", "--text", str(other), "--json").stdout)
+    assert result["unknown"] >= 3
+
+
+def test_ctrl_c_saves_and_resume_continues(play_file):
+    proc = subprocess.Popen([RNNCHAT, "train", str(play_file), *FAST, "--max-steps", "100000", "--eval-every",
+                             "100000", "--name", "sig", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    lines = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if '"event": "step"' in line and '"step": 20,' in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    events = json_events("".join(lines) + out)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    done = events[-1]
+    assert done["event"] == "done" and done["reason"] == "interrupted" and "--resume sig" in done["message"]
+    assert any(e["event"] == "checkpoint" and e["which"] == "last" for e in events)
+    stopped_at = done["step"]
+    resumed = json_events(rnnchat("train", "--resume", "sig", "--max-steps", str(stopped_at + 10),
+                                  "--json").stdout)
+    assert resumed[0]["resumed"] and resumed[0]["step"] == stopped_at
+    assert resumed[-1]["step"] == stopped_at + 10 and resumed[-1]["reason"] == "max_steps"
+
+
+def test_corpus_list_and_show(play_file, isolated_paths):
+    corpora = isolated_paths / "corpora"
+    corpora.mkdir()
+    (corpora / "poems.txt").write_text("roses\nare red [bold]\x1b[31m\n")
+    listing = rnnchat("corpus", "list").stdout
+    assert "shakespeare" in listing and "poems" in listing
+    shown = rnnchat("corpus", "show", "poems").stdout
+    assert "[bold]" in shown and "\x1b" not in shown and "\u241b" in shown
+    stats = json.loads(rnnchat("corpus", "show", "poems", "--json").stdout)
+    assert stats["chars"] == len("roses\nare red [bold]\x1b[31m\n")
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode != 0
+    err = proc.stderr.strip()
+    assert "Traceback" not in proc.stderr
+    assert len(err.splitlines()) == 1, err
+    for f in fragments:
+        assert f in err, err
+
+
+def test_bad_corpus_inputs(tmp_path):
+    assert_one_line_error(rnnchat("train", "no/such/file.txt", check=False), "not found")
+    (tmp_path / "empty.txt").write_text("")
+    assert_one_line_error(rnnchat("train", str(tmp_path / "empty.txt"), check=False), "empty")
+    (tmp_path / "blob.bin").write_bytes(bytes(range(256)) * 10)
+    assert_one_line_error(rnnchat("train", str(tmp_path / "blob.bin"), check=False), "binary")
+    (tmp_path / "short.txt").write_text("too short")
+    assert_one_line_error(rnnchat("train", str(tmp_path / "short.txt"), check=False), "too short")
+
+
+@pytest.mark.parametrize("option, fragment", [
+    (["--layers", "0"], "--layers"), (["--hidden", "-5"], "--hidden"), (["--lr", "-1"], "--lr"),
+    (["--dropout", "1.5"], "--dropout"), (["--seq-len", "1"], "--seq-len"), (["--cell", "tree"], "invalid choice"),
+    (["--minutes", "nan"], "--minutes"), (["--batch-size", "abc"], "invalid int"),
+])
+def test_bad_train_options(play_file, option, fragment):
+    assert_one_line_error(rnnchat("train", str(play_file), *option, check=False), fragment)
+
+
+@pytest.mark.parametrize("option, fragment", [
+    (["--temperature", "-1"], "--temperature"), (["--top-p", "0"], "--top-p"), (["--top-p", "1.5"], "--top-p"),
+    (["--top-k", "-3"], "--top-k"), (["--length", "-10"], "--length"), (["--count", "0"], "--count"),
+    (["--prompt", "\u2603\u2603\u2603"], "prompt"),
+])
+def test_bad_generate_options(trained, option, fragment):
+    assert_one_line_error(rnnchat("generate", "cli", *option, check=False), fragment)
+
+
+def test_missing_run_and_newer_format(trained, isolated_paths):
+    assert_one_line_error(rnnchat("generate", "nope", check=False), "not found")
+    run_json = isolated_paths / "checkpoints" / "cli" / "run.json"
+    meta = json.loads(run_json.read_text())
+    meta["format"] = 99
+    run_json.write_text(json.dumps(meta))
+    assert_one_line_error(rnnchat("generate", "cli", check=False), "newer")
+    assert_one_line_error(rnnchat("eval", "cli", "--text", "missing.txt", check=False), "not found")

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from rnnchat.errors import CheckpointError
+from rnnchat.tokenizers import EOD, UNK, CharTokenizer, SentencePieceTokenizer, dtype_for, load_tokenizer
+
+from conftest import make_play_text
+
+UNICODE = "Grüße, 世界! naïve café — emoji 😀 and tabs\tand\nnewlines\n\n  spaced  "
+
+
+def test_char_round_trip_unicode():
+    tok = CharTokenizer.train([UNICODE])
+    ids = tok.encode(UNICODE)
+    assert ids.dtype == np.uint8 and len(ids) == len(UNICODE)
+    assert tok.decode(ids) == UNICODE
+    assert tok.count_unknown(ids) == 0
+    assert UNK not in ids and EOD not in ids
+
+
+def test_char_unknown_characters_are_counted_not_fatal():
+    tok = CharTokenizer.train(["abc"])
+    ids = tok.encode("abzzc\U0010ffff")
+    assert tok.count_unknown(ids) == 3
+    assert tok.decode(ids) == "ab\ufffd\ufffdc\ufffd"
+
+
+def test_char_large_vocab_uses_wider_dtype():
+    text = "".join(chr(0x4E00 + i) for i in range(300))
+    tok = CharTokenizer.train([text])
+    assert tok.encode(text).dtype == np.uint16
+    assert dtype_for(70000) == np.uint32
+
+
+@pytest.mark.parametrize("kind", ["bpe", "unigram"])
+def test_sentencepiece_round_trip_and_streaming(kind, tmp_path):
+    tok = SentencePieceTokenizer.train([make_play_text(300)], kind, 400)
+    for text in (UNICODE, make_play_text(5, seed=3), "  leading and trailing  \n"):
+        ids = tok.encode(text)
+        assert tok.decode(ids) == text
+        stream = tok.decoder()
+        assert "".join(stream.feed(int(i)) for i in ids) == text
+    tok.save(tmp_path)
+    again = load_tokenizer(tmp_path)
+    assert again.kind == kind and list(again.encode(UNICODE)) == list(tok.encode(UNICODE))
+
+
+def test_sentencepiece_compresses_text():
+    text = make_play_text(300)
+    tok = SentencePieceTokenizer.train([text], "bpe", 400)
+    assert len(tok.encode(text)) < 0.6 * len(text)
+
+
+def test_char_save_load(tmp_path):
+    tok = CharTokenizer.train([UNICODE])
+    tok.save(tmp_path)
+    assert load_tokenizer(tmp_path).decode(tok.encode(UNICODE)) == UNICODE
+
+
+def test_malformed_tokenizer_file_is_refused(tmp_path):
+    (tmp_path / "tokenizer.json").write_text('{"kind": "char", "chars": "aab"}')
+    with pytest.raises(CheckpointError):
+        load_tokenizer(tmp_path)
+    (tmp_path / "tokenizer.json").write_text("not json")
+    with pytest.raises(CheckpointError):
+        load_tokenizer(tmp_path)

@@ -1,0 +1,174 @@
+"""Real training runs of tiny models on small generated text."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from rnnchat import events as ev
+from rnnchat.checkpoints import load_checkpoint, open_language_model
+from rnnchat.config import ModelConfig, TrainConfig
+from rnnchat.errors import ConfigError, CorpusError
+from rnnchat.train import Trainer
+
+TINY = ModelConfig(layers=1, hidden=48, embed=16, dropout=0.0)
+
+
+def quick(**kw) -> TrainConfig:
+    base = dict(seq_len=32, batch_size=16, lr=1e-2, warmup_steps=5, eval_every=30, eval_tokens=2000,
+                sample_length=40, log_every=5, precision="fp32", device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def collect(trainer):
+    return list(trainer.run())
+
+
+def of(events, cls):
+    return [e for e in events if isinstance(e, cls)]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_loss_falls_and_run_is_saved(play_file, cell):
+    trainer = Trainer(str(play_file), ModelConfig(cell=cell, layers=2, hidden=48, embed=16, dropout=0.0),
+                      quick(max_steps=90), name=f"t-{cell}")
+    events = collect(trainer)
+    started, done = of(events, ev.Started)[0], events[-1]
+    assert isinstance(started, ev.Started) and started.parameters > 0 and started.max_steps == 90
+    assert isinstance(done, ev.Done) and done.reason == "max_steps" and done.step == 90
+    steps, evals = of(events, ev.Step), of(events, ev.Eval)
+    assert steps[-1].loss < steps[0].loss - 0.8, (steps[0].loss, steps[-1].loss)
+    assert evals[-1].val_loss < evals[0].val_loss
+    assert all(math.isfinite(s.grad_norm) and s.chars_per_s > 0 for s in steps)
+    assert evals[-1].bits_per_char == pytest.approx(evals[-1].val_loss / math.log(2), rel=0.05)
+    assert len(of(events, ev.Sample)) == len(evals) and all(of(events, ev.Sample))
+    run_dir = trainer.run_dir
+    assert (run_dir / "last" / "model.safetensors").is_file() and (run_dir / "best" / "manifest.json").is_file()
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["summary"]["step"] == 90 and meta["model"]["cell"] == cell
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == len(evals) and json.loads(lines[-1])["step"] == 90
+    opened = open_language_model(str(run_dir))
+    assert opened.which == "best" and opened.model.cfg.cell == cell
+
+
+def run_losses(events):
+    return {e.step: e.loss for e in events if isinstance(e, ev.Step)}
+
+
+@pytest.mark.parametrize("carry", [False, True])
+def test_stopped_and_resumed_run_follows_the_same_curve(play_file, carry):
+    cfg = quick(max_steps=60, eval_every=1000, carry_state=carry, sample_length=0)
+    model = ModelConfig(layers=2, hidden=32, embed=16, dropout=0.2)  # dropout: the RNG must be restored too
+    straight = Trainer(str(play_file), model, cfg, name="straight")
+    full = run_losses(collect(straight))
+
+    stopped = Trainer(str(play_file), model, cfg, name="stopped")
+    first = []
+    for event in stopped.run():
+        first.append(event)
+        if isinstance(event, ev.Step) and event.step == 25:
+            stopped.stop()
+    assert first[-1].reason == "interrupted" and first[-1].step == 25
+    resumed = collect(Trainer(resume="stopped"))
+    assert of(resumed, ev.Started)[0].resumed and of(resumed, ev.Started)[0].step == 25
+    second = run_losses(resumed)
+    for step in (30, 45, 60):
+        assert second[step] == pytest.approx(full[step], abs=1e-5), step
+    a = load_checkpoint(straight.run_dir, "last").model
+    b = load_checkpoint(stopped.run_dir, "last").model
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0)
+
+
+def test_epoch_and_time_limits(play_file):
+    done = collect(Trainer(str(play_file), TINY, quick(epochs=0.5), name="ep"))[-1]
+    assert done.reason == "epochs" and done.step > 0
+    done = collect(Trainer(str(play_file), TINY, quick(minutes=0.02), name="tm"))[-1]
+    assert done.reason == "time" and done.elapsed >= 1.2
+
+
+def test_no_limit_defaults_to_a_time_budget_with_a_warning(play_file):
+    trainer = Trainer(str(play_file), TINY, quick(), name="nolimit")
+    events = trainer.run()
+    warnings = []
+    for e in events:
+        if isinstance(e, ev.Warning):
+            warnings.append(e.message)
+        if isinstance(e, ev.Started):
+            assert e.minutes == 10.0
+            trainer.stop()
+    assert any("10 minutes" in w for w in warnings)
+
+
+def test_nan_is_recovered_and_never_saved(play_file, monkeypatch):
+    trainer = Trainer(str(play_file), TINY, quick(max_steps=40, eval_every=20), name="nan")
+    events = []
+    poisoned = False
+    for e in trainer.run():
+        events.append(e)
+        if isinstance(e, ev.Step) and e.step == 10 and not poisoned:
+            poisoned = True
+            with torch.no_grad():
+                trainer.model.head.bias.fill_(float("nan"))
+    warnings = [e.message for e in of(events, ev.Warning)]
+    assert any("non-finite" in w for w in warnings), warnings
+    assert events[-1].reason == "max_steps"
+    for which in ("last", "best"):
+        for t in load_checkpoint(trainer.run_dir, which).model.values():
+            assert torch.isfinite(t).all()
+
+
+def test_repeated_divergence_stops_with_a_clear_message(play_file):
+    trainer = Trainer(str(play_file), TINY, quick(max_steps=200), name="diverge")
+    events = []
+    for e in trainer.run():
+        events.append(e)
+        if isinstance(e, (ev.Step, ev.Warning)):
+            with torch.no_grad():
+                trainer.model.head.bias.fill_(float("inf"))
+    done = events[-1]
+    assert done.reason == "failed" and "diverged" in done.message
+
+
+def test_corpus_too_short_for_a_window(tmp_path):
+    path = tmp_path / "short.txt"
+    path.write_text("just a few words\n")
+    with pytest.raises(CorpusError, match="too short"):
+        collect(Trainer(str(path), TINY, quick(max_steps=5)))
+
+
+def test_existing_run_name_is_refused(play_file):
+    collect(Trainer(str(play_file), TINY, quick(max_steps=5), name="same"))
+    with pytest.raises(ConfigError, match="already exists"):
+        collect(Trainer(str(play_file), TINY, quick(max_steps=5), name="same"))
+
+
+def test_resume_of_finished_run_needs_a_larger_limit(play_file):
+    collect(Trainer(str(play_file), TINY, quick(max_steps=10), name="fin"))
+    with pytest.raises(ConfigError, match="already reached"):
+        collect(Trainer(resume="fin"))
+    done = collect(Trainer(resume="fin", overrides={"max_steps": 20}))[-1]
+    assert done.step == 20 and done.reason == "max_steps"
+
+
+def test_subword_run_reports_bits_per_char(play_file):
+    events = collect(Trainer(str(play_file), TINY, quick(max_steps=30, level="bpe", vocab_size=400), name="bpe"))
+    evals = of(events, ev.Eval)
+    started = of(events, ev.Started)[0]
+    assert started.level == "bpe" and started.vocab_size > 256
+    # subword tokens carry several characters, so bits per char is well below bits per token
+    assert evals[-1].bits_per_char < 0.7 * evals[-1].val_loss / math.log(2)
+
+
+def test_second_run_on_same_corpus_uses_the_token_cache(play_file):
+    from rnnchat.corpus import load_corpus
+    from rnnchat.data import prepare
+
+    corpus = load_corpus(str(play_file))
+    first = prepare(corpus, "char")
+    second = prepare(corpus, "char")
+    assert not first.cached and second.cached and first.path == second.path
+    assert (second.train == first.train).all()
