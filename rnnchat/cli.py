@@ -76,7 +76,8 @@ def _add_sampling_options(p) -> None:
 def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help="stream text from a trained run")
     p.add_argument("run", help="run name under checkpoints/ or a run directory")
-    p.add_argument("--prompt", default="", help="text that primes the model (not repeated in the output)")
+    p.add_argument("--prompt", default="", help="text that primes the model (shown dimmed on a terminal; "
+                                                 "not part of the output when piped)")
     p.add_argument("--length", type=int, help="tokens to generate (default 500)")
     p.add_argument("--stop", action="append", default=[], help="stop after this string (repeatable)")
     p.add_argument("--count", type=int, default=1, help="number of samples")
@@ -187,6 +188,8 @@ def cmd_generate(args) -> int:
         pieces, done = [], None
         if tty and args.count > 1 and not args.json:
             out.write(f"\n--- sample {i + 1} of {args.count} ---\n")
+        if tty and args.prompt and not args.json:  # on a terminal the text reads on from the prompt
+            out.write("\x1b[2m" + neutralise(args.prompt) + "\x1b[0m")
         for event in generate(run.model, run.tokenizer, sample_cfg, prompt=args.prompt):
             if isinstance(event, Token):
                 pieces.append(event.text)

@@ -53,15 +53,20 @@ class TrainView:
         done = None
         with self.progress:
             for event in events:
+                if isinstance(event, ev.Done):
+                    done = event
+                    if self.task is not None and done.reason in ("max_steps", "epochs", "time"):
+                        self.progress.update(self.task, completed=self.progress.tasks[0].total)
+                    break
                 handler = getattr(self, f"on_{event.kind}", None)
                 if handler:
                     handler(event)
-                if isinstance(event, ev.Done):
-                    done = event
+        if done is not None:  # after the live bar has stopped, so it is not drawn twice
+            self.on_done(done)
         return done
 
     def print(self, renderable) -> None:
-        self.progress.console.print(renderable)
+        self.console.print(renderable)
 
     def on_started(self, e: ev.Started) -> None:
         limits = []
@@ -103,8 +108,6 @@ class TrainView:
         pass  # saving is routine; the final line says where the run is
 
     def on_done(self, e: ev.Done) -> None:
-        if self.task is not None and e.reason in ("max_steps", "epochs", "time"):
-            self.progress.update(self.task, completed=self.progress.tasks[0].total)
         best = f"best val {e.best_val_loss:.4f} nats/token ({e.best_bits_per_char:.4f} bits/char)" \
             if e.best_val_loss is not None else "no evaluation yet"
         style = "red" if e.reason == "failed" else "green"

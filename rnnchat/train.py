@@ -221,9 +221,16 @@ class Trainer:
         params = [p for p in model.parameters()]
         vocab = self.model_cfg.vocab_size
         chars_per_token = self.data.train_chars_per_token
-        good = self._snapshot()
-        failures: list[int] = []
+        # On the CPU every step is checked before the optimizer applies it (reading the loss costs
+        # nothing). On a GPU reading it would stall the pipeline, so figures stay on the device and
+        # are checked every log interval; a bad interval rolls back to the last good snapshot.
+        check_every = self._check_interval()
+        self.good = self._snapshot()
+        self.failures: list[int] = []
         ema = None
+        acc_loss = torch.zeros((), device=self.device)
+        acc_norm = torch.zeros((), device=self.device)
+        acc_steps = 0
         interval_loss, interval_steps, interval_norm = 0.0, 0, 0.0
         last_log_time, last_log_step = time.perf_counter(), self.step
         start_time = time.perf_counter() - self.elapsed
@@ -239,7 +246,6 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr
             x, y, fresh = self._batch()
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             state = None if (fresh or not cfg.carry_state) else self.state
             try:
                 with autocast(self.device, self.precision):
@@ -251,42 +257,48 @@ class Trainer:
             except KeyboardInterrupt:
                 self._stop.set()
                 continue
-            loss_v, norm_v = loss.item(), norm.item()
-            exploded = ema is not None and self.step > cfg.warmup_steps and loss_v > max(2 * ema, ema + 1.0)
-            if not (math.isfinite(loss_v) and math.isfinite(norm_v)) or exploded:
-                failures = [s for s in failures if self.step - s < _FAILURE_WINDOW] + [self.step]
-                what = "non-finite loss" if not math.isfinite(loss_v) else (
-                    "non-finite gradient" if not math.isfinite(norm_v) else f"loss spike to {loss_v:.2f}")
-                if len(failures) >= _MAX_FAILURES:
-                    self._restore_snapshot(good)
-                    yield from self._save("last")
-                    yield self._done("failed", f"training diverged ({what}) {len(failures)} times in "
-                                     f"{_FAILURE_WINDOW} steps; try a lower --lr or --clip")
-                    return
-                self._restore_snapshot(good)
-                self.lr_scale *= 0.5
-                yield ev.Warning(f"step {self.step}: {what}; restored the last good state and halved the "
-                                 f"learning rate (now x{self.lr_scale:g})")
-                continue
+            if check_every == 1:
+                bad = self._badness(loss.item(), norm.item(), ema)
+                if bad:
+                    failed = yield from self._recover(bad)
+                    if failed:
+                        return
+                    continue
             opt.step()
             if cfg.carry_state:
                 self.state = detach_state(new_state)
             self.step += 1
+            acc_loss += loss.detach()
+            acc_norm = torch.maximum(acc_norm, norm.detach())
+            acc_steps += 1
+            if self.step % check_every:
+                continue
+            loss_v, norm_v = acc_loss.item() / acc_steps, acc_norm.item()
+            acc_loss.zero_()
+            acc_norm.zero_()
+            acc_steps = 0
+            if check_every > 1:
+                bad = self._badness(loss_v, norm_v, ema)
+                if bad:
+                    failed = yield from self._recover(bad)
+                    if failed:
+                        return
+                    continue
             ema = loss_v if ema is None else 0.98 * ema + 0.02 * loss_v
-            interval_loss += loss_v
+            interval_loss += loss_v * check_every
             interval_norm = max(interval_norm, norm_v)
-            interval_steps += 1
+            interval_steps += check_every
             self.elapsed = time.perf_counter() - start_time
             if self.step % _SNAPSHOT_EVERY == 0:
-                good = self._snapshot()
+                self.good = self._snapshot()
 
             if self.step % cfg.log_every == 0:
                 now = time.perf_counter()
                 tok_s = (self.step - last_log_step) * cfg.batch_size * cfg.seq_len / max(1e-9, now - last_log_time)
-                yield ev.Step(step=self.step, loss=interval_loss / interval_steps, lr=lr, grad_norm=interval_norm,
+                self.train_loss = interval_loss / interval_steps
+                yield ev.Step(step=self.step, loss=self.train_loss, lr=lr, grad_norm=interval_norm,
                               tokens_per_s=tok_s, chars_per_s=tok_s * chars_per_token, elapsed=self.elapsed,
                               progress=max(0.0, self._progress()), eta=self._eta(tok_s))
-                self.train_loss = interval_loss / interval_steps
                 interval_loss, interval_steps, interval_norm = 0.0, 0, 0.0
                 last_log_time, last_log_step = time.perf_counter(), self.step
 
@@ -301,11 +313,42 @@ class Trainer:
                 # Evaluation time counts towards the budget but not towards throughput.
                 last_log_time += time.perf_counter() - paused
 
+    def _check_interval(self) -> int:
+        return 1 if self.device.type == "cpu" else self.cfg.log_every
+
+    def _badness(self, loss: float, norm: float, ema: float | None) -> str:
+        """Why this loss or gradient norm must not be applied, or "" when it is fine."""
+        if not math.isfinite(loss):
+            return "non-finite loss"
+        if not math.isfinite(norm):
+            return "non-finite gradient"
+        if ema is not None and self.step > self.cfg.warmup_steps and loss > max(2 * ema, ema + 1.0):
+            return f"loss spike to {loss:.2f}"
+        return ""
+
+    def _recover(self, what: str):
+        """Roll back to the last good state with half the learning rate; returns True when giving up."""
+        self.failures = [s for s in self.failures if self.step - s < _FAILURE_WINDOW] + [self.step]
+        self._restore_snapshot(self.good)
+        if len(self.failures) >= _MAX_FAILURES:
+            yield from self._save("last")
+            yield self._done("failed", f"training diverged ({what}) {len(self.failures)} times in "
+                             f"{_FAILURE_WINDOW} steps; try a lower --lr or --clip")
+            return True
+        self.lr_scale *= 0.5
+        yield ev.Warning(f"{what}; went back to the last good state (step {self.step}) and halved the "
+                         f"learning rate (now x{self.lr_scale:g})")
+        return False
+
     def _batch(self):
         cfg = self.cfg
         if cfg.carry_state:
-            return lane_batch(self.data.train, cfg.batch_size, cfg.seq_len, self.step)
-        return (*random_batch(self.data.train, cfg.batch_size, cfg.seq_len, cfg.seed, self.step), True)
+            x, y, fresh = lane_batch(self.data.train, cfg.batch_size, cfg.seq_len, self.step)
+        else:
+            x, y, fresh = (*random_batch(self.data.train, cfg.batch_size, cfg.seq_len, cfg.seed, self.step), True)
+        if self.device.type == "cuda":  # pinned host memory lets the copy overlap with compute
+            return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True), fresh
+        return x.to(self.device), y.to(self.device), fresh
 
     def _progress(self) -> float:
         parts = []
@@ -355,11 +398,14 @@ class Trainer:
     # ---- state ---------------------------------------------------------------------------------
 
     def _snapshot(self) -> dict:
-        return {"model": copy.deepcopy(self.model.state_dict()), "opt": copy.deepcopy(self.optimizer.state_dict())}
+        return {"model": copy.deepcopy(self.model.state_dict()), "opt": copy.deepcopy(self.optimizer.state_dict()),
+                "step": self.step}
 
     def _restore_snapshot(self, snap: dict) -> None:
+        """Back to a known-good state; the steps since are trained again (same batches, lower rate)."""
         self.model.load_state_dict(snap["model"])
         self.optimizer.load_state_dict(copy.deepcopy(snap["opt"]))
+        self.step = snap["step"]
         self.state = None
 
     def _trainer_state(self) -> tuple[dict, dict]:

@@ -103,7 +103,10 @@ def test_no_limit_defaults_to_a_time_budget_with_a_warning(play_file):
     assert any("10 minutes" in w for w in warnings)
 
 
-def test_nan_is_recovered_and_never_saved(play_file, monkeypatch):
+@pytest.mark.parametrize("deferred", [False, True], ids=["checked-each-step", "checked-per-interval"])
+def test_nan_is_recovered_and_never_saved(play_file, monkeypatch, deferred):
+    if deferred:  # the GPU way: figures stay on the device and are checked every log interval
+        monkeypatch.setattr(Trainer, "_check_interval", lambda self: self.cfg.log_every)
     trainer = Trainer(str(play_file), TINY, quick(max_steps=40, eval_every=20), name="nan")
     events = []
     poisoned = False
