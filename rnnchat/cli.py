@@ -270,6 +270,9 @@ def cmd_corpus_show(args) -> int:
     for key, value in data.items():
         if key == "preview":
             continue
+        if key == "top_chars":
+            total = max(1, stats.chars)
+            value = "  ".join(f"{_char_label(c)} {100 * n / total:.1f}%" for c, n in value)
         shown = f"{value:,}" if isinstance(value, int) else str(value)
         console.print(Text(f"  {key.replace('_', ' ')}: {neutralise(shown)}"))
     for w in corpus.warnings():
@@ -286,6 +289,11 @@ def _console(stream):
     from rich.console import Console
 
     return Console(file=stream, highlight=False, soft_wrap=False)
+
+
+def _char_label(c: str) -> str:
+    names = {" ": "space", "\n": "newline", "\t": "tab"}
+    return names.get(c, repr(c))
 
 
 def _human_size(n: int) -> str:
@@ -314,8 +322,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            _err("the app needs a terminal; for scripts use the subcommands (see 'rnnchat --help')")
+            return EXIT_USAGE
+        from .tui.app import run_app  # textual is imported only here: the core stays headless
+
+        return run_app()
     try:
         return args.func(args)
     except RnnchatError as exc:

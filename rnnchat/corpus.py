@@ -382,7 +382,8 @@ def list_corpora() -> list[CorpusEntry]:
         entries.append(CorpusEntry(name, "built-in", size, None, "size of the source files"))
     base = corpora_dir()
     try:
-        children = sorted(p for p in base.iterdir() if not p.name.startswith("."))
+        # The folder's own README (which explains the folder) is not a corpus.
+        children = sorted(p for p in base.iterdir() if not p.name.startswith(".") and p.name != "README.md")
     except OSError:
         children = []
     for child in children:

@@ -1,0 +1,171 @@
+"""The rnnchat app: tabs for Corpus, Train, Generate, Runs and Chat; the panes do the work."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from textual.app import App, ComposeResult
+from textual.command import Hit, Hits, Provider
+from textual.reactive import reactive
+from textual.widgets import Footer, Header, TabbedContent, TabPane
+
+from ..checkpoints import list_runs
+from ..corpus import list_corpora
+from .screens.chat import ChatPane
+from .screens.confirm import ConfirmScreen
+from .screens.corpus import CorpusPane
+from .screens.generate import GeneratePane
+from .screens.runs import RunsPane
+from .screens.train import TrainPane
+
+TABS = ("corpus", "train", "generate", "runs", "chat")
+
+
+class RnnchatCommands(Provider):
+    """The main actions and every corpus and run, in the command palette (ctrl+p)."""
+
+    async def search(self, query: str) -> Hits:
+        app = self.app
+        matcher = self.matcher(query)
+        commands = [
+            ("Start training", app.action_start_training, "train on the current corpus with the form's settings"),
+            ("Stop training", app.action_stop_training, "save a checkpoint and stop"),
+            ("Generate", app.action_generate, "stream text from the current run"),
+        ] + [(f"Go to {t.title()}", partial(app.action_show_tab, t), "") for t in TABS]
+        for entry in list_corpora():
+            commands.append((f"Corpus: {entry.name}", partial(app.choose_corpus, entry.path or entry.name),
+                             f"{entry.kind}"))
+        for run in list_runs():
+            commands.append((f"Open run: {run.name}", partial(app.open_in_generate, run.name), run.corpus))
+        for text, callback, help_text in commands:
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+
+
+class RnnchatApp(App):
+    CSS_PATH = Path(__file__).parent / "rnnchat.tcss"   # absolute, so subclasses elsewhere find it
+    TITLE = "rnnchat"
+    SUB_TITLE = "recurrent language models, trained on your text"
+    COMMANDS = App.COMMANDS | {RnnchatCommands}
+    BINDINGS = [
+        ("ctrl+q", "quit", "Quit"),
+        ("ctrl+t", "start_training", "Train"),
+        ("ctrl+x", "stop_training", "Stop training"),
+        *[(str(i + 1), f"show_tab('{t}')", t.title()) for i, t in enumerate(TABS)],
+    ]
+
+    current_corpus: reactive[str | None] = reactive("shakespeare")
+    current_run: reactive[str | None] = reactive(None)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="corpus"):
+            with TabPane("1 Corpus", id="corpus"):
+                yield CorpusPane()
+            with TabPane("2 Train", id="train"):
+                self.train_pane = TrainPane()
+                yield self.train_pane
+            with TabPane("3 Generate", id="generate"):
+                self.generate_pane = GeneratePane()
+                yield self.generate_pane
+            with TabPane("4 Runs", id="runs"):
+                yield RunsPane()
+            with TabPane("5 Chat", id="chat"):
+                yield ChatPane()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        runs = list_runs()
+        if runs:
+            self.current_run = runs[0].name
+
+    # ---- navigation ----------------------------------------------------------------------------
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        if tab == "runs":
+            self.query_one(RunsPane).action_refresh()
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "runs":
+            self.query_one(RunsPane).action_refresh()
+            self.query_one(RunsPane).query_one("DataTable").focus()
+        elif event.pane.id == "generate":
+            self.generate_pane.action_focus_prompt()  # so the pane's keys work at once
+
+    def choose_corpus(self, spec: str) -> None:
+        self.action_show_tab("corpus")
+        self.query_one(CorpusPane).select(spec)
+
+    def open_in_generate(self, run: str) -> None:
+        self.current_run = run
+        self.action_show_tab("generate")
+        self.query_one(GeneratePane).open_run(run)
+
+    def resume_training(self, run: str) -> None:
+        self.action_show_tab("train")
+        self.query_one(TrainPane).resume_run(run)
+
+    def training_run(self) -> str | None:
+        pane = self.query_one(TrainPane)
+        return pane.run_name if pane.training else None
+
+    # ---- actions -------------------------------------------------------------------------------
+
+    def action_start_training(self) -> None:
+        self.action_show_tab("train")
+        self.query_one(TrainPane).action_start()
+
+    def action_stop_training(self) -> None:
+        self.query_one(TrainPane).action_stop()
+
+    def action_generate(self) -> None:
+        self.action_show_tab("generate")
+        pane = self.query_one(GeneratePane)
+        if hasattr(pane, "action_generate"):
+            pane.action_generate()
+
+    async def action_quit(self) -> None:
+        pane = self.query_one(TrainPane)
+        if not pane.training:
+            self._stop_sampling()
+            self.exit()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify("Saving a checkpoint before quitting…")
+                pane.trainer.stop()
+                self._stop_sampling()
+                self.run_worker(self._exit_after_training(pane), group="quit")
+
+        self.push_screen(ConfirmScreen("Training is running. Stop it, save a checkpoint and quit?",
+                                       yes="Save and quit", no="Keep training"), answered)
+
+    async def _exit_after_training(self, pane: TrainPane) -> None:
+        worker = getattr(pane, "worker", None)
+        if worker is not None:
+            try:
+                await worker.wait()
+            except Exception:  # noqa: BLE001 - the pane has already reported the failure
+                pass
+        self.exit()
+
+    def on_unmount(self) -> None:
+        """However the app ends, a running trainer is told to save and stop: no thread trains on."""
+        pane = self.train_pane
+        if pane.training:
+            pane.trainer.stop()
+        self._stop_sampling()
+
+    def _stop_sampling(self) -> None:
+        stop = getattr(self.generate_pane, "stop_all", None)
+        if stop:
+            stop()
+
+
+def run_app() -> int:
+    RnnchatApp().run()
+    return 0

@@ -1,0 +1,264 @@
+"""The app through Textual's Pilot: real corpora, real (tiny) training runs, real checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+from rich.text import Text
+from textual.widgets import DataTable, Input, Static
+
+from rnnchat.tui.app import RnnchatApp
+from rnnchat.tui.screens.confirm import ConfirmScreen
+from rnnchat.tui.screens.corpus import CorpusPane
+from rnnchat.tui.screens.train import TrainPane
+from rnnchat.tui.widgets.plot import LossPlot
+
+from conftest import make_play_text
+
+HOSTILE = "[bold]loud[/] a lone [ bracket [/x] \x1b[31mred\x1b[0m end"
+TINY_FORM = dict(layers="1", hidden="32", embed="16", dropout="0.0", seq_len="32", batch_size="16", lr="0.01", minutes="",
+                 max_steps="60")
+
+
+class RecordingApp(RnnchatApp):
+    """The real app, remembering its notifications so tests can read them."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.notes: list[tuple[str, str]] = []
+
+    def notify(self, message, *, title="", severity="information", timeout=None, markup=True):
+        self.notes.append((str(message), severity))
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
+
+def shown(widget: Static) -> str:
+    visual = widget.render()
+    return visual.plain if hasattr(visual, "plain") else str(visual)
+
+
+async def wait_for(pilot, condition, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.1)
+
+
+def fill_form(pane: TrainPane, **values) -> None:
+    for key, value in values.items():
+        pane.query_one(f"#f-{key}", Input).value = value
+
+
+@pytest.fixture
+def no_speed_probe(monkeypatch):
+    """The preset estimate measures real training speed; tests that don't look at it skip the cost."""
+    monkeypatch.setattr("rnnchat.speed.estimate_tokens_per_s", lambda model, train: 12345.0)
+
+
+async def test_corpus_tab_shows_builtin_stats_and_literal_preview(isolated_paths, no_speed_probe):
+    corpora = isolated_paths / "corpora"
+    corpora.mkdir()
+    (corpora / "hostile.txt").write_text((HOSTILE + "\n") * 3)
+    app = RecordingApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(CorpusPane)
+        stats = pane.query_one("#corpus-stats", Static)
+        await wait_for(pilot, lambda: "characters" in shown(stats), what="shakespeare stats")
+        assert "38 documents" in shown(stats) and "shakespeare" in shown(stats)
+        pane.select(str(corpora / "hostile.txt"))
+        await wait_for(pilot, lambda: "hostile.txt" in shown(stats) and "characters" in shown(stats),
+                       what="hostile corpus stats")
+        preview = shown(pane.query_one("#corpus-preview", Static))
+        assert "[bold]loud[/] a lone [ bracket [/x]" in preview
+        assert "\x1b" not in preview and "\u241b[31m" in preview
+        assert app.current_corpus.endswith("hostile.txt")
+
+
+async def test_corpus_tab_refuses_binary_and_adds_by_path(isolated_paths, no_speed_probe):
+    blob = isolated_paths / "blob.bin"
+    blob.write_bytes(b"\x00\x01\x02" * 100)
+    poems = isolated_paths / "poems"
+    poems.mkdir()
+    (poems / "one.txt").write_text("roses are red\n")
+    app = RecordingApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(CorpusPane)
+        stats = pane.query_one("#corpus-stats", Static)
+        await wait_for(pilot, lambda: "characters" in shown(stats))
+        pane.select(str(blob))
+        await wait_for(pilot, lambda: any("binary" in m for m, _ in app.notes), what="binary refusal")
+        assert ("error" in [s for m, s in app.notes if "binary" in m])
+        path_input = pane.query_one("#corpus-path", Input)
+        path_input.focus()
+        path_input.value = str(poems)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "poems" in shown(stats) and "characters" in shown(stats),
+                       what="folder stats")
+        warnings = shown(pane.query_one("#corpus-warnings", Static))
+        assert "small for the default model" in warnings
+
+
+async def test_training_through_the_ui_fills_the_panels(isolated_paths, play_file, no_speed_probe):
+    app = RecordingApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.current_corpus = str(play_file)
+        await pilot.press("2")
+        pane = app.query_one(TrainPane)
+        fill_form(pane, **TINY_FORM)
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: pane.started is not None, what="start")
+        await wait_for(pilot, lambda: not pane.training, what="training to finish")
+        plot = pane.query_one(LossPlot)
+        train_points, val_points = plot.series["train"], plot.series["val"]
+        assert len(train_points) == 60 // 5 and train_points[-1][0] == 60
+        assert train_points[-1][1] < train_points[0][1]
+        assert val_points and val_points[-1][0] == 60
+        status = shown(pane.query_one("#train-status", Static))
+        assert "step 60" in status and "bits/char" in status and "chars/s" in status
+        assert shown(pane.query_one("#train-sample", Static)).strip()
+        assert pane.last_done.reason == "max_steps"
+        assert pane.updates < 60, "updates are batched, not one per step"
+        assert (isolated_paths / "checkpoints" / pane.run_name / "best" / "model.safetensors").is_file()
+        assert app.current_run == pane.run_name
+
+
+async def test_stop_saves_and_resume_continues(isolated_paths, play_file, no_speed_probe):
+    app = RecordingApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.current_corpus = str(play_file)
+        await pilot.press("2")
+        pane = app.query_one(TrainPane)
+        fill_form(pane, **{**TINY_FORM, "max_steps": "100000"})
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: pane.steps_seen >= 3, what="some steps")
+        await pilot.press("ctrl+x")
+        await wait_for(pilot, lambda: not pane.training, what="stop")
+        assert pane.last_done.reason == "interrupted"
+        stopped_at = pane.last_done.step
+        run_dir = isolated_paths / "checkpoints" / pane.run_name
+        assert (run_dir / "last" / "manifest.json").is_file()
+        fill_form(pane, max_steps=str(stopped_at + 20))
+        pane.query_one("#resume").press()
+        await wait_for(pilot, lambda: pane.started is not None and pane.started.resumed, what="resume")
+        await wait_for(pilot, lambda: not pane.training, what="resumed run to finish")
+        assert pane.last_done.step == stopped_at + 20 and pane.last_done.reason == "max_steps"
+
+
+async def test_bad_form_values_are_notified_not_crashed(isolated_paths, play_file, no_speed_probe):
+    app = RecordingApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.current_corpus = str(play_file)
+        await pilot.press("2")
+        pane = app.query_one(TrainPane)
+        for field, value, fragment in (("hidden", "0", "--hidden"), ("dropout", "3", "--dropout"),
+                                       ("lr", "", "lr: a value is needed")):
+            fill_form(pane, **{**TINY_FORM, field: value})
+            await pilot.press("ctrl+t")
+            await pilot.pause()
+            assert any(fragment in m and s == "error" for m, s in app.notes), (fragment, app.notes)
+            assert not pane.training
+        app.current_corpus = str(isolated_paths / "missing.txt")
+        fill_form(pane, **TINY_FORM)
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: any("not found" in m for m, _ in app.notes), what="missing corpus")
+        await wait_for(pilot, lambda: not pane.training)
+
+
+async def test_hostile_text_from_a_model_is_shown_literally(isolated_paths, no_speed_probe):
+    # A NUL after the first 8 KiB passes the binary sniff, so the model's vocabulary holds NUL too.
+    text = ("x" * 9000) + "\n" + (HOSTILE + "\x00\n") * 200
+    corpus = isolated_paths / "hostile.txt"
+    corpus.write_text(text)
+    app = RecordingApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.current_corpus = str(corpus)
+        await pilot.press("2")
+        pane = app.query_one(TrainPane)
+        fill_form(pane, **{**TINY_FORM, "max_steps": "40"})
+        pane.query_one("#f-hidden", Input).value = "48"
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: not pane.training and pane.started is not None, what="training")
+        sample = shown(pane.query_one("#train-sample", Static))
+        assert sample and "\x1b" not in sample and "\x00" not in sample
+        screen_text = app.export_screenshot()
+        assert "\x1b[31m" not in screen_text
+
+
+async def test_quit_while_training_asks_saves_and_leaves_no_thread(isolated_paths, play_file, no_speed_probe):
+    app = RecordingApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.current_corpus = str(play_file)
+        await pilot.press("2")
+        pane = app.query_one(TrainPane)
+        fill_form(pane, **{**TINY_FORM, "max_steps": "100000"})
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: pane.steps_seen >= 2, what="steps")
+        run_dir = isolated_paths / "checkpoints" / pane.run_name
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause()
+        assert pane.training, "answering no keeps training"
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        await pilot.press("y")
+        deadline = time.monotonic() + 30
+        while app.is_running and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    assert (run_dir / "last" / "manifest.json").is_file()
+    leftover = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()
+                and "train" in t.name.lower()]
+    assert not leftover, leftover
+
+
+async def test_runs_tab_lists_opens_and_deletes(isolated_paths, play_file, no_speed_probe):
+    from rnnchat.config import ModelConfig, TrainConfig
+    from rnnchat.train import Trainer
+
+    trainer = Trainer(str(play_file), ModelConfig(layers=1, hidden=24, embed=8, dropout=0.0),
+                      TrainConfig(seq_len=16, batch_size=8, max_steps=10, eval_every=10, eval_tokens=500,
+                                  sample_length=10, precision="fp32"), name="listed")
+    list(trainer.run())
+    app = RecordingApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        table = app.query_one(DataTable)
+        assert table.row_count == 1
+        row = table.get_row_at(0)
+        assert str(row[0]) == "listed" and row[4] == "10"
+        table.focus()
+        await pilot.press("delete")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await pilot.pause()
+        assert table.row_count == 0 and not (isolated_paths / "checkpoints" / "listed").exists()
+
+
+async def test_command_palette_offers_main_actions(isolated_paths, no_speed_probe):
+    app = RecordingApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"start train")
+        await pilot.pause(0.5)
+        from textual.command import CommandPalette
+
+        palette = app.screen
+        assert isinstance(palette, CommandPalette)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.query_one("TabbedContent").active == "train"
+        pane = app.query_one(TrainPane)
+        assert pane.training, "the palette started training"
+    # Leaving the app stops the trainer, which saves and ends its thread.
+    deadline = time.monotonic() + 60
+    while pane.worker.is_running and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert not pane.worker.is_running

@@ -1,0 +1,79 @@
+"""The real ``rnnchat`` binary in a real terminal (tmux): open, train Shakespeare, stop, generate, quit."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+RNNCHAT = str(Path(sys.executable).parent / "rnnchat")
+
+
+class Terminal:
+    def __init__(self, name: str, command: str, width: int = 100, height: int = 30):
+        self.name = name
+        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", str(width), "-y", str(height), command],
+                       check=True)
+
+    def screen(self) -> str:
+        proc = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True)
+        return proc.stdout
+
+    def alive(self) -> bool:
+        return subprocess.run(["tmux", "has-session", "-t", self.name], capture_output=True).returncode == 0
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.screen())
+            if match:
+                return match
+            time.sleep(0.2)
+        raise AssertionError(f"never saw {pattern!r}; screen was:\n{self.screen()}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def test_open_train_stop_generate_quit(isolated_paths):
+    env = " ".join(f"{k}={v}" for k, v in {
+        "RNNCHAT_CHECKPOINTS": isolated_paths / "checkpoints", "RNNCHAT_CACHE": isolated_paths / "cache",
+        "RNNCHAT_CORPORA": isolated_paths / "corpora", "TERM": "xterm-256color"}.items())
+    term = Terminal(f"rnnchat-{os.getpid()}", f"cd {isolated_paths} && env {env} {RNNCHAT}")
+    try:
+        term.wait_for(r"Corpus", timeout=30)
+        term.wait_for(r"4,781,134 characters", timeout=30)          # the built-in Shakespeare is chosen
+        term.keys("2")
+        term.wait_for(r"preset")
+        term.keys("C-t")                                            # start training with the default preset
+        first = term.wait_for(r"step ([\d,]+) · loss (\d+\.\d+)", timeout=90)
+        time.sleep(3)
+        later = term.wait_for(r"step ([\d,]+) · loss (\d+\.\d+)")
+        assert int(later.group(1).replace(",", "")) > int(first.group(1).replace(",", "")), "the loss updates live"
+        assert "chars/s" in term.screen()
+        term.keys("C-x")                                            # stop: saves a checkpoint
+        term.wait_for(r"stopped and saved", timeout=60)
+        runs = list((isolated_paths / "checkpoints").iterdir())
+        assert len(runs) == 1 and (runs[0] / "last" / "model.safetensors").is_file()
+        term.keys("3")
+        term.wait_for(r"Generate")
+        term.keys("C-g")                                            # generate from the run just trained
+        term.wait_for(r"chars/s", timeout=30)
+        term.keys("C-q")
+        deadline = time.monotonic() + 20
+        while term.alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not term.alive(), "the app exited"
+    finally:
+        term.close()
