@@ -7,7 +7,6 @@ import threading
 import time
 
 import pytest
-from rich.text import Text
 from textual.widgets import DataTable, Input, Static
 
 from rnnchat.tui.app import RnnchatApp
@@ -16,7 +15,6 @@ from rnnchat.tui.screens.corpus import CorpusPane
 from rnnchat.tui.screens.train import TrainPane
 from rnnchat.tui.widgets.plot import LossPlot
 
-from conftest import make_play_text
 
 HOSTILE = "[bold]loud[/] a lone [ bracket [/x] \x1b[31mred\x1b[0m end"
 TINY_FORM = dict(layers="1", hidden="32", embed="16", dropout="0.0", seq_len="32", batch_size="16", lr="0.01", minutes="",

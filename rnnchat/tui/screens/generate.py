@@ -30,7 +30,6 @@ import random
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
@@ -53,6 +52,7 @@ from ...config import SampleConfig
 from ...errors import ConfigError, RnnchatError
 from ...safetext import neutralise
 from ...sampling import LiveControls, generate
+from .. import torch_thread
 from ..bridge import EventBatch, StreamFailed, pump
 from ..widgets.probtext import AlternativesPanel, ProbText
 
@@ -170,8 +170,6 @@ class GeneratePane(Container):
         self._option_values: list[str] = []
         self._extra_runs: list[str] = []      # runs opened by path, not under checkpoints/
         self._lock = threading.Lock()
-        self._torch_lock = threading.Lock()
-        self._torch_thread: ThreadPoolExecutor | None = None
         self._opened: OpenedRun | None = None
         self._opened_key: tuple | None = None
         self._run_info: dict[tuple[str, str], str] = {}
@@ -241,24 +239,11 @@ class GeneratePane(Container):
 
     def on_unmount(self) -> None:
         self._stop_streams()
-        with self._torch_lock:
-            if self._torch_thread is not None:
-                self._torch_thread.shutdown(wait=False, cancel_futures=True)
-                self._torch_thread = None
 
     def _on_torch_thread(self, fn: Callable[..., T], *args) -> T:
-        """Run ``fn`` on this pane's one model thread and wait for it (call from a worker thread).
-
-        Every load and every sampling of this pane happens on the same OS thread. Torch's OpenMP pool
-        belongs to the thread that first used it; while two live threads own pools, libgomp stops
-        spinning and each batch-1 step waits on a futex: the 2x256 LSTM fell from ~15k to ~3.3k
-        chars/s when Textual's executor ran the load and the sampling on different threads.
-        """
-        with self._torch_lock:
-            if self._torch_thread is None:
-                self._torch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnchat-generate")
-            executor = self._torch_thread
-        return executor.submit(fn, *args).result()
+        """Run ``fn`` on the app's one torch thread and wait for it (call from a worker thread);
+        see ``rnnchat.tui.torch_thread`` for why every load and sampling happens there."""
+        return torch_thread.run(fn, *args)
 
     def on_show(self, event: Show) -> None:
         self._refresh_runs()
@@ -451,6 +436,9 @@ class GeneratePane(Container):
             self._notify(str(exc), "error")
             return
         prompt = self.query_one("#gen-prompt", Input).value
+        if getattr(self.app, "training_run", lambda: None)():
+            self._notify("Training is using the CPU: this generation starts when training stops "
+                         "(ctrl+x stops it and saves).", "warning")
         self._start(_Request(run, self._selected_which(), prompt, cfg, seed_fixed,
                              self._temperatures(cfg.temperature)))
 

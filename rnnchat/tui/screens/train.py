@@ -16,6 +16,7 @@ from ...config import PRESETS, ModelConfig, TrainConfig
 from ...errors import RnnchatError
 from ...models import RNNLM
 from ...safetext import neutralise
+from .. import torch_thread
 from ..bridge import EventBatch, StreamFailed, pump
 from ..widgets.plot import LossPlot
 
@@ -124,10 +125,10 @@ class TrainPane(Container):
 
         model_cfg = dataclasses.replace(ModelConfig(**PRESETS[preset]), vocab_size=80)
         cfg = TrainConfig()
-        params = RNNLM(model_cfg).num_parameters()
+        params = torch_thread.run(lambda: RNNLM(model_cfg).num_parameters())
         self.app.call_from_thread(self._show_estimate, f"{params / 1e6:.2f}M parameters · measuring speed…")
         try:
-            tok_s = estimate_tokens_per_s(model_cfg, cfg)
+            tok_s = torch_thread.run(estimate_tokens_per_s, model_cfg, cfg)
             text = f"{params / 1e6:.2f}M parameters · ≈{tok_s:,.0f} chars/s here"
         except Exception as exc:  # noqa: BLE001 - an estimate is optional
             text = f"{params / 1e6:.2f}M parameters (speed unknown: {exc})"
@@ -246,7 +247,8 @@ class TrainPane(Container):
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
     def _run_trainer(self, trainer) -> None:
-        pump(self, "train", trainer.run())
+        # The worker only waits: the torch work itself runs on the app's one torch thread.
+        torch_thread.run(pump, self, "train", trainer.run())
 
     def _finish(self) -> None:
         self.trainer = None

@@ -1,0 +1,133 @@
+"""Training speed inside the app against headless, same settings, measured side by side in one run.
+
+Headless: iterate ``Trainer.run()`` as ``rnnchat train --json`` does. App: the real ``RnnchatApp``
+(Textual's headless driver, which still lays out and renders every update) starting the same run
+from its Train tab. Each side trains the same number of steps on Shakespeare with the default
+``small`` preset, each in a fresh process (torch's thread pools from one side would slow the other
+if they shared a process); rounds alternate the order. Reports chars/s (steady state: first log
+interval dropped) and the ratio app / headless.
+
+    python benchmarks/app_overhead.py [--steps 300] [--rounds 2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def steady_rate(steps) -> float:
+    """Characters per second over all but the first log interval (warm-up)."""
+    steps = steps[1:] if len(steps) > 2 else steps
+    return statistics.median(s.chars_per_s for s in steps)
+
+
+def headless(steps: int) -> float:
+    from rnnchat import events as ev
+    from rnnchat.config import PRESETS, ModelConfig, TrainConfig
+    from rnnchat.train import Trainer
+
+    trainer = Trainer("shakespeare", ModelConfig(**PRESETS["small"]),
+                      TrainConfig(max_steps=steps, eval_every=10**9, sample_length=0, log_every=5))
+    return steady_rate([e for e in trainer.run() if isinstance(e, ev.Step)])
+
+
+async def in_app(steps: int) -> tuple[float, int]:
+    from textual.widgets import Input
+
+    from rnnchat import events as ev
+    from rnnchat.tui.app import RnnchatApp
+    from rnnchat.tui.bridge import EventBatch
+    from rnnchat.tui.screens.train import TrainPane
+
+    seen: list = []
+
+    def hook(message) -> None:
+        if isinstance(message, EventBatch) and message.tag == "train":
+            seen.extend(e for e in message.events if isinstance(e, ev.Step))
+
+    app = RnnchatApp()
+    async with app.run_test(size=(120, 40), message_hook=hook) as pilot:
+        await pilot.press("2")
+        pane = app.query_one(TrainPane)
+        pane.query_one("#f-minutes", Input).value = ""
+        pane.query_one("#f-max_steps", Input).value = str(steps)
+        await pilot.pause(0.5)
+        await pilot.press("ctrl+t")
+        # Wait on the worker itself: polling with pilot.pause() would add the harness's own
+        # per-widget message traffic to the app's cost.
+        await pane.worker.wait()
+        await pilot.pause(0.5)
+        updates = pane.updates
+    return steady_rate(seen), updates
+
+
+def measure_side(side: str, steps: int) -> dict:
+    """Run one side in a fresh interpreter and read its JSON answer."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, __file__, "--side", side, "--steps", str(steps)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--side", choices=("headless", "app"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side:
+        work = tempfile.mkdtemp(prefix="rnnchat-bench-")
+        os.environ["RNNCHAT_CHECKPOINTS"] = os.path.join(work, "checkpoints")
+        os.chdir(work)
+        if args.side == "headless":
+            print(json.dumps({"rate": headless(args.steps)}))
+        else:
+            rate, updates = asyncio.run(in_app(args.steps))
+            print(json.dumps({"rate": rate, "updates": updates}))
+        return
+    heads, apps, updates = [], [], []
+    for r in range(args.rounds):
+        order = ("headless", "app") if r % 2 == 0 else ("app", "headless")
+        for side in order:
+            result = measure_side(side, args.steps)
+            (heads if side == "headless" else apps).append(result["rate"])
+            if side == "app":
+                updates.append(result["updates"])
+            print(f"round {r + 1} {side:8s} {result['rate']:>10,.0f} chars/s", file=sys.stderr)
+    h, a = statistics.median(heads), statistics.median(apps)
+    result = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "steps": args.steps,
+              "headless_chars_per_s": round(h), "app_chars_per_s": round(a), "app_over_headless": round(a / h, 3),
+              "ui_updates_per_run": statistics.median(updates), "runs": {"headless": heads, "app": apps}}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"machine: {result['machine']}")
+        print(f"training, small preset, Shakespeare, {args.steps} steps x {args.rounds} rounds (median)")
+        print(f"  headless   {h:>10,.0f} chars/s")
+        print(f"  in the app {a:>10,.0f} chars/s   ratio {a / h:.3f}   ({result['ui_updates_per_run']:.0f} UI updates/run)")
+
+
+if __name__ == "__main__":
+    main()
