@@ -236,6 +236,7 @@ def cmd_eval(args) -> int:
 
 def cmd_corpus_list(args) -> int:
     from .corpus import list_corpora
+    from .formatting import human_size
 
     entries = list_corpora()
     if args.json:
@@ -247,7 +248,7 @@ def cmd_corpus_list(args) -> int:
     for col in ("name", "kind", "size", "path"):
         table.add_column(col, justify="right" if col == "size" else "left")
     for e in entries:
-        table.add_row(e.name, e.kind, _human_size(e.size), e.path or "")
+        table.add_row(e.name, e.kind, human_size(e.size), e.path or "")
     _console(sys.stdout).print(table)
     return 0
 
@@ -294,14 +295,6 @@ def _console(stream):
 def _char_label(c: str) -> str:
     names = {" ": "space", "\n": "newline", "\t": "tab"}
     return names.get(c, repr(c))
-
-
-def _human_size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return str(n)
 
 
 def _err(message: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from typing import Iterable
 
@@ -13,16 +12,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.text import Text
 
 from . import events as ev
+from .formatting import clock
 from .safetext import neutralise
-
-
-def _fmt_time(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "--:--"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
 def print_json_events(events: Iterable[ev.Event], out=None) -> ev.Done | None:
@@ -87,7 +78,7 @@ class TrainView:
 
     def on_step(self, e: ev.Step) -> None:
         figures = (f"loss {e.loss:.3f} · {self.val} · {e.chars_per_s:,.0f} chars/s · "
-                   f"grad {e.grad_norm:.2f} · lr {e.lr:.2e} · ETA {_fmt_time(e.eta)}")
+                   f"grad {e.grad_norm:.2f} · lr {e.lr:.2e} · ETA {clock(e.eta)}")
         completed = e.progress * 1000 if self.by_time else e.step
         self.progress.update(self.task, completed=completed, description=f"step {e.step:,}", figures=figures)
 
@@ -111,7 +102,7 @@ class TrainView:
         best = f"best val {e.best_val_loss:.4f} nats/token ({e.best_bits_per_char:.4f} bits/char)" \
             if e.best_val_loss is not None else "no evaluation yet"
         style = "red" if e.reason == "failed" else "green"
-        self.print(Text(f"{e.reason}: step {e.step:,} after {_fmt_time(e.elapsed)}; {best}; saved in {e.run_dir}",
+        self.print(Text(f"{e.reason}: step {e.step:,} after {clock(e.elapsed)}; {best}; saved in {e.run_dir}",
                         style=style))
         if e.message:
             self.print(Text(e.message, style=style))

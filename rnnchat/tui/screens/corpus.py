@@ -13,15 +13,8 @@ from textual.widgets.option_list import Option
 
 from ...corpus import corpus_stats, list_corpora, load_corpus
 from ...errors import RnnchatError
+from ...formatting import human_size
 from ...safetext import neutralise
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return str(n)
 
 
 class CorpusPane(Container):
@@ -58,7 +51,7 @@ class CorpusPane(Container):
         options.clear_options()
         entries = list_corpora()
         for e in entries:
-            label = Text.assemble((neutralise(e.name), "bold"), f"  {e.kind}, {_size(e.size)}")
+            label = Text.assemble((neutralise(e.name), "bold"), f"  {e.kind}, {human_size(e.size)}")
             options.add_option(Option(label, id=e.path or e.name))
         for path in self.extra:
             if not any(e.path == path for e in entries):

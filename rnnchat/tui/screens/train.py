@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from rich.text import Text
 from textual import on, work
@@ -14,6 +13,7 @@ from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 from ... import events as ev
 from ...config import PRESETS, ModelConfig, TrainConfig
 from ...errors import RnnchatError
+from ...formatting import clock
 from ...models import RNNLM
 from ...safetext import neutralise
 from .. import torch_thread
@@ -39,13 +39,6 @@ FIELDS: list[tuple[str, str, object]] = [
 ]
 _MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}
 DEFAULT_MINUTES = 5.0
-
-
-def _fmt_time(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "--:--"
-    m, s = divmod(int(seconds), 60)
-    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m:02d}:{s:02d}"
 
 
 class TrainPane(Container):
@@ -315,7 +308,7 @@ class TrainPane(Container):
             f"{head}step {e.step:,} · loss {e.loss:.3f} · {val_text}\n"
             f"{e.chars_per_s:,.0f} chars/s · grad norm {e.grad_norm:.2f} · lr {e.lr:.2e}"))
         self.query_one("#train-progress", ProgressBar).update(progress=e.progress * 1000)
-        self.query_one("#train-eta", Label).update(f" ETA {_fmt_time(e.eta)}")
+        self.query_one("#train-eta", Label).update(f" ETA {clock(e.eta)}")
 
     def _on_done(self, e: ev.Done) -> None:
         best = f"best {e.best_bits_per_char:.3f} bits/char" if e.best_bits_per_char is not None else "no eval yet"
