@@ -32,19 +32,10 @@ import torch  # noqa: E402
 
 from rnnchat.config import ModelConfig, SampleConfig  # noqa: E402
 from rnnchat.events import Token  # noqa: E402
+from rnnchat.device import cpu_model  # noqa: E402
 from rnnchat.models import RNNLM  # noqa: E402
 from rnnchat.sampling import FastStepper, generate  # noqa: E402
 from rnnchat.tokenizers import EOD, CharTokenizer  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def naive(model: RNNLM, tokenizer, n: int, temperature: float, seed: int) -> tuple[float, float, int]:

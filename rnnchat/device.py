@@ -37,6 +37,18 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
+def cpu_model() -> str:
+    """The CPU's marketing name where the OS tells it, else the architecture."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def pick_precision(name: str, device: torch.device) -> str:
     if name == "auto":
         if device.type == "cuda":

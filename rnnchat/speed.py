@@ -8,26 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import time
 
 import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig, TrainConfig
-from .device import autocast, pick_device, pick_precision
+from .device import autocast, cpu_model, pick_device, pick_precision
 from .models import RNNLM
 from .paths import cache_dir
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"{cpu}|{torch.get_num_threads()}t|torch {torch.__version__}"
+    return f"{cpu_model()}|{torch.get_num_threads()}t|torch {torch.__version__}"
 
 
 def measure_tokens_per_s(model_cfg: ModelConfig, train_cfg: TrainConfig, seconds: float = 1.0) -> float:
