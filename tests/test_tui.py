@@ -51,6 +51,16 @@ def fill_form(pane: TrainPane, **values) -> None:
         pane.query_one(f"#f-{key}", Input).value = value
 
 
+async def start_training(app, pilot, corpus, **form) -> TrainPane:
+    """Choose ``corpus``, open the Train tab, fill the form (TINY_FORM plus ``form``) and press ctrl+t."""
+    app.current_corpus = str(corpus)
+    await pilot.press("2")
+    pane = app.query_one(TrainPane)
+    fill_form(pane, **{**TINY_FORM, **form})
+    await pilot.press("ctrl+t")
+    return pane
+
+
 @pytest.fixture
 def no_speed_probe(monkeypatch):
     """The preset estimate measures real training speed; tests that don't look at it skip the cost."""
@@ -103,11 +113,7 @@ async def test_corpus_tab_refuses_binary_and_adds_by_path(isolated_paths, no_spe
 async def test_training_through_the_ui_fills_the_panels(isolated_paths, play_file, no_speed_probe):
     app = RecordingApp()
     async with app.run_test(size=(100, 30)) as pilot:
-        app.current_corpus = str(play_file)
-        await pilot.press("2")
-        pane = app.query_one(TrainPane)
-        fill_form(pane, **TINY_FORM)
-        await pilot.press("ctrl+t")
+        pane = await start_training(app, pilot, play_file)
         await wait_for(pilot, lambda: pane.started is not None, what="start")
         await wait_for(pilot, lambda: not pane.training, what="training to finish")
         plot = pane.query_one(LossPlot)
@@ -127,11 +133,7 @@ async def test_training_through_the_ui_fills_the_panels(isolated_paths, play_fil
 async def test_stop_saves_and_resume_continues(isolated_paths, play_file, no_speed_probe):
     app = RecordingApp()
     async with app.run_test(size=(100, 30)) as pilot:
-        app.current_corpus = str(play_file)
-        await pilot.press("2")
-        pane = app.query_one(TrainPane)
-        fill_form(pane, **{**TINY_FORM, "max_steps": "100000"})
-        await pilot.press("ctrl+t")
+        pane = await start_training(app, pilot, play_file, max_steps="100000")
         await wait_for(pilot, lambda: pane.steps_seen >= 3, what="some steps")
         await pilot.press("ctrl+x")
         await wait_for(pilot, lambda: not pane.training, what="stop")
@@ -173,12 +175,7 @@ async def test_hostile_text_from_a_model_is_shown_literally(isolated_paths, no_s
     corpus.write_text(text)
     app = RecordingApp()
     async with app.run_test(size=(100, 30)) as pilot:
-        app.current_corpus = str(corpus)
-        await pilot.press("2")
-        pane = app.query_one(TrainPane)
-        fill_form(pane, **{**TINY_FORM, "max_steps": "40"})
-        pane.query_one("#f-hidden", Input).value = "48"
-        await pilot.press("ctrl+t")
+        pane = await start_training(app, pilot, corpus, max_steps="40", hidden="48")
         await wait_for(pilot, lambda: not pane.training and pane.started is not None, what="training")
         sample = shown(pane.query_one("#train-sample", Static))
         assert sample and "\x1b" not in sample and "\x00" not in sample
@@ -189,11 +186,7 @@ async def test_hostile_text_from_a_model_is_shown_literally(isolated_paths, no_s
 async def test_quit_while_training_asks_saves_and_leaves_no_thread(isolated_paths, play_file, no_speed_probe):
     app = RecordingApp()
     async with app.run_test(size=(100, 30)) as pilot:
-        app.current_corpus = str(play_file)
-        await pilot.press("2")
-        pane = app.query_one(TrainPane)
-        fill_form(pane, **{**TINY_FORM, "max_steps": "100000"})
-        await pilot.press("ctrl+t")
+        pane = await start_training(app, pilot, play_file, max_steps="100000")
         await wait_for(pilot, lambda: pane.steps_seen >= 2, what="steps")
         run_dir = isolated_paths / "checkpoints" / pane.run_name
         await pilot.press("ctrl+q")
