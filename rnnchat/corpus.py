@@ -135,10 +135,14 @@ def _read_text(path: Path) -> tuple[str, int]:
         raise ValueError("binary")
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
+    if b"\r" in data:
+        # Line endings are normalised on the bytes, before decoding: the same result (a CR byte is never
+        # part of a multi-byte character), but never two copies of the decoded text, which may take 2 or
+        # 4 bytes per character.
+        data = data.replace(b"\r\n", b"\n")            # one step at a time: at most two copies alive
+        if b"\r" in data:
+            data = data.replace(b"\r", b"\n")
     text, bad = _decode(data)
-    del data
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text, bad
 
 
@@ -205,6 +209,7 @@ class Builtin:
 
 
 _BUILTINS: dict[str, Builtin] = {}
+_FAMILIES: dict[str, Callable[[str], tuple[Document, ...]]] = {}   # "PREFIX:PARAM" built-ins
 
 
 def register_builtin(
@@ -215,13 +220,31 @@ def register_builtin(
     _load_builtin.cache_clear()
 
 
+def register_builtin_family(prefix: str, load: Callable[[str], tuple[Document, ...]]) -> None:
+    """Make "PREFIX:PARAM" loadable, e.g. "dialogues:spanish"; load(PARAM) raises CorpusError for a bad PARAM.
+
+    The family's members are not listed by builtin_names(); register the plain PREFIX with register_builtin
+    for that.
+    """
+    _FAMILIES[prefix] = load
+    _load_builtin.cache_clear()
+
+
 def builtin_names() -> list[str]:
     return sorted(_BUILTINS)
 
 
+def _is_builtin(spec: str) -> bool:
+    prefix, sep, param = spec.partition(":")
+    return spec in _BUILTINS or bool(sep and param and prefix in _FAMILIES)
+
+
 @functools.lru_cache(maxsize=None)
 def _load_builtin(name: str) -> Corpus:
-    return Corpus(name, f"builtin:{name}", _BUILTINS[name].load())
+    if name in _BUILTINS:
+        return Corpus(name, f"builtin:{name}", _BUILTINS[name].load())
+    prefix, _, param = name.partition(":")
+    return Corpus(name, f"builtin:{name}", _FAMILIES[prefix](param))
 
 
 @dataclass(frozen=True)
@@ -352,7 +375,7 @@ def load_corpus(spec: str) -> Corpus:
     path = Path(spec).expanduser()
     if path.exists():
         corpus = _load_path(path)
-    elif spec in _BUILTINS:
+    elif _is_builtin(spec):
         corpus = _load_builtin(spec)
     else:
         base = corpora_dir()
@@ -446,35 +469,46 @@ def split_documents(corpus: Corpus, val_fraction: float = 0.1) -> tuple[list[str
     is one. Documents under 2 characters stay in training; validation is never empty for a corpus of 2 or
     more characters.
     """
+    train, val = split_spans(corpus, val_fraction)
+    docs = corpus.documents
+    return [docs[i].text[a:b] for i, a, b in train], [docs[i].text[a:b] for i, a, b in val]
+
+
+Span = tuple[int, int, int]   # (document index, start, end)
+
+
+def split_spans(corpus: Corpus, val_fraction: float = 0.1) -> tuple[list[Span], list[Span]]:
+    """The split of ``split_documents`` as (document index, start, end) spans into ``corpus.documents``,
+    so a large corpus can be split without copying its text."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-    texts = [d.text for d in corpus.documents if d.text]
-    total = sum(len(t) for t in texts)
+    docs = [(i, len(d.text)) for i, d in enumerate(corpus.documents) if d.text]
+    total = sum(n for _, n in docs)
     if total == 0:
         return [], []
-    if len(texts) >= _WHOLE_DOC_MIN_DOCS and max(len(t) for t in texts) <= _WHOLE_DOC_MAX_SHARE * total:
+    if len(docs) >= _WHOLE_DOC_MIN_DOCS and max(n for _, n in docs) <= _WHOLE_DOC_MAX_SHARE * total:
         k = max(2, round(1 / val_fraction))
         offsets = [k // 2] + [o for o in range(k) if o != k // 2]
         chosen: set[int] = set()
         val_chars = 0
-        for i in (i for o in offsets for i in range(o, len(texts), k)):
-            if val_chars >= val_fraction * total or len(chosen) == len(texts) - 1:
+        for j in (j for o in offsets for j in range(o, len(docs), k)):
+            if val_chars >= val_fraction * total or len(chosen) == len(docs) - 1:
                 break
-            chosen.add(i)
-            val_chars += len(texts[i])
-        in_val = [i in chosen for i in range(len(texts))]
-        return [t for t, v in zip(texts, in_val) if not v], [t for t, v in zip(texts, in_val) if v]
-    train: list[str] = []
-    val: list[str] = []
-    for text in texts:
-        n = len(text)
+            chosen.add(j)
+            val_chars += docs[j][1]
+        return ([(i, 0, n) for j, (i, n) in enumerate(docs) if j not in chosen],
+                [(i, 0, n) for j, (i, n) in enumerate(docs) if j in chosen])
+    train: list[Span] = []
+    val: list[Span] = []
+    for i, n in docs:
         if n < 2:
-            train.append(text)
+            train.append((i, 0, n))
             continue
         cut = min(max(round(n * (1 - val_fraction)), 1), n - 1)
-        cut = _snap_to_line_start(text, cut, min(_LINE_SNAP_CHARS, math.ceil(n * val_fraction / 2)))
-        train.append(text[:cut])
-        val.append(text[cut:])
+        window = min(_LINE_SNAP_CHARS, math.ceil(n * val_fraction / 2))
+        cut = _snap_to_line_start(corpus.documents[i].text, cut, window)
+        train.append((i, 0, cut))
+        val.append((i, cut, n))
     if not val and total >= 2:  # only 1-character documents: the last one becomes validation
         val.append(train.pop())
     return train, val
@@ -487,3 +521,6 @@ def _snap_to_line_start(text: str, cut: int, window: int) -> int:
     after = text.find("\n", cut, min(n - 1, cut + window))
     options = [p + 1 for p in (before, after) if p >= 0 and 1 <= p + 1 <= n - 1 and abs(p + 1 - cut) <= window]
     return min(options, key=lambda c: (abs(c - cut), c)) if options else cut
+
+
+from . import dialogue as _dialogue  # noqa: E402,F401  registers the "dialogues" built-ins (imports this module)

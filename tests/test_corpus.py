@@ -176,16 +176,18 @@ def test_list_corpora(corpora: Path) -> None:
     write(corpora / "diary" / "sub" / "b.txt", "defg")
     write(corpora / ".hidden", "zzz")
     entries = C.list_corpora()
-    assert entries[0].name == "shakespeare" and entries[0].kind == "built-in"
-    assert entries[0].size > 1_000_000 and entries[0].path is None
-    rest = {(e.name, e.kind, e.size) for e in entries[1:]}
+    builtins = {e.name: e for e in entries if e.kind == "built-in"}
+    assert set(builtins) == {"dialogues", "shakespeare"}
+    assert builtins["shakespeare"].size > 1_000_000 and builtins["shakespeare"].path is None
+    assert builtins["dialogues"].size > 100_000
+    rest = {(e.name, e.kind, e.size) for e in entries[2:]}
     assert rest == {("poems.txt", "file", 5), ("diary", "folder", 7)}
-    assert all(e.path and Path(e.path).is_absolute() for e in entries[1:])
+    assert all(e.path and Path(e.path).is_absolute() for e in entries[2:])
 
 
 def test_list_corpora_missing_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RNNCHAT_CORPORA", str(tmp_path / "does-not-exist"))
-    assert [e.name for e in C.list_corpora()] == C.builtin_names() == ["shakespeare"]
+    assert [e.name for e in C.list_corpora()] == C.builtin_names() == ["dialogues", "shakespeare"]
 
 
 # ----------------------------------------------------------------------------------------- stats and hash
