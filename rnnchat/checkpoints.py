@@ -214,20 +214,35 @@ class OpenedRun:
     path: Path
     which: str
     meta: dict
-    model: Any        # RNNLM, in eval mode, on the CPU
+    model: Any        # RNNLM or Seq2Seq, in eval mode, on the CPU
     tokenizer: Any
 
 
 def open_language_model(run: str | os.PathLike, which: str = "best") -> OpenedRun:
-    """Load a run's model and tokenizer for sampling or evaluation; ``best`` falls back to ``last``."""
-    from .config import ModelConfig
+    """Load a run's language model and tokenizer for sampling or evaluation; ``best`` falls back to ``last``."""
+    return _open(run, which, "lm")
+
+
+def open_chat_model(run: str | os.PathLike, which: str = "best") -> OpenedRun:
+    """Load a chat run's seq2seq model and tokenizer; ``best`` falls back to ``last``."""
+    return _open(run, which, "seq2seq")
+
+
+_WHAT = {"lm": "a language model (use 'rnnchat generate')", "seq2seq": "a chat model (use 'rnnchat chat')"}
+
+
+def _open(run: str | os.PathLike, which: str, kind: str) -> OpenedRun:
+    from .config import ModelConfig, Seq2SeqConfig
     from .models import RNNLM
+    from .seq2seq import Seq2Seq
     from .tokenizers import load_tokenizer
 
     run_dir = resolve_run(run)
     meta = read_run_meta(run_dir)
-    if meta.get("kind") != "lm":
-        raise CheckpointError(f"run '{run_dir.name}' is a {meta.get('kind')!r} model, not a language model")
+    if meta.get("kind") != kind:
+        what = _WHAT.get(meta.get("kind"), f"a {meta.get('kind')!r} model")
+        raise CheckpointError(f"run '{run_dir.name}' is {what}, not {_WHAT[kind].split(' (')[0]}")
+    config_class, model_class = {"lm": (ModelConfig, RNNLM), "seq2seq": (Seq2SeqConfig, Seq2Seq)}[kind]
     if which == "best":
         try:
             checkpoint_dir(run_dir, "best")
@@ -236,11 +251,11 @@ def open_language_model(run: str | os.PathLike, which: str = "best") -> OpenedRu
     loaded = load_checkpoint(run_dir, which)
     tokenizer = load_tokenizer(run_dir)
     try:
-        cfg = ModelConfig(**meta["model"])
+        cfg = config_class(**meta["model"])
         cfg.validate()
         if cfg.vocab_size != tokenizer.vocab_size:
             raise ValueError(f"model vocabulary {cfg.vocab_size} != tokenizer vocabulary {tokenizer.vocab_size}")
-        model = RNNLM(cfg)
+        model = model_class(cfg)
         model.load_weights(loaded.model)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"run '{run_dir.name}' does not describe a loadable model: "

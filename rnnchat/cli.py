@@ -24,11 +24,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a language model on a corpus",
-                       description="Train a recurrent language model. CORPUS is a text file, a folder of text "
-                                   "files, a built-in name (shakespeare) or a name in corpora/.")
+    p = sub.add_parser("train", help="train a language model (or, with --task chat, a chat model) on a corpus",
+                       description="Train a recurrent language model, or with --task chat a seq2seq chat model "
+                                   "on the corpus's dialogue. CORPUS is a text file, a folder of text files, a "
+                                   "built-in name (shakespeare, dialogues, dialogues:LANGUAGE) or a name in corpora/.")
     p.add_argument("corpus", nargs="?", help="what to train on (optional with --resume)")
     p.add_argument("--preset", choices=("tiny", "small", "medium"), help="model size preset (default: small)")
+    p.add_argument("--task", choices=("lm", "chat"), help="lm: a language model (default); chat: encoder-decoder "
+                                                          "with attention on (prompt, reply) pairs")
     g = p.add_argument_group("data")
     g.add_argument("--level", choices=("char", "bpe", "unigram"), help="tokens: characters or subwords")
     g.add_argument("--vocab-size", type=int, help="subword vocabulary size (bpe/unigram)")
@@ -40,6 +43,11 @@ def _add_train(sub) -> None:
     g.add_argument("--embed", type=int)
     g.add_argument("--dropout", type=float)
     g.add_argument("--tie", action="store_true", default=None, help="tie embedding and output weights")
+    g = p.add_argument_group("chat (--task chat)")
+    g.add_argument("--attention", choices=("general", "dot"), help="Luong attention score (default general)")
+    g.add_argument("--context-turns", type=int, help="earlier turns read with each prompt (default 1)")
+    g.add_argument("--max-turn-chars", type=int, help="pairs with a longer prompt or reply are dropped (default 300)")
+    g.add_argument("--teacher-forcing", type=float, help="share of decoder inputs from the reference (default 1)")
     g = p.add_argument_group("training")
     g.add_argument("--seq-len", type=int, help="BPTT window in tokens")
     g.add_argument("--batch-size", type=int)
@@ -86,10 +94,40 @@ def _add_generate(sub) -> None:
     p.set_defaults(func=cmd_generate)
 
 
+def _add_decoding_options(p) -> None:
+    p.add_argument("--temperature", type=float, help="0 is greedy (default 0.7)")
+    p.add_argument("--top-k", type=int, help="sample from the k likeliest tokens (0: off)")
+    p.add_argument("--top-p", type=float, help="nucleus sampling mass in (0, 1] (default 0.9)")
+    p.add_argument("--beam", type=int, help="beam width; > 1 searches instead of sampling (default 1)")
+    p.add_argument("--length-penalty", type=float, help="beam: rank by log-prob / length**F (default 1)")
+    p.add_argument("--no-repeat-ngram", type=int, help="never repeat an n-gram of this many tokens (0: off)")
+    p.add_argument("--repetition-penalty", type=float, help="> 1 discourages tokens already used (default 1)")
+    p.add_argument("--rerank", type=float, help="beam: anti-language-model weight against generic replies "
+                                                "(0: off; try 0.3)")
+    p.add_argument("--max-length", type=int, help="longest reply in tokens (default 200)")
+    p.add_argument("--seed", type=int, help="the same seed gives the same replies")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+
+
+def _add_chat(sub) -> None:
+    p = sub.add_parser("chat", help="chat with a chat run in the terminal (one reply per input line)",
+                       description="Chat with a run trained with --task chat. Type a line, get a reply. Commands: "
+                                   "/reset, /temp F, /beam N, /topk N, /topp F, /rerank F, /settings, /help, /quit. "
+                                   "With piped input, each line gets one reply line.")
+    p.add_argument("run", help="run name under checkpoints/ or a run directory")
+    p.add_argument("--show-beams", action="store_true", help="beam search: print the beams as they grow")
+    p.add_argument("--json", action="store_true", help="one JSON object per reply")
+    _add_decoding_options(p)
+    p.set_defaults(func=cmd_chat)
+
+
 def _add_eval(sub) -> None:
-    p = sub.add_parser("eval", help="loss, bits per character and perplexity of a text")
+    p = sub.add_parser("eval", help="loss, bits per character and perplexity of a text (chat runs: of "
+                                    "held-out pairs, with distinct-1/2 per decoding strategy)")
     p.add_argument("run")
-    p.add_argument("--text", required=True, help="a text file or folder to score")
+    p.add_argument("--text", help="a text file or folder to score (chat runs: a dialogue file; default: the "
+                                  "run's own held-out pairs)")
+    p.add_argument("--prompts", type=int, default=100, help="chat runs: held-out prompts to reply to")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
@@ -104,6 +142,8 @@ def _add_corpus(sub) -> None:
     sp = csub.add_parser("show", help="statistics and a preview of a corpus")
     sp.add_argument("name")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--pairs", action="store_true",
+                    help="also read it as dialogue pairs (the default for dialogues, .tsv, .jsonl and .yml)")
     sp.set_defaults(func=cmd_corpus_show)
 
 
@@ -114,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _add_train(sub)
     _add_generate(sub)
+    _add_chat(sub)
     _add_eval(sub)
     _add_corpus(sub)
     return parser
@@ -122,22 +163,35 @@ def build_parser() -> argparse.ArgumentParser:
 # ---- commands ----------------------------------------------------------------------------------
 
 def cmd_train(args) -> int:
-    from .config import PRESETS, ModelConfig, TrainConfig, replace
+    from .config import PRESETS, ModelConfig, Seq2SeqConfig, TrainConfig, replace
     from .console import TrainView, print_json_events
     from .train import Trainer
 
     model_opts = dict(cell=args.cell, layers=args.layers, hidden=args.hidden, embed=args.embed,
                       dropout=args.dropout, tie=args.tie)
+    chat = args.task == "chat"
+    if chat:
+        if args.cell not in (None, "lstm"):
+            _err("chat models use LSTM cells; drop --cell")
+            return EXIT_USAGE
+        model_opts = {**{k: v for k, v in model_opts.items() if k != "cell"}, "attention": args.attention}
+    elif args.attention is not None:
+        _err("--attention is for chat models; add --task chat")
+        return EXIT_USAGE
     train_opts = dict(level=args.level, vocab_size=args.vocab_size, val_fraction=args.val_fraction,
                       seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
                       weight_decay=args.weight_decay, clip=args.clip, carry_state=args.carry_state,
                       max_steps=args.max_steps, epochs=args.epochs, minutes=args.minutes,
                       eval_every=args.eval_every, eval_tokens=args.eval_tokens, sample_length=args.sample_length,
-                      device=args.device, precision=args.precision, seed=args.seed)
+                      device=args.device, precision=args.precision, seed=args.seed,
+                      task=args.task, context_turns=args.context_turns, max_turn_chars=args.max_turn_chars,
+                      teacher_forcing=args.teacher_forcing)
     if args.resume:
         changed = [k for k, v in {**model_opts, "preset": args.preset, "level": args.level,
                                   "vocab_size": args.vocab_size, "seq_len": args.seq_len,
-                                  "batch_size": args.batch_size, "carry_state": args.carry_state}.items()
+                                  "batch_size": args.batch_size, "carry_state": args.carry_state,
+                                  "task": args.task, "context_turns": args.context_turns,
+                                  "max_turn_chars": args.max_turn_chars}.items()
                    if v is not None]
         if changed:
             _err("when resuming, the model and data settings come from the run; drop "
@@ -145,7 +199,10 @@ def cmd_train(args) -> int:
             return EXIT_USAGE
         trainer = Trainer(args.corpus, resume=args.resume, overrides=train_opts)
     else:
-        model_cfg = replace(replace(ModelConfig(), **PRESETS[args.preset or "small"]), **model_opts)
+        preset = PRESETS[args.preset or "small"]
+        if chat:
+            preset = {k: v for k, v in preset.items() if k != "cell"}
+        model_cfg = replace(replace(Seq2SeqConfig() if chat else ModelConfig(), **preset), **model_opts)
         train_cfg = replace(TrainConfig(), **train_opts)
         trainer = Trainer(args.corpus, model_cfg, train_cfg, name=args.name)
 
@@ -210,14 +267,35 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_chat(args) -> int:
+    from .chat import ChatSession
+    from .chat_cli import TerminalChat
+    from .config import DecodeConfig, replace
+
+    cfg = replace(DecodeConfig(), temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, beam=args.beam,
+                  length_penalty=args.length_penalty, no_repeat_ngram=args.no_repeat_ngram,
+                  repetition_penalty=args.repetition_penalty, rerank=args.rerank, max_length=args.max_length,
+                  seed=args.seed)
+    cfg.validate()
+    session = ChatSession(args.run, args.checkpoint)
+    return TerminalChat(session, cfg, json_lines=args.json, show_beams=args.show_beams).run()
+
+
 def cmd_eval(args) -> int:
+    from .checkpoints import read_run_meta, resolve_run
+
+    if args.text is not None and not os.path.exists(args.text):
+        _err(f"text file '{args.text}' not found")
+        return EXIT_USAGE
+    if read_run_meta(resolve_run(args.run)).get("kind") == "seq2seq":
+        return _eval_chat(args)
+    if args.text is None:
+        _err("give --text FILE: the text to score")
+        return EXIT_USAGE
     from .checkpoints import open_language_model
     from .corpus import load_corpus
     from .evaluate import score_texts
 
-    if not os.path.exists(args.text):
-        _err(f"text file '{args.text}' not found")
-        return EXIT_USAGE
     run = open_language_model(args.run, args.checkpoint)
     corpus = load_corpus(args.text)
     for w in corpus.warnings():
@@ -231,6 +309,35 @@ def cmd_eval(args) -> int:
               f"{score.bits_per_char:.4f} bits/char, perplexity {score.perplexity:.2f} "
               f"over {score.tokens:,} tokens / {score.chars:,} chars"
               + (f"; {score.unknown:,} unknown" if score.unknown else ""))
+    return 0
+
+
+def _eval_chat(args) -> int:
+    from .chat_eval import evaluate_chat
+    from .checkpoints import open_chat_model
+    from .corpus import load_corpus
+
+    if args.prompts < 1:
+        _err(f"--prompts must be at least 1; got {args.prompts}")
+        return EXIT_USAGE
+    run = open_chat_model(args.run, args.checkpoint)
+    result = evaluate_chat(run, load_corpus(args.text) if args.text else None, args.prompts)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    from .safetext import neutralise
+
+    source = args.text or "its held-out pairs"
+    print(f"{run.name} ({run.which}) on {neutralise(source)}: {result['loss']:.4f} nats/token, "
+          f"perplexity {result['perplexity']:.2f}, {result['bits_per_char']:.4f} bits/char over {result['pairs']:,} pairs")
+    print(f"replies to {min(args.prompts, result['pairs'])} prompts:")
+    print(f"  {'strategy':<22}{'distinct-1':>11}{'distinct-2':>11}{'same reply':>11}{'mean chars':>11}")
+    for name, r in result["strategies"].items():
+        print(f"  {name:<22}{r['distinct1']:>11.3f}{r['distinct2']:>11.3f}{100 * r['top_reply_share']:>10.0f}%"
+              f"{r['mean_chars']:>11.1f}")
+    for name, r in result["strategies"].items():
+        for prompt, reply in r["examples"][:2]:
+            print(f"  [{name}] > {neutralise(prompt[:70])}\n      < {neutralise(reply[:70])}")
     return 0
 
 
@@ -257,14 +364,31 @@ def cmd_corpus_show(args) -> int:
     from rich.text import Text
 
     from .corpus import corpus_stats, load_corpus
+    from .dialogue import extract_pairs, looks_like_dialogue
+    from .errors import CorpusError
     from .safetext import neutralise
 
     corpus = load_corpus(args.name)
+    pair_lines, pair_data = [], {}
+    if args.pairs or looks_like_dialogue(corpus):
+        try:
+            report = extract_pairs(corpus)
+        except CorpusError as exc:
+            if args.pairs:  # asked for: no pairs is the error; shown by default: a note under the stats
+                raise
+            pair_lines, pair_data = [f"none: {exc}"], {"pairs_error": str(exc)}
+        else:
+            pair_lines = report.summary_lines()
+            pair_data = {"pairs": {k: v for k, v in report.__dict__.items() if k != "pairs"}
+                         | {"kept": len(report.pairs)}}
+            pair_data["pairs"]["problems"] = list(report.problems)
+            for key in ("prompt_chars", "reply_chars"):
+                pair_data["pairs"][key] = getattr(report, key).__dict__
     stats = corpus_stats(corpus)
     data = {k: v for k, v in stats.__dict__.items()}
     if args.json:
         print(json.dumps({"name": corpus.name, "source": corpus.source, **data,
-                          "warnings": corpus.warnings()}, ensure_ascii=False))
+                          "warnings": corpus.warnings(), **pair_data}, ensure_ascii=False))
         return 0
     console = _console(sys.stdout)
     console.print(Text(f"{corpus.name}  ({corpus.source})", style="bold"))
@@ -278,6 +402,10 @@ def cmd_corpus_show(args) -> int:
         console.print(Text(f"  {key.replace('_', ' ')}: {neutralise(shown)}"))
     for w in corpus.warnings():
         console.print(Text("  warning: " + neutralise(w), style="yellow"))
+    if pair_lines:
+        console.print(Text("dialogue pairs:", style="bold"))
+        for line in pair_lines:
+            console.print(Text("  " + neutralise(line)))
     if "preview" in data:
         console.print(Text("preview:", style="bold"))
         console.print(Text(neutralise(str(data["preview"]))))

@@ -16,6 +16,8 @@ CELLS = ("lstm", "gru", "rnn")
 LEVELS = ("char", "bpe", "unigram")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
+TASKS = ("lm", "chat")
+ATTENTIONS = ("general", "dot")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,30 @@ PRESETS: dict[str, dict] = {
 
 
 @dataclass(frozen=True)
+class Seq2SeqConfig:
+    """The chat model: an LSTM encoder (bidirectional by default) and an LSTM decoder with attention."""
+    vocab_size: int = 0           # filled in from the tokenizer
+    layers: int = 2               # the same depth in the encoder and the decoder
+    hidden: int = 256             # decoder width; a bidirectional encoder uses hidden/2 per direction
+    embed: int = 64               # one embedding table, shared by the encoder and the decoder
+    dropout: float = 0.1
+    bidirectional: bool = True    # the encoder reads the whole prompt before the reply starts anyway
+    attention: str = "general"    # Luong's score: h_dec . W h_enc ("general") or h_dec . h_enc ("dot")
+    tie: bool = False             # output head shares the embedding (needs embed == hidden)
+
+    def validate(self) -> None:
+        _int_range("layers", self.layers, 1, 16)
+        _int_range("hidden", self.hidden, 2, 8192)
+        _int_range("embed", self.embed, 1, 8192)
+        _float_range("dropout", self.dropout, 0.0, 0.95)
+        _choice("attention", self.attention, ATTENTIONS)
+        if self.bidirectional and self.hidden % 2:
+            raise ConfigError(f"a bidirectional encoder needs an even --hidden (got {self.hidden})")
+        if self.tie and self.embed != self.hidden:
+            raise ConfigError(f"--tie needs --embed equal to --hidden (got {self.embed} and {self.hidden})")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     level: str = "char"           # characters need no tokenizer training and show learning most plainly
     vocab_size: int = 2000        # subword levels only; small corpora cannot fill a larger vocabulary
@@ -70,6 +96,10 @@ class TrainConfig:
     precision: str = "auto"
     seed: int = 1337
     log_every: int = 10           # steps between Step events
+    task: str = "lm"              # "lm": a language model; "chat": a seq2seq model on dialogue pairs
+    context_turns: int = 1        # chat: earlier turns read with the prompt (bounded by max_turn_chars)
+    max_turn_chars: int = 300     # chat: longer prompts or replies are dropped, so a batch stays small
+    teacher_forcing: float = 1.0  # chat: share of decoder inputs taken from the reference reply
 
     def validate(self) -> None:
         _choice("level", self.level, LEVELS)
@@ -91,6 +121,10 @@ class TrainConfig:
         _int_range("sample-length", self.sample_length, 0, 100_000)
         _float_range("val-fraction", self.val_fraction, 0.001, 0.5)
         _int_range("log-every", self.log_every, 1, 10**9)
+        _choice("task", self.task, TASKS)
+        _int_range("context-turns", self.context_turns, 0, 16)
+        _int_range("max-turn-chars", self.max_turn_chars, 8, 100_000)
+        _float_range("teacher-forcing", self.teacher_forcing, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -108,6 +142,33 @@ class SampleConfig:
         _int_range("top-k", self.top_k, 0, 10_000_000)
         if not (0.0 < self.top_p <= 1.0) or math.isnan(self.top_p):
             raise ConfigError(f"--top-p must be in (0, 1], got {self.top_p}")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How chat replies are decoded. Temperature 0 is greedy; beam > 1 is beam search."""
+    temperature: float = 0.7      # a little randomness avoids the same reply to everything
+    top_k: int = 0
+    top_p: float = 0.9           # nucleus sampling cuts the long tail of unlikely tokens
+    beam: int = 1                 # beam width; > 1 searches instead of sampling
+    length_penalty: float = 1.0   # beams are ranked by log-prob / length**penalty (0: raw log-prob)
+    no_repeat_ngram: int = 0      # forbid repeating any n-gram of this many tokens (0: off)
+    repetition_penalty: float = 1.0  # > 1 makes tokens already in the reply less likely (1: off)
+    rerank: float = 0.0           # beam: subtract this times the reply's log-prob without the prompt (anti-LM)
+    max_length: int = 200         # tokens
+    seed: int | None = None
+
+    def validate(self) -> None:
+        _float_range("temperature", self.temperature, 0.0, 100.0)
+        _int_range("top-k", self.top_k, 0, 10_000_000)
+        if not (0.0 < self.top_p <= 1.0) or math.isnan(self.top_p):
+            raise ConfigError(f"--top-p must be in (0, 1], got {self.top_p}")
+        _int_range("beam", self.beam, 1, 64)
+        _float_range("length-penalty", self.length_penalty, 0.0, 10.0)
+        _int_range("no-repeat-ngram", self.no_repeat_ngram, 0, 1000)
+        _float_range("repetition-penalty", self.repetition_penalty, 1.0, 100.0)
+        _float_range("rerank", self.rerank, 0.0, 5.0)
+        _int_range("max-length", self.max_length, 1, 100_000)
 
 
 def replace(cfg, **changes):

@@ -63,6 +63,8 @@ class Eval(Event):
     perplexity: float             # per token
     train_loss: float
     best: bool                    # the best validation loss so far
+    distinct1: float | None = None  # chat: distinct-1/2 of greedy replies to held-out prompts
+    distinct2: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,3 +117,12 @@ class SampleDone(Event):
     chars: int
     seconds: float
     reason: str                   # "length", "stop", "cancelled"
+
+
+@dataclass(frozen=True)
+class Beams(Event):
+    """Beam search in progress (only when asked for): the live hypotheses after ``step`` tokens."""
+    kind: ClassVar[str] = "beams"
+    step: int
+    texts: tuple[str, ...]
+    scores: tuple[float, ...]     # summed log-probabilities

@@ -21,22 +21,18 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 
 from . import CHECKPOINT_FORMAT, __version__
 from . import checkpoints as ckpt
 from . import events as ev
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, Seq2SeqConfig, TrainConfig
 from .corpus import Corpus, load_corpus
-from .data import check_fits, lane_batch, prepare, random_batch
 from .device import autocast, describe, pick_device, pick_precision
 from .errors import ConfigError, RnnchatError
-from .evaluate import mean_loss
-from .models import RNNLM, detach_state
+from .lm_task import LMTask
 from .paths import checkpoints_dir
-from .sampling import sample_text
 from .schedule import learning_rate
-from .tokenizers import load_tokenizer
+from .tokenizers import Tokenizer, load_tokenizer
 
 DEFAULT_MINUTES = 10.0        # used when no step, epoch or time limit is given
 _SNAPSHOT_EVERY = 100         # steps between in-memory copies of the last known-good state
@@ -45,19 +41,37 @@ _FAILURE_WINDOW = 500
 _LIMIT_KEYS = ("max_steps", "epochs", "minutes")
 
 
+def make_task(corpus: Corpus, cfg: TrainConfig, tokenizer: Tokenizer | None = None):
+    """The task object for ``cfg.task``: LMTask ("lm") or ChatTask ("chat")."""
+    if cfg.task == "chat":
+        from .chat_task import ChatTask  # dialogue parsing is only loaded for chat runs
+
+        return ChatTask(corpus, cfg, tokenizer)
+    return LMTask(corpus, cfg, tokenizer)
+
+
+_KINDS = {"lm": (ModelConfig, "lm"), "seq2seq": (Seq2SeqConfig, "chat")}   # run.json kind -> (config, task)
+
+
 class Trainer:
     """Train a new run on ``corpus``, or continue ``resume`` (a run name or directory).
+
+    ``train.task`` picks what is trained: "lm" (``model`` is a ModelConfig) or "chat" (a Seq2SeqConfig;
+    the corpus is read as dialogue pairs). The loop, events, checkpoints and resume are the same.
 
     When resuming, the model and training settings come from the run; ``overrides`` may change its
     limits (max_steps, epochs, minutes: totals for the whole run) and eval/device settings.
     """
 
-    def __init__(self, corpus: str | Corpus | None = None, model: ModelConfig | None = None,
+    def __init__(self, corpus: str | Corpus | None = None, model: ModelConfig | Seq2SeqConfig | None = None,
                  train: TrainConfig | None = None, *, name: str | None = None,
                  resume: str | Path | None = None, overrides: dict | None = None):
         self.corpus_spec = corpus
-        self.model_cfg = model or ModelConfig()
         self.cfg = train or TrainConfig()
+        wanted = Seq2SeqConfig if self.cfg.task == "chat" else ModelConfig
+        self.model_cfg = model or wanted()
+        if not isinstance(self.model_cfg, wanted):
+            raise ConfigError(f"task {self.cfg.task!r} needs a {wanted.__name__}, got {type(self.model_cfg).__name__}")
         self.name = name
         self.resume_from = resume
         self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -82,13 +96,15 @@ class Trainer:
         if self.resume_from is not None:
             self.run_dir = ckpt.resolve_run(self.resume_from)
             meta = ckpt.read_run_meta(self.run_dir)
-            if meta.get("kind") != "lm":
-                raise ConfigError(f"run '{self.run_dir.name}' is a {meta.get('kind')} model, not a language model")
+            if meta.get("kind") not in _KINDS:
+                raise ckpt.CheckpointError(f"run '{self.run_dir.name}' has an unknown model kind {meta.get('kind')!r}")
+            config_class, task = _KINDS[meta["kind"]]
             try:
-                self.model_cfg = ModelConfig(**meta["model"])
+                self.model_cfg = config_class(**meta["model"])
                 train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
                 self.cfg = dataclasses.replace(
-                    TrainConfig(**{k: v for k, v in meta["train"].items() if k in train_fields}), **self.overrides)
+                    TrainConfig(**{k: v for k, v in meta["train"].items() if k in train_fields}),
+                    **self.overrides, task=task)
             except (KeyError, TypeError) as exc:
                 raise ckpt.CheckpointError(f"run.json of '{self.run_dir.name}' is not valid: {exc}") from None
             self.cfg.validate()
@@ -99,17 +115,14 @@ class Trainer:
                 yield ev.Warning(f"corpus '{self.corpus.name}' has changed since this run started; "
                                  "continuing with the run's own vocabulary")
             resumed = ckpt.load_checkpoint(self.run_dir, "last", with_optimizer=True)
-            self.data = prepare(self.corpus, self.cfg.level, self.cfg.vocab_size, self.cfg.val_fraction, tokenizer)
+            self.task = make_task(self.corpus, self.cfg, tokenizer)
             self.meta = meta
         else:
             self.corpus = self.corpus_spec if isinstance(self.corpus_spec, Corpus) else load_corpus(self.corpus_spec)
-            self.data = prepare(self.corpus, self.cfg.level, self.cfg.vocab_size, self.cfg.val_fraction)
-            self.model_cfg = dataclasses.replace(self.model_cfg, vocab_size=self.data.tokenizer.vocab_size)
-        for w in self.corpus.warnings():
+            self.task = make_task(self.corpus, self.cfg)
+            self.model_cfg = dataclasses.replace(self.model_cfg, vocab_size=self.task.tokenizer.vocab_size)
+        for w in self.corpus.warnings() + self.task.warnings():
             yield ev.Warning(w)
-        check_fits(self.data, self.cfg.seq_len)
-        if self.data.unknown:
-            yield ev.Warning(f"{self.data.unknown} tokens of the corpus are unknown to the vocabulary")
 
         if not any(getattr(self.cfg, k) for k in _LIMIT_KEYS):
             self.cfg = dataclasses.replace(self.cfg, minutes=DEFAULT_MINUTES)
@@ -117,13 +130,13 @@ class Trainer:
                              "minutes (Ctrl+C stops early and saves)")
         self.max_steps = self.cfg.max_steps
         if self.cfg.epochs:
-            by_epochs = math.ceil(self.cfg.epochs * len(self.data.train) / (self.cfg.batch_size * self.cfg.seq_len))
+            by_epochs = math.ceil(self.cfg.epochs * self.task.steps_per_epoch())
             self.max_steps = min(self.max_steps, by_epochs) if self.max_steps else by_epochs
 
         self.device = pick_device(self.cfg.device)
         self.precision = pick_precision(self.cfg.precision, self.device)
         torch.manual_seed(self.cfg.seed)
-        self.model = RNNLM(self.model_cfg).to(self.device)
+        self.model = self.task.build_model(self.model_cfg).to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr,
                                            weight_decay=self.cfg.weight_decay, betas=(0.9, 0.99))
         self.state = None
@@ -138,8 +151,8 @@ class Trainer:
             self.run_dir = self._new_run_dir()
             self._write_run_meta()
         params = self.model.num_parameters()
-        if params > 2 * len(self.data.train):
-            yield ev.Warning(f"the model has {params:,} parameters for {len(self.data.train):,} training tokens; "
+        if params > 2 * self.task.train_tokens:
+            yield ev.Warning(f"the model has {params:,} parameters for {self.task.train_tokens:,} training tokens; "
                              "it will memorise the corpus rather than learn its style (try a smaller preset)")
         if self.max_steps and self.step >= self.max_steps or self.cfg.minutes and self.elapsed >= self.cfg.minutes * 60:
             raise ConfigError(f"run '{self.run_dir.name}' already reached its limit (step {self.step}); "
@@ -154,8 +167,9 @@ class Trainer:
 
     def _new_run_dir(self) -> Path:
         root = checkpoints_dir()
+        cell = getattr(self.model_cfg, "cell", "chat")
         name = self.name or "{}-{}-{}{}x{}-{}".format(
-            _slug(self.corpus.name), self.cfg.level, self.model_cfg.cell, self.model_cfg.layers,
+            _slug(self.corpus.name), self.cfg.level, cell, self.model_cfg.layers,
             self.model_cfg.hidden, datetime.now().strftime("%Y%m%d-%H%M%S"))
         if "/" in name or name.startswith(".") or not name.strip():
             raise ConfigError(f"--name {name!r} is not a usable run name (no slashes, not hidden)")
@@ -163,18 +177,17 @@ class Trainer:
         if (run_dir / "run.json").exists():
             raise ConfigError(f"run '{name}' already exists; continue it with --resume {name} or pick another --name")
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.data.tokenizer.save(run_dir)
+        self.task.tokenizer.save(run_dir)
         return run_dir
 
     def _write_run_meta(self, summary: dict | None = None) -> None:
         self.meta = {
-            "format": CHECKPOINT_FORMAT, "kind": "lm",
+            "format": CHECKPOINT_FORMAT, "kind": self.task.kind,
             "model": dataclasses.asdict(self.model_cfg), "train": dataclasses.asdict(self.cfg),
-            "tokenizer": self.data.tokenizer.kind, "parameters": self.model.num_parameters(),
+            "tokenizer": self.task.tokenizer.kind, "parameters": self.model.num_parameters(),
             "corpus": {"name": self.corpus.name, "source": self.corpus.source,
                        "hash": self.corpus.content_hash(), "chars": self.corpus.chars},
-            "data": {"train_tokens": len(self.data.train), "val_tokens": len(self.data.val),
-                     "chars_per_token": self.data.chars_per_token},
+            "data": self.task.data_meta(),
             "versions": {"rnnchat": __version__, "torch": torch.__version__},
             "created": getattr(self, "meta", {}).get("created") or datetime.now().isoformat(timespec="seconds"),
             "summary": summary or {"step": 0, "best_val_loss": None, "best_bits_per_char": None},
@@ -206,8 +219,8 @@ class Trainer:
         resumed = self.resume_from is not None
         yield ev.Started(
             run=self.run_dir.name, run_dir=str(self.run_dir), corpus=self.corpus.name, level=cfg.level,
-            vocab_size=self.data.tokenizer.vocab_size, parameters=self.model.num_parameters(),
-            train_tokens=len(self.data.train), val_tokens=len(self.data.val),
+            vocab_size=self.task.tokenizer.vocab_size, parameters=self.model.num_parameters(),
+            train_tokens=self.task.train_tokens, val_tokens=self.task.val_tokens,
             device=describe(self.device), precision=self.precision, step=self.step,
             max_steps=self.max_steps, minutes=cfg.minutes, resumed=resumed)
         try:
@@ -219,8 +232,8 @@ class Trainer:
     def _loop(self) -> Iterator[ev.Event]:
         cfg, model, opt = self.cfg, self.model, self.optimizer
         params = [p for p in model.parameters()]
-        vocab = self.model_cfg.vocab_size
-        chars_per_token = self.data.train_chars_per_token
+        task = self.task
+        chars_per_token = task.train_chars_per_token
         # On the CPU every step is checked before the optimizer applies it (reading the loss costs
         # nothing). On a GPU reading it would stall the pipeline, so figures stay on the device and
         # are checked every log interval; a bad interval rolls back to the last good snapshot.
@@ -231,7 +244,7 @@ class Trainer:
         acc_loss = torch.zeros((), device=self.device)
         acc_norm = torch.zeros((), device=self.device)
         acc_steps = 0
-        interval_loss, interval_steps, interval_norm = 0.0, 0, 0.0
+        interval_loss, interval_steps, interval_norm, interval_tokens = 0.0, 0, 0.0, 0
         last_log_time, last_log_step = time.perf_counter(), self.step
         start_time = time.perf_counter() - self.elapsed
         model.train()
@@ -245,12 +258,10 @@ class Trainer:
             lr = learning_rate(cfg.lr, self.step, cfg.warmup_steps, progress, cfg.min_lr_ratio) * self.lr_scale
             for group in opt.param_groups:
                 group["lr"] = lr
-            x, y, fresh = self._batch()
-            state = None if (fresh or not cfg.carry_state) else self.state
+            batch = task.batch(self.step, self.device)
             try:
                 with autocast(self.device, self.precision):
-                    logits, new_state = model(x, state)
-                loss = F.cross_entropy(logits.float().reshape(-1, vocab), y.reshape(-1))
+                    loss, carried, tokens = task.loss(model, batch, self.state)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip if cfg.clip > 0 else math.inf)
@@ -265,9 +276,9 @@ class Trainer:
                         return
                     continue
             opt.step()
-            if cfg.carry_state:
-                self.state = detach_state(new_state)
+            self.state = carried
             self.step += 1
+            interval_tokens += tokens
             acc_loss += loss.detach()
             acc_norm = torch.maximum(acc_norm, norm.detach())
             acc_steps += 1
@@ -293,13 +304,14 @@ class Trainer:
                 self.good = self._snapshot()
 
             if self.step % cfg.log_every == 0:
-                now = time.perf_counter()
-                tok_s = (self.step - last_log_step) * cfg.batch_size * cfg.seq_len / max(1e-9, now - last_log_time)
+                seconds = max(1e-9, time.perf_counter() - last_log_time)
+                tok_s = interval_tokens / seconds
                 self.train_loss = interval_loss / interval_steps
                 yield ev.Step(step=self.step, loss=self.train_loss, lr=lr, grad_norm=interval_norm,
                               tokens_per_s=tok_s, chars_per_s=tok_s * chars_per_token, elapsed=self.elapsed,
-                              progress=max(0.0, self._progress()), eta=self._eta(tok_s))
-                interval_loss, interval_steps, interval_norm = 0.0, 0, 0.0
+                              progress=max(0.0, self._progress()),
+                              eta=self._eta(seconds / max(1, self.step - last_log_step)))
+                interval_loss, interval_steps, interval_norm, interval_tokens = 0.0, 0, 0.0, 0
                 last_log_time, last_log_step = time.perf_counter(), self.step
 
             reason = self._finished()
@@ -340,16 +352,6 @@ class Trainer:
                          f"learning rate (now x{self.lr_scale:g})")
         return False
 
-    def _batch(self):
-        cfg = self.cfg
-        if cfg.carry_state:
-            x, y, fresh = lane_batch(self.data.train, cfg.batch_size, cfg.seq_len, self.step)
-        else:
-            x, y, fresh = (*random_batch(self.data.train, cfg.batch_size, cfg.seq_len, cfg.seed, self.step), True)
-        if self.device.type == "cuda":  # pinned host memory lets the copy overlap with compute
-            return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True), fresh
-        return x.to(self.device), y.to(self.device), fresh
-
     def _progress(self) -> float:
         parts = []
         if self.max_steps:
@@ -358,10 +360,10 @@ class Trainer:
             parts.append(self.elapsed / (self.cfg.minutes * 60))
         return max(parts) if parts else -1.0
 
-    def _eta(self, tokens_per_s: float) -> float | None:
+    def _eta(self, seconds_per_step: float) -> float | None:
         etas = []
-        if self.max_steps and tokens_per_s > 0:
-            etas.append((self.max_steps - self.step) * self.cfg.batch_size * self.cfg.seq_len / tokens_per_s)
+        if self.max_steps and seconds_per_step > 0:
+            etas.append((self.max_steps - self.step) * seconds_per_step)
         if self.cfg.minutes:
             etas.append(max(0.0, self.cfg.minutes * 60 - self.elapsed))
         return min(etas) if etas else None
@@ -374,24 +376,24 @@ class Trainer:
         return ""
 
     def evaluate(self) -> float:
-        """Mean validation loss in nats per token, every token scored with its full lane context."""
-        return mean_loss(self.model, self.data.val, self.cfg.eval_tokens, max(self.cfg.batch_size, 32),
-                         self.cfg.seq_len, self.device, self.precision)[0]
+        """Mean validation loss in nats per token."""
+        return self.task.evaluate(self.model, self.device, self.precision)["val_loss"]
 
     def _evaluate(self, ema: float | None) -> Iterator[ev.Event]:
-        val = self.evaluate()
-        bpc = val / self.data.chars_per_token / math.log(2)
+        figures = self.task.evaluate(self.model, self.device, self.precision)
+        val = figures["val_loss"]
+        bpc = val / self.task.chars_per_token / math.log(2)
         best = val < self.best_val
         if best:
             self.best_val, self.best_bpc = val, bpc
         event = ev.Eval(step=self.step, val_loss=val, bits_per_char=bpc, perplexity=math.exp(min(val, 50.0)),
-                        train_loss=getattr(self, "train_loss", ema if ema is not None else float("nan")), best=best)
+                        train_loss=getattr(self, "train_loss", ema if ema is not None else float("nan")), best=best,
+                        distinct1=figures.get("distinct1"), distinct2=figures.get("distinct2"))
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(event.to_dict()) + "\n")
         yield event
         if self.cfg.sample_length:
-            yield ev.Sample(step=self.step, text=sample_text(
-                self.model, self.data.tokenizer, self.cfg.sample_length, self.cfg.sample_seed))
+            yield ev.Sample(step=self.step, text=self.task.sample(self.model))
         if best:
             yield from self._save("best")
 
@@ -418,7 +420,7 @@ class Trainer:
             "best_val": None if math.isinf(self.best_val) else self.best_val, "best_bpc": self.best_bpc,
             "lr_scale": self.lr_scale, "param_groups": groups,
             "rng": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii"),
-            "epoch": self.step * self.cfg.batch_size * self.cfg.seq_len / max(1, len(self.data.train)),
+            "epoch": self.step / max(1e-9, self.task.steps_per_epoch()),
         }
         return opt_tensors, state
 

@@ -1,0 +1,177 @@
+"""The chat model end to end: a tiny seq2seq learns a copy task, decoding strategies, the chat command."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rnnchat.chat import ChatSession
+from rnnchat.chat_data import encode_source
+from rnnchat.checkpoints import CheckpointError, open_chat_model, open_language_model
+from rnnchat.config import DecodeConfig, Seq2SeqConfig, TrainConfig
+from rnnchat.decoding import beam_search, decode_reply, distinct_n, greedy_batch, rerank
+from rnnchat.events import Done, Eval, Sample, SampleDone, Token
+from rnnchat.train import Trainer
+
+ALPHABET = "abcdefgh"
+
+
+def copy_pairs(n: int, seed: int) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    words = set()
+    while len(words) < n:
+        words.add("".join(rng.choice(ALPHABET) for _ in range(rng.randint(3, 6))))
+    return [(w, w) for w in sorted(words)]
+
+
+@pytest.fixture(scope="module")
+def copy_run(tmp_path_factory):
+    """A tiny chat model trained on 'reply with the prompt', and the prompts it never saw."""
+    root = tmp_path_factory.mktemp("copy")
+    pairs = copy_pairs(700, seed=3)
+    train, held = pairs[:600], pairs[600:]
+    corpus = root / "copy.tsv"
+    corpus.write_text("prompt\treply\n" + "".join(f"{a}\t{b}\n" for a, b in train), encoding="utf-8")
+    model = Seq2SeqConfig(layers=1, hidden=96, embed=32, dropout=0.0)
+    cfg = TrainConfig(task="chat", context_turns=0, max_steps=500, eval_every=250, batch_size=32, lr=1e-2,
+                      warmup_steps=20, sample_length=20, precision="fp32", val_fraction=0.1)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RNNCHAT_CHECKPOINTS", str(root / "checkpoints"))
+    mp.setenv("RNNCHAT_CACHE", str(root / "cache"))
+    events = list(Trainer(str(corpus), model, cfg, name="copy").run())
+    mp.undo()
+    return root / "checkpoints" / "copy", events, held
+
+
+def exact_match(run, held) -> float:
+    sources = [encode_source(run.tokenizer, (), p) for p, _ in held]
+    replies = [run.tokenizer.decode(r) for r in greedy_batch(run.model, sources, 12)]
+    return sum(r == want for r, (_, want) in zip(replies, held)) / len(held)
+
+
+def test_seq2seq_learns_to_copy_unseen_prompts(copy_run):
+    run_dir, events, held = copy_run
+    evals = [e for e in events if isinstance(e, Eval)]
+    assert isinstance(events[-1], Done) and events[-1].reason == "max_steps"
+    assert len(evals) == 2 and evals[-1].val_loss < evals[0].val_loss < 2.0
+    assert evals[-1].distinct1 is not None and 0 < evals[-1].distinct1 <= 1
+    samples = [e for e in events if isinstance(e, Sample)]
+    assert samples and samples[-1].text.startswith("> ") and "\n< " in samples[-1].text
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["kind"] == "seq2seq" and meta["data"]["train_pairs"] > 0
+    run = open_chat_model(run_dir)
+    assert exact_match(run, held) >= 0.8
+    # The first checkpoint of the run (its 'last' after step 250 was overwritten) is not needed to
+    # show learning: the loss fell between the two evaluations and the final model copies.
+
+
+def test_beam_width_one_equals_greedy_and_beams_rank(copy_run):
+    run = open_chat_model(copy_run[0])
+    for prompt, _ in copy_run[2][:10]:
+        src = encode_source(run.tokenizer, (), prompt)
+        greedy = greedy_batch(run.model, [src], 12)[0]
+        one = beam_search(run.model, src, DecodeConfig(beam=1, max_length=12))
+        assert list(one[0].ids) == greedy
+        streamed = [e.id for e in decode_reply(run.model, run.tokenizer, src, DecodeConfig(temperature=0, max_length=12))
+                    if isinstance(e, Token)]
+        assert streamed == greedy
+        wide = beam_search(run.model, src, DecodeConfig(beam=4, max_length=12))
+        assert [h.score for h in wide] == sorted((h.score for h in wide), reverse=True)
+        assert wide[0].logprob >= one[0].logprob - 1e-4   # a wider beam never finds a worse best reply
+
+
+def test_seeded_sampling_is_reproducible(copy_run):
+    run = open_chat_model(copy_run[0])
+    src = encode_source(run.tokenizer, (), "abcab")
+    cfg = DecodeConfig(temperature=1.5, top_p=1.0, seed=7, max_length=12)
+
+    def text(c):
+        return "".join(e.text for e in decode_reply(run.model, run.tokenizer, src, c) if isinstance(e, Token))
+
+    assert text(cfg) == text(cfg)
+    assert len({text(DecodeConfig(temperature=6.0, top_p=1.0, seed=s, max_length=12)) for s in range(8)}) > 1
+
+
+def test_no_repeat_ngram_and_max_length(copy_run):
+    run = open_chat_model(copy_run[0])
+    src = encode_source(run.tokenizer, (), "aaaaaa")
+    ids = [e.id for e in decode_reply(run.model, run.tokenizer, src,
+                                      DecodeConfig(temperature=0, no_repeat_ngram=2, max_length=10))
+           if isinstance(e, Token)]
+    bigrams = list(zip(ids, ids[1:]))
+    assert len(bigrams) == len(set(bigrams))
+    events = list(decode_reply(run.model, run.tokenizer, src, DecodeConfig(temperature=0, max_length=2)))
+    assert sum(isinstance(e, Token) for e in events) <= 2 and isinstance(events[-1], SampleDone)
+
+
+def test_rerank_subtracts_the_prompt_free_score(copy_run):
+    run = open_chat_model(copy_run[0])
+    src = encode_source(run.tokenizer, (), "hgfed")
+    hyps = beam_search(run.model, src, DecodeConfig(beam=4, max_length=12, length_penalty=0))
+    assert rerank(run.model, hyps, 0.0, 0.0) == hyps
+    reranked = rerank(run.model, hyps, 0.5, 0.0)
+    assert sorted(h.ids for h in reranked) == sorted(h.ids for h in hyps)
+    assert all(r.score != r.logprob for r in reranked)
+
+
+def test_session_context_and_unknown_characters(copy_run):
+    session = ChatSession(copy_run[0])
+    assert session.unknown_chars("ab☃c\x1b") == ["☃", "\x1b"]
+    reply = "".join(e.text for e in session.reply("ab☃c", DecodeConfig(temperature=0, max_length=8))
+                    if isinstance(e, Token))
+    assert session.history == [("you", "ab☃c"), ("bot", reply)]
+    assert "**You:**" in session.transcript_markdown() and "> ab☃c" in session.transcript_markdown()
+    session.reset()
+    assert session.history == []
+
+
+def test_chat_and_language_model_runs_are_not_mixed_up(copy_run):
+    with pytest.raises(CheckpointError, match="not a language model"):
+        open_language_model(copy_run[0])
+
+
+def test_distinct_n():
+    assert distinct_n(["i do not know", "i do not know"], 1) == pytest.approx(4 / 8)
+    assert distinct_n(["a b", "b a"], 2) == 1.0
+    assert distinct_n([], 2) == 0.0
+
+
+def _rnnchat(*args, stdin="", env_root=None):
+    return subprocess.run([sys.executable, "-m", "rnnchat", *args], input=stdin, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_cli_chat_with_piped_stdin(copy_run):
+    run_dir = str(copy_run[0])
+    lines = "abcde\n/temp 0\n\nhgfa\n/beam 3\nbbcc\n/beam x\n/nonsense\nab☃\n"
+    res = _rnnchat("chat", run_dir, "--temperature", "0", "--max-length", "12", stdin=lines)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.splitlines()
+    assert len(out) == 5                                   # one per message line, the blank one included
+    assert out[0] == "abcde" and out[1] == "" and out[2] == "hgfa" and out[3] == "bbcc"
+    assert "/beam needs a whole number" in res.stderr and "unknown command /nonsense" in res.stderr
+    assert "unknown to the model" in res.stderr and "Traceback" not in res.stderr
+    res = _rnnchat("chat", run_dir, "--json", "--temperature", "0", stdin="abc\n")
+    record = json.loads(res.stdout)
+    assert record["prompt"] == "abc" and record["reply"] == "abc" and record["reason"] == "stop"
+
+
+def test_cli_chat_bad_input_is_one_line(copy_run):
+    res = _rnnchat("chat", str(copy_run[0]), "--beam", "0")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "--beam" in res.stderr
+    res = _rnnchat("generate", str(copy_run[0]))
+    assert res.returncode == 2 and "a chat model (use 'rnnchat chat')" in res.stderr
+
+
+def test_cli_eval_chat_reports_distinct_per_strategy(copy_run):
+    res = _rnnchat("eval", str(copy_run[0]), "--prompts", "20", "--json")
+    assert res.returncode == 0, res.stderr
+    result = json.loads(res.stdout)
+    assert result["pairs"] > 0 and result["loss"] > 0
+    assert set(result["strategies"]) == {"greedy", "beam 4", "beam 4 + rerank 0.5"}
+    assert all(0 < s["distinct1"] <= 1 for s in result["strategies"].values())
