@@ -19,15 +19,8 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 
-import torch
-
-
-def machine() -> str:
-    from rnnchat.device import cpu_model
-
-    return f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+from _common import machine_info, machine_line, today  # also puts the checkout on sys.path
 
 
 def steady_rate(steps) -> float:
@@ -112,12 +105,13 @@ def main() -> None:
                 updates.append(result["updates"])
             print(f"round {r + 1} {side:8s} {result['rate']:>10,.0f} chars/s", file=sys.stderr)
     h, a = statistics.median(heads), statistics.median(apps)
-    result = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "steps": args.steps,
+    result = {"date": today(), "machine": machine_line(machine_info("cpu")), "steps": args.steps,
               "headless_chars_per_s": round(h), "app_chars_per_s": round(a), "app_over_headless": round(a / h, 3),
               "ui_updates_per_run": statistics.median(updates), "runs": {"headless": heads, "app": apps}}
     if args.json:
         print(json.dumps(result))
     else:
+        print(f"date:    {result['date']}")
         print(f"machine: {result['machine']}")
         print(f"training, small preset, Shakespeare, {args.steps} steps x {args.rounds} rounds (median)")
         print(f"  headless   {h:>10,.0f} chars/s")

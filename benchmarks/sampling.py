@@ -18,21 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import string
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import machine_info, machine_line, today  # also puts the checkout on sys.path
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from rnnchat.config import ModelConfig, SampleConfig  # noqa: E402
 from rnnchat.events import Token  # noqa: E402
-from rnnchat.device import cpu_model  # noqa: E402
 from rnnchat.models import RNNLM  # noqa: E402
 from rnnchat.sampling import FastStepper, generate  # noqa: E402
 from rnnchat.tokenizers import EOD, CharTokenizer  # noqa: E402
@@ -120,11 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
     c = best(lambda: stepper_only(model, ids), args.repeats)
 
     result = {
-        "machine": {
-            "cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "numpy": np.__version__,
-            "python": platform.python_version(), "device": "cpu",
-        },
+        "date": today(), "machine": machine_info("cpu"),
         "model": {"cell": args.cell, "layers": args.layers, "hidden": args.hidden, "embed": args.embed,
                   "vocab": tokenizer.vocab_size, "parameters": model.num_parameters(),
                   "weights": "random (torch.manual_seed(0))"},
@@ -139,8 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(result, indent=2))
     else:
         m, mo = result["machine"], result["model"]
-        print(f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
-              f"numpy {m['numpy']}, device {m['device']}")
+        print(f"date:    {result['date']}")
+        print(f"machine: {machine_line(m)}")
         print(f"model:   {mo['layers']}x{mo['hidden']} {mo['cell']}, embed {mo['embed']}, vocab {mo['vocab']}, "
               f"{mo['parameters']:,} parameters, {mo['weights']}")
         print(f"sampling {n} tokens at temperature {args.temperature}, best of {args.repeats} after a warm-up\n")

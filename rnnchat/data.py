@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .corpus import Corpus, split_documents
+from .corpus import Corpus, split_spans
 from .errors import CorpusError
 from .paths import cache_dir
 from .tokenizers import EOD, Tokenizer, dtype_for, load_tokenizer, train_tokenizer
 
 _CACHE_FORMAT = 1
+_PIECE_CHARS = 1 << 20        # characters encoded at a time when building the cache
 
 
 @dataclass
@@ -88,29 +89,72 @@ def _memmap(path: Path, dtype: np.dtype) -> np.ndarray:
     return np.memmap(path, dtype=dtype, mode="r")
 
 
+class TextView:
+    """A read-only window ``text[start:end]`` that supports ``len()`` and slicing, so the splits of a large
+    corpus are handed to tokenizer training and encoded piece by piece without copying them whole."""
+
+    __slots__ = ("text", "start", "end")
+
+    def __init__(self, text: str, start: int, end: int):
+        self.text, self.start, self.end = text, start, end
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __getitem__(self, key: slice) -> str:
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("TextView supports only contiguous slices")
+        a, b, _ = key.indices(len(self))
+        return self.text[self.start + a:self.start + max(a, b)]
+
+    def __str__(self) -> str:
+        return self.text[self.start:self.end]
+
+
+def _pieces(view: TextView, at_newlines: bool):
+    """The view as consecutive strings of about _PIECE_CHARS characters. With ``at_newlines`` every piece
+    but the last ends with a newline, so subword tokenizers (whose pieces never cross one) encode the
+    pieces exactly as they would encode the whole."""
+    n, start = len(view), 0
+    while start < n:
+        end = min(n, start + _PIECE_CHARS)
+        if at_newlines and end < n:
+            nl = view.text.find("\n", view.start + end - 1, view.end)
+            end = n if nl < 0 else nl + 1 - view.start
+        yield view[start:end]
+        start = end
+
+
 def _build(corpus: Corpus, level: str, vocab_size: int, val_fraction: float,
            tokenizer: Tokenizer | None, path: Path) -> None:
-    train_texts, val_texts = split_documents(corpus, val_fraction)
+    # The splits stay views of the corpus text and are encoded piece by piece straight into the files:
+    # memory beyond the corpus itself is a few pieces, whatever the corpus size.
+    train_spans, val_spans = split_spans(corpus, val_fraction)
+    docs = corpus.documents
+    train_views = [TextView(docs[i].text, a, b) for i, a, b in train_spans]
+    val_views = [TextView(docs[i].text, a, b) for i, a, b in val_spans]
     if tokenizer is None:
         # A character vocabulary covers the whole corpus, so validation has no unknown characters;
         # subword vocabularies are learned from the training split only.
-        source = train_texts + val_texts if level == "char" else train_texts
+        source = train_views + val_views if level == "char" else train_views
         tokenizer = train_tokenizer(level, source, vocab_size)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     dtype = dtype_for(tokenizer.vocab_size)
+    at_newlines = tokenizer.kind != "char"
     unknown = 0
     chars = {}
-    for split, texts in (("train", train_texts), ("val", val_texts)):
+    for split, views in (("train", train_views), ("val", val_views)):
         with open(tmp / f"{split}.bin", "wb") as f:
             boundary = np.array([EOD], dtype=dtype).tobytes()
-            for text in texts:
-                ids = tokenizer.encode(text)
-                unknown += tokenizer.count_unknown(ids)
+            for view in views:
                 f.write(boundary)
-                f.write(ids.astype(dtype, copy=False).tobytes())
-        chars[split] = sum(len(t) for t in texts)
+                for piece in _pieces(view, at_newlines):
+                    ids = tokenizer.encode(piece)
+                    unknown += tokenizer.count_unknown(ids)
+                    f.write(np.ascontiguousarray(ids, dtype=dtype).data)
+        chars[split] = sum(len(v) for v in views)
     tokenizer.save(tmp)
     meta = {"format": _CACHE_FORMAT, "corpus": corpus.name, "level": tokenizer.kind,
             "vocab_size": tokenizer.vocab_size, "dtype": dtype.name, "unknown": unknown,

@@ -65,28 +65,31 @@ class CharTokenizer:
         self.chars = chars
         self.vocab_size = len(chars) + 2
         cps = _codepoints(chars).astype(np.int64)
-        self._lut = np.zeros(int(cps.max(initial=0)) + 2, dtype=np.int32)  # 0 == UNK everywhere else
-        self._lut[cps] = np.arange(2, self.vocab_size, dtype=np.int32)
+        # Code point -> id, in the ids' own dtype; the last entry (past every known code point) is UNK,
+        # and so is every code point the corpus lacks.
+        self._lut = np.zeros(int(cps.max(initial=0)) + 2, dtype=dtype_for(self.vocab_size))
+        self._lut[cps] = np.arange(2, self.vocab_size)
         self._table = ["", ""] + list(chars)
 
     @classmethod
     def train(cls, texts: Iterable[str]) -> "CharTokenizer":
-        seen: set[int] = set()
+        """The distinct characters of ``texts`` (strings, or views that support len() and slicing)."""
+        seen = np.zeros(0x110000, dtype=bool)   # one flag per code point (lone surrogates included)
         for text in texts:
             for chunk in _chunks(text):
-                seen.update(np.unique(_codepoints(chunk)).tolist())
-        if not seen:
+                seen[_codepoints(chunk)] = True
+        found = np.flatnonzero(seen)
+        if not len(found):
             raise ConfigError("cannot build a character vocabulary from empty text")
-        return cls("".join(chr(c) for c in sorted(seen)))
+        return cls("".join(map(chr, found.tolist())))
 
     def encode(self, text: str) -> np.ndarray:
-        out = np.empty(len(text), dtype=dtype_for(self.vocab_size))
+        out = np.empty(len(text), dtype=self._lut.dtype)
+        last = len(self._lut) - 1
         pos = 0
         for chunk in _chunks(text):
             cps = _codepoints(chunk)
-            inside = cps < len(self._lut) - 1
-            ids = np.where(inside, self._lut[np.minimum(cps, len(self._lut) - 1)], UNK)
-            out[pos:pos + len(chunk)] = ids
+            np.take(self._lut, np.minimum(cps, last), out=out[pos:pos + len(chunk)], mode="clip")
             pos += len(chunk)
         return out
 
@@ -134,6 +137,8 @@ class SentencePieceTokenizer:
 
     @classmethod
     def train(cls, texts: list[str], kind: str, vocab_size: int) -> "SentencePieceTokenizer":
+        """Train on ``texts`` (strings, or views that support len() and slicing), sampled down to
+        _SP_MAX_TRAIN_CHARS characters when larger."""
         import sentencepiece as spm
 
         lines = list(_sample_lines(texts, _SP_MAX_TRAIN_CHARS))

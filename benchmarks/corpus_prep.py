@@ -1,0 +1,257 @@
+"""Corpus preparation: wall time and peak memory of turning a large text file into training arrays.
+
+    python benchmarks/corpus_prep.py [--quick] [--sizes 1,10,100] [--levels char,bpe] [--vocab-size 2000]
+                                     [--charsets utf8,ascii] [--train-steps 30] [--json] [--markdown]
+
+What a user pays for ``rnnchat train big.txt`` before the first step: ``load_corpus`` (reading and
+decoding the file) and ``rnnchat.data.prepare`` on an empty cache (split, tokenizer training, encoding
+both splits into the on-disk arrays). Each measurement is a fresh interpreter with ``RNNCHAT_CACHE``
+pointing at a new empty folder.
+
+Peak memory is the child's ``ru_maxrss`` minus that of a baseline child that only imports rnnchat and
+torch, and is also given as a ratio to the file size. Targets (issue 5): a 100 MB corpus prepared for
+char training in <= 15 s with peak memory <= 2x the file; bpe training stays under a minute.
+
+With ``--train-steps N`` a third child trains the default model for N steps on the prepared cache and
+reports its resident memory while training (``VmRSS`` at the Step events, minus the baseline; the
+memmapped token files are counted separately as "file" pages), to show whether memory during training
+depends on corpus size.
+
+The corpora are built in a temporary folder by repeating the built-in Shakespeare text (38 plays,
+4.8 M characters) with small per-copy changes: copy k starts with a "COPY k:" line, has the plays in an
+order rotated by k and its vowels permuted (the k-th permutation of aeiou; copy 0 is the original), so
+that, as in a real corpus, the number of distinct words grows with its size (a subword tokenizer trained
+on 20 identical copies would see the same few words and train unrealistically fast). The file is cut at a line end just under the size asked for (1 MB = 10^6 bytes).
+Shakespeare as rnnchat renders it has one character outside Latin-1 (the em dash), so Python holds the
+decoded text at 2 bytes per character: the text alone is then 2x the file. ``--charsets ascii`` writes the
+same corpus with "--" for the em dash (1 byte per character in memory), the common case for English text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import (answer, header, markdown_table, progress, run_side, text_table,  # noqa: F401
+                     today)
+
+MB = 1_000_000
+
+
+# ------------------------------------------------------------------------------------------- children
+
+def _status_kb() -> dict:
+    out = {}
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+                    out[key] = int(rest.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+def _maxrss_bytes() -> int:
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024
+
+
+def child_baseline() -> dict:
+    import torch  # noqa: F401
+
+    import rnnchat.corpus  # noqa: F401
+    import rnnchat.data  # noqa: F401
+    import rnnchat.tokenizers  # noqa: F401
+
+    return {"peak_bytes": _maxrss_bytes()}
+
+
+def child_prep(path: str, level: str, vocab_size: int) -> dict:
+    import torch  # noqa: F401
+
+    import rnnchat.data as data
+    from rnnchat.corpus import load_corpus
+
+    timings = {"tokenizer_s": 0.0}
+    real_train = data.train_tokenizer
+
+    def timed_train(*a, **kw):           # time the tokenizer training inside prepare, nothing else changes
+        t = time.perf_counter()
+        try:
+            return real_train(*a, **kw)
+        finally:
+            timings["tokenizer_s"] += time.perf_counter() - t
+
+    data.train_tokenizer = timed_train
+    t0 = time.perf_counter()
+    corpus = load_corpus(path)
+    t1 = time.perf_counter()
+    ds = data.prepare(corpus, level, vocab_size)
+    t2 = time.perf_counter()
+    assert not ds.cached, "the cache was not empty"
+    return {
+        "seconds": t2 - t0, "load_s": t1 - t0, "prepare_s": t2 - t1, **timings,
+        "peak_bytes": _maxrss_bytes(), "chars": corpus.chars,
+        "text_bytes_in_memory": sum(sys.getsizeof(d.text) for d in corpus.documents),
+        "train_tokens": len(ds.train), "val_tokens": len(ds.val), "vocab": ds.tokenizer.vocab_size,
+        "cache_bytes": sum(p.stat().st_size for p in ds.path.iterdir()),
+    }
+
+
+def child_train(path: str, level: str, vocab_size: int, steps: int) -> dict:
+    from rnnchat import events as ev
+    from rnnchat.config import ModelConfig, TrainConfig
+    from rnnchat.train import Trainer
+
+    trainer = Trainer(path, ModelConfig(), TrainConfig(level=level, vocab_size=vocab_size, max_steps=steps,
+                                                       eval_every=10**9, sample_length=0, log_every=5,
+                                                       eval_tokens=10_000))
+    rss, anon, file_pages, cached = 0, 0, 0, None
+    for e in trainer.run():
+        if isinstance(e, ev.Started):   # the Dataset lives on the trainer or, since the task split, on its task
+            data = getattr(trainer, "data", None) or getattr(getattr(trainer, "task", None), "data", None)
+            cached = getattr(data, "cached", None)
+        if isinstance(e, ev.Step):
+            s = _status_kb()
+            if s.get("VmRSS", 0) * 1024 > rss:
+                rss, anon, file_pages = s["VmRSS"] * 1024, s.get("RssAnon", 0) * 1024, s.get("RssFile", 0) * 1024
+    return {"train_rss_bytes": rss, "train_anon_bytes": anon, "train_file_bytes": file_pages,
+            "cache_hit": cached, "peak_bytes": _maxrss_bytes()}
+
+
+# -------------------------------------------------------------------------------------------- corpora
+
+def build_corpus(path: Path, size_mb: float, charset: str) -> int:
+    """Write the repeated-Shakespeare corpus: size_mb * 10^6 bytes, cut at the last line end before that."""
+    from rnnchat.corpus import load_corpus
+
+    docs = [d.text for d in load_corpus("shakespeare").documents]
+    if charset == "ascii":
+        docs = [t.replace("\u2014", "--") for t in docs]
+    vowels = list(itertools.permutations("aeiou"))      # vowels[0] is the identity: copy 0 is unchanged
+    target = int(size_mb * MB)
+    written, k = 0, 0
+    with open(path, "wb") as f:
+        while written < target:
+            order = docs[k % len(docs):] + docs[:k % len(docs)]
+            perm = "".join(vowels[k % len(vowels)])
+            swap = str.maketrans("aeiou" + "AEIOU", perm + perm.upper())
+            data = (f"COPY {k}:\n" + "".join(order).translate(swap)).encode("utf-8")
+            if len(data) > target - written:
+                cut = data.rfind(b"\n", 0, target - written)
+                data = data[:cut + 1]
+                target = written + len(data)
+            f.write(data)
+            written += len(data)
+            k += 1
+    return path.stat().st_size
+
+
+# ----------------------------------------------------------------------------------------------- main
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1 MB only, char and bpe, utf8 (seconds)")
+    ap.add_argument("--sizes", default="1,10,100", help="corpus sizes in MB (10^6 bytes), comma-separated")
+    ap.add_argument("--levels", default="char,bpe")
+    ap.add_argument("--charsets", default="utf8,ascii",
+                    help="utf8: Shakespeare as rendered (em dashes); ascii: em dash written as --")
+    ap.add_argument("--vocab-size", type=int, default=2000)
+    ap.add_argument("--train-steps", type=int, default=30,
+                    help="steps of the memory-while-training child (0: skip it)")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--markdown", action="store_true", help="also print a table for benchmarks/RESULTS.md")
+    ap.add_argument("--child", choices=("baseline", "prep", "train"), help=argparse.SUPPRESS)
+    ap.add_argument("--file", help=argparse.SUPPRESS)
+    ap.add_argument("--level", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.child:
+        if args.child == "baseline":
+            answer(child_baseline())
+        elif args.child == "prep":
+            answer(child_prep(args.file, args.level, args.vocab_size))
+        else:
+            answer(child_train(args.file, args.level, args.vocab_size, args.train_steps))
+        return
+
+    sizes = [1.0] if args.quick else [float(s) for s in args.sizes.split(",")]
+    levels = args.levels.split(",")
+    charsets = ["utf8"] if args.quick else args.charsets.split(",")
+    train_steps = min(args.train_steps, 10) if args.quick else args.train_steps
+    machine = header(f"corpus preparation: load_corpus + prepare on an empty cache; sizes {sizes} MB, "
+                     f"levels {levels}, charsets {charsets}, bpe vocab {args.vocab_size}")
+    script = Path(__file__).resolve()
+    work = Path(tempfile.mkdtemp(prefix="rnnchat-corpus-prep-"))
+    rows = []
+    try:
+        base = min(run_side(script, ["--child", "baseline"])["peak_bytes"] for _ in range(2))
+        print(f"baseline child (imports rnnchat and torch): peak {base / MB:.0f} MB")
+        for charset in charsets:
+            for size in sizes:
+                corpus = work / f"shakespeare-{size:g}MB-{charset}.txt"
+                file_bytes = build_corpus(corpus, size, charset)
+                for level in levels:
+                    cache = work / f"cache-{size:g}-{charset}-{level}"
+                    env = {"RNNCHAT_CACHE": str(cache), "RNNCHAT_CHECKPOINTS": str(work / "checkpoints")}
+                    common = ["--file", str(corpus), "--level", level, "--vocab-size", str(args.vocab_size)]
+                    progress(f"  {size:g} MB {charset} {level} ...")
+                    r = run_side(script, ["--child", "prep", *common], env=env)
+                    r.update(size_mb=size, charset=charset, level=level, file_bytes=file_bytes,
+                             peak_over_base_bytes=r["peak_bytes"] - base)
+                    r["peak_ratio"] = r["peak_over_base_bytes"] / file_bytes
+                    if train_steps:
+                        t = run_side(script, ["--child", "train", *common, "--train-steps", str(train_steps)],
+                                     env=env)
+                        r.update(train_rss_over_base_bytes=t["train_rss_bytes"] - base,
+                                 train_anon_bytes=t["train_anon_bytes"], train_file_bytes=t["train_file_bytes"],
+                                 train_cache_hit=t["cache_hit"])
+                    rows.append(r)
+                    shutil.rmtree(cache, ignore_errors=True)
+                corpus.unlink()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    result = {"date": today(), "machine": machine, "baseline_peak_bytes": base, "vocab_size": args.vocab_size,
+              "train_steps": train_steps, "rows": rows}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+
+    headers = ["corpus", "level", "seconds", "load s", "tokenizer s", "peak MB", "peak / file", "text in memory MB"]
+    if train_steps:
+        headers += ["while training MB"]
+    table = []
+    for r in rows:
+        row = [f"{r['size_mb']:g} MB {r['charset']}", r["level"], f"{r['seconds']:.1f}", f"{r['load_s']:.1f}",
+               f"{r['tokenizer_s']:.1f}" if r["level"] != "char" else "-",
+               f"{r['peak_over_base_bytes'] / MB:.0f}", f"{r['peak_ratio']:.2f}x",
+               f"{r['text_bytes_in_memory'] / MB:.0f}"]
+        if train_steps:
+            row.append(f"{r['train_rss_over_base_bytes'] / MB:.0f}")
+        table.append(row)
+    print()
+    print(text_table(headers, table))
+    print("\npeak MB: the child's peak resident memory minus the baseline child's; peak / file: that over the "
+          "file size.\ntargets: 100 MB char <= 15 s and <= 2x the file; bpe < 60 s.")
+    if train_steps:
+        print(f"while training: resident memory (VmRSS) during {train_steps} training steps of the default model "
+              "on the prepared cache,\nminus the baseline; --json splits it into heap and file pages (the "
+              "memmapped tokens and libraries).")
+    if args.markdown:
+        print()
+        print(markdown_table(headers, table))
+
+
+if __name__ == "__main__":
+    main()
