@@ -21,6 +21,7 @@ from .tokenizers import Tokenizer
 class LMTask:
     kind = "lm"                   # run.json "kind"
     config_class = ModelConfig
+    spike_check = True            # random windows have similar losses: a sudden jump means trouble
 
     def __init__(self, corpus: Corpus, cfg: TrainConfig, tokenizer: Tokenizer | None = None):
         self.cfg = cfg

@@ -123,6 +123,9 @@ class Trainer:
             self.model_cfg = dataclasses.replace(self.model_cfg, vocab_size=self.task.tokenizer.vocab_size)
         for w in self.corpus.warnings() + self.task.warnings():
             yield ev.Warning(w)
+        # The tokens are on disk now; keep what run.json needs, not the text (memory stays flat in
+        # corpus size during training).
+        self.corpus = _CorpusInfo(self.corpus.name, self.corpus.source, self.corpus.content_hash(), self.corpus.chars)
 
         if not any(getattr(self.cfg, k) for k in _LIMIT_KEYS):
             self.cfg = dataclasses.replace(self.cfg, minutes=DEFAULT_MINUTES)
@@ -186,7 +189,7 @@ class Trainer:
             "model": dataclasses.asdict(self.model_cfg), "train": dataclasses.asdict(self.cfg),
             "tokenizer": self.task.tokenizer.kind, "parameters": self.model.num_parameters(),
             "corpus": {"name": self.corpus.name, "source": self.corpus.source,
-                       "hash": self.corpus.content_hash(), "chars": self.corpus.chars},
+                       "hash": self.corpus.hash, "chars": self.corpus.chars},
             "data": self.task.data_meta(),
             "versions": {"rnnchat": __version__, "torch": torch.__version__},
             "created": getattr(self, "meta", {}).get("created") or datetime.now().isoformat(timespec="seconds"),
@@ -334,7 +337,8 @@ class Trainer:
             return "non-finite loss"
         if not math.isfinite(norm):
             return "non-finite gradient"
-        if ema is not None and self.step > self.cfg.warmup_steps and loss > max(2 * ema, ema + 1.0):
+        if (self.task.spike_check and ema is not None and self.step > self.cfg.warmup_steps
+                and loss > max(2 * ema, ema + 1.0)):
             return f"loss spike to {loss:.2f}"
         return ""
 
@@ -453,6 +457,14 @@ class Trainer:
                        best_val_loss=None if math.isinf(self.best_val) else self.best_val,
                        best_bits_per_char=self.best_bpc, elapsed=self.elapsed, run_dir=str(self.run_dir),
                        message=message)
+
+
+@dataclasses.dataclass(frozen=True)
+class _CorpusInfo:
+    name: str
+    source: str
+    hash: str
+    chars: int
 
 
 def _slug(name: str) -> str:
