@@ -7,6 +7,7 @@ first, the total kept within ``max_turn_chars``), then the message.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Iterator
 
@@ -55,6 +56,8 @@ class ChatSession:
         """Stream the reply to ``message``; the exchange joins the history when the reply ends
         (a cancelled reply is kept as far as it got)."""
         cfg.validate()
+        if cfg.seed is not None:   # a seeded chat is reproducible, but each turn draws afresh
+            cfg = dataclasses.replace(cfg, seed=cfg.seed + len(self.history) // 2)
         source = encode_source(self.tokenizer, self.context(), message)
         pieces: list[str] = []
         for event in decode_reply(self.run.model, self.tokenizer, source, cfg, controls, show_beams):

@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 # ---- commands ----------------------------------------------------------------------------------
 
 def cmd_train(args) -> int:
-    from .config import PRESETS, ModelConfig, Seq2SeqConfig, TrainConfig, replace
+    from .config import CHAT_TRAIN_DEFAULTS, PRESETS, ModelConfig, Seq2SeqConfig, TrainConfig, replace
     from .console import TrainView, print_json_events
     from .train import Trainer
 
@@ -199,6 +199,8 @@ def cmd_train(args) -> int:
             return EXIT_USAGE
         trainer = Trainer(args.corpus, resume=args.resume, overrides=train_opts)
     else:
+        if chat:
+            train_opts.update({k: v for k, v in CHAT_TRAIN_DEFAULTS.items() if train_opts.get(k) is None})
         preset = PRESETS[args.preset or "small"]
         if chat:
             preset = {k: v for k, v in preset.items() if k != "cell"}

@@ -144,6 +144,13 @@ class SampleConfig:
             raise ConfigError(f"--top-p must be in (0, 1], got {self.top_p}")
 
 
+# Training defaults for --task chat where they differ from the language model's. Measured on the
+# built-in dialogues, 3 minutes on 2 CPU cores: characters reached 2.33 bits/char in 400 steps and
+# replied with non-words; bpe-1000 pieces reached 1.44 in 1,436 steps with real words; a higher rate
+# and smaller batches (more updates on a small corpus) reached 1.36 and answered greetings in kind.
+CHAT_TRAIN_DEFAULTS = {"level": "bpe", "vocab_size": 1000, "lr": 6e-3, "batch_size": 32}
+
+
 @dataclass(frozen=True)
 class DecodeConfig:
     """How chat replies are decoded. Temperature 0 is greedy; beam > 1 is beam search."""

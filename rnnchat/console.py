@@ -85,8 +85,9 @@ class TrainView:
     def on_eval(self, e: ev.Eval) -> None:
         self.val = f"val {e.val_loss:.3f} ({e.bits_per_char:.3f} bpc)"
         mark = " *best*" if e.best else ""
+        distinct = f"  distinct-1/2 {e.distinct1:.2f}/{e.distinct2:.2f}" if e.distinct1 is not None else ""
         self.print(Text(f"step {e.step:>7,}  train {e.train_loss:.4f}  val {e.val_loss:.4f} nats/token  "
-                        f"{e.bits_per_char:.4f} bits/char  ppl {e.perplexity:.2f}{mark}"))
+                        f"{e.bits_per_char:.4f} bits/char  ppl {e.perplexity:.2f}{distinct}{mark}"))
 
     def on_sample(self, e: ev.Sample) -> None:
         self.print(Panel(Text(neutralise(e.text)), title=f"sample at step {e.step:,}", title_align="left",
