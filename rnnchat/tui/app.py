@@ -37,7 +37,10 @@ class RnnchatCommands(Provider):
             commands.append((f"Corpus: {entry.name}", partial(app.choose_corpus, entry.path or entry.name),
                              f"{entry.kind}"))
         for run in list_runs():
-            commands.append((f"Open run: {run.name}", partial(app.open_in_generate, run.name), run.corpus))
+            if run.kind == "seq2seq":
+                commands.append((f"Open chat run: {run.name}", partial(app.open_in_chat, run.name), run.corpus))
+            else:
+                commands.append((f"Open run: {run.name}", partial(app.open_in_generate, run.name), run.corpus))
         for text, callback, help_text in commands:
             score = matcher.match(text)
             if score > 0:
@@ -73,18 +76,25 @@ class RnnchatApp(App):
             with TabPane("4 Runs", id="runs"):
                 yield RunsPane()
             with TabPane("5 Chat", id="chat"):
-                yield ChatPane()
+                self.chat_pane = ChatPane()
+                yield self.chat_pane
         yield Footer()
 
     def on_mount(self) -> None:
-        runs = list_runs()
+        runs = [r for r in list_runs() if r.kind == "lm"]   # Generate's run; chat runs open in Chat
         if runs:
             self.current_run = runs[0].name
 
     # ---- navigation ----------------------------------------------------------------------------
 
     def action_show_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
+        tabs = self.query_one(TabbedContent)
+        focused, old = self.focused, tabs.active_pane
+        if tabs.active != tab and focused is not None and old is not None and old in focused.ancestors:
+            # A focused widget in the pane being hidden would hand focus to a sibling in that same
+            # pane (Textual's blur on hide), and TabbedContent would switch straight back to it.
+            self.screen.set_focus(None)
+        tabs.active = tab
         if tab == "runs":
             self.query_one(RunsPane).action_refresh()
 
@@ -94,6 +104,8 @@ class RnnchatApp(App):
             self.query_one(RunsPane).query_one("DataTable").focus()
         elif event.pane.id == "generate":
             self.generate_pane.action_focus_prompt()  # so the pane's keys work at once
+        elif event.pane.id == "chat":
+            self.chat_pane.focus_input()
 
     def choose_corpus(self, spec: str) -> None:
         self.action_show_tab("corpus")
@@ -103,6 +115,10 @@ class RnnchatApp(App):
         self.current_run = run
         self.action_show_tab("generate")
         self.query_one(GeneratePane).open_run(run)
+
+    def open_in_chat(self, run: str) -> None:
+        self.action_show_tab("chat")
+        self.chat_pane.open_run(run)
 
     def resume_training(self, run: str) -> None:
         self.action_show_tab("train")
@@ -161,9 +177,10 @@ class RnnchatApp(App):
         self._stop_sampling()
 
     def _stop_sampling(self) -> None:
-        stop = getattr(self.generate_pane, "stop_all", None)
-        if stop:
-            stop()
+        for pane in (self.generate_pane, getattr(self, "chat_pane", None)):
+            stop = getattr(pane, "stop_all", None)
+            if stop:
+                stop()
 
 
 def run_app() -> int:

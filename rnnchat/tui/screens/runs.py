@@ -57,7 +57,11 @@ class RunsPane(Container):
 
     def action_open(self) -> None:
         name = self._selected()
-        if name and hasattr(self.app, "open_in_generate"):
+        if not name:
+            return
+        if self.runs[name].kind == "seq2seq" and hasattr(self.app, "open_in_chat"):
+            self.app.open_in_chat(name)             # a chat run opens in the Chat tab
+        elif hasattr(self.app, "open_in_generate"):
             self.app.open_in_generate(name)
 
     def action_resume(self) -> None:

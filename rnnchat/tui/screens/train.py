@@ -11,7 +11,7 @@ from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 
 from ... import events as ev
-from ...config import PRESETS, ModelConfig, TrainConfig
+from ...config import CHAT_TRAIN_DEFAULTS, PRESETS, ModelConfig, Seq2SeqConfig, TrainConfig
 from ...errors import RnnchatError
 from ...formatting import clock
 from ...models import RNNLM
@@ -22,6 +22,7 @@ from ..widgets.plot import LossPlot
 
 # (field, label, kind) for every setting on the form; kind is "int", "float" or a tuple of choices.
 FIELDS: list[tuple[str, str, object]] = [
+    ("task", "task", ("lm", "chat")),
     ("level", "level", ("char", "bpe", "unigram")),
     ("vocab_size", "vocab", "int"),
     ("cell", "cell", ("lstm", "gru", "rnn")),
@@ -38,6 +39,7 @@ FIELDS: list[tuple[str, str, object]] = [
     ("precision", "precision", ("auto", "fp32", "bf16")),
 ]
 _MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}
+_CHAT_IGNORES = ("cell",)      # a chat model is always an LSTM
 DEFAULT_MINUTES = 5.0
 
 
@@ -104,6 +106,20 @@ class TrainPane(Container):
 
     # ---- presets -------------------------------------------------------------------------------
 
+    @on(Select.Changed, "#f-task")
+    def _task_changed(self, event: Select.Changed) -> None:
+        """Chat runs start from the chat defaults (subwords, a higher rate, smaller batches)."""
+        chat = event.value == "chat"
+        values = CHAT_TRAIN_DEFAULTS if chat else {k: getattr(TrainConfig(), k) for k in CHAT_TRAIN_DEFAULTS}
+        for key, value in values.items():
+            widget = self.query_one(f"#f-{key}")
+            if isinstance(widget, Select):
+                widget.value = value
+            else:
+                widget.value = str(value)
+        self.query_one("#f-cell", Select).disabled = chat
+        self.query_one("#f-seq_len", Input).disabled = chat
+
     @on(Select.Changed, "#preset")
     def _preset_changed(self, event: Select.Changed) -> None:
         preset = PRESETS[str(event.value)]
@@ -149,7 +165,11 @@ class TrainPane(Container):
                 values[name] = int(raw) if kind == "int" else float(raw)
             except ValueError:
                 raise RnnchatError(f"{label}: {raw!r} is not a {'whole ' if kind == 'int' else ''}number") from None
-        model = ModelConfig(**{k: v for k, v in values.items() if k in _MODEL_FIELDS})
+        model_values = {k: v for k, v in values.items() if k in _MODEL_FIELDS}
+        if values["task"] == "chat":
+            model = Seq2SeqConfig(**{k: v for k, v in model_values.items() if k not in _CHAT_IGNORES})
+        else:
+            model = ModelConfig(**model_values)
         train = dataclasses.replace(TrainConfig(log_every=5), **{k: v for k, v in values.items()
                                                                  if k not in _MODEL_FIELDS})
         model.validate()
@@ -268,6 +288,9 @@ class TrainPane(Container):
             elif isinstance(e, ev.Eval):
                 plot.series["val"].append((e.step, e.val_loss))
                 self.last_eval = e
+                if e.distinct1 is not None:
+                    self.query_one("#train-sample", Static).border_subtitle = (
+                        f"distinct-1 {e.distinct1:.2f} · distinct-2 {e.distinct2:.2f}")
             elif isinstance(e, ev.Sample):
                 box = self.query_one("#train-sample", Static)
                 box.update(Text(neutralise(e.text)))
