@@ -20,11 +20,13 @@ from .chat_data import IGNORE, PairArrays, encode_source
 from .checkpoints import OpenedRun
 from .config import DecodeConfig, TrainConfig
 from .corpus import Corpus, load_corpus
-from .decoding import beam_search, distinct_n, greedy_batch, rerank
+from .decoding import sample_ids, beam_search, distinct_n, greedy_batch, rerank
 from .dialogue import Pair, extract_pairs, split_pairs
 from .errors import CorpusError
+from .sampling import LiveControls
 
 STRATEGIES = {
+    "sample 0.7 (default)": DecodeConfig(seed=0),
     "greedy": DecodeConfig(temperature=0.0),
     "beam 4": DecodeConfig(beam=4),
     "beam 4 + rerank 0.5": DecodeConfig(beam=4, rerank=0.5),
@@ -64,6 +66,10 @@ def strategy_replies(run: OpenedRun, pairs: list[Pair], cfg: DecodeConfig) -> li
     sources = [encode_source(run.tokenizer, p.context, p.prompt) for p in pairs]
     if cfg.beam == 1 and cfg.temperature <= 0:
         ids = greedy_batch(run.model, sources, cfg.max_length)
+    elif cfg.beam == 1:
+        rng = np.random.default_rng(cfg.seed)
+        controls = LiveControls(cfg.temperature, cfg.top_k, cfg.top_p)
+        ids = [[i for i, _ in sample_ids(run.model, src, cfg, controls, rng)] for src in sources]
     else:
         ids = []
         for src in sources:

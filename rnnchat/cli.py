@@ -339,7 +339,8 @@ def _eval_chat(args) -> int:
               f"{r['mean_chars']:>11.1f}")
     for name, r in result["strategies"].items():
         for prompt, reply in r["examples"][:2]:
-            print(f"  [{name}] > {neutralise(prompt[:70])}\n      < {neutralise(reply[:70])}")
+            prompt, reply = (neutralise(t.replace("\n", " / "))[:70] for t in (prompt, reply))
+            print(f"  [{name}] > {prompt}\n  {' ' * len(name)}   < {reply}")
     return 0
 
 

@@ -93,7 +93,7 @@ def _sample(logits: np.ndarray, temperature: float, top_k: int, top_p: float, rn
 
 
 @torch.inference_mode()
-def _sample_ids(model: Seq2Seq, source: np.ndarray, cfg: DecodeConfig, controls: LiveControls,
+def sample_ids(model: Seq2Seq, source: np.ndarray, cfg: DecodeConfig, controls: LiveControls,
                 rng: np.random.Generator) -> Iterator[tuple[int, float]]:
     """Greedy or sampled reply ids, one at a time, with the model's probability of each (temperature 1)."""
     enc, state = _encode(model, [source])
@@ -233,7 +233,7 @@ def decode_reply(model: Seq2Seq, tokenizer, source: np.ndarray, cfg: DecodeConfi
             yield Token(text, idx, float("nan"))
     else:
         rng = np.random.default_rng(cfg.seed)
-        for idx, prob in _sample_ids(model, source, cfg, controls, rng):
+        for idx, prob in sample_ids(model, source, cfg, controls, rng):
             text = feed(idx)
             n += 1
             chars += len(text)
