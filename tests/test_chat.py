@@ -172,5 +172,5 @@ def test_cli_eval_chat_reports_distinct_per_strategy(copy_run):
     assert res.returncode == 0, res.stderr
     result = json.loads(res.stdout)
     assert result["pairs"] > 0 and result["loss"] > 0
-    assert set(result["strategies"]) == {"greedy", "beam 4", "beam 4 + rerank 0.5"}
+    assert set(result["strategies"]) == {"sample 0.7 (default)", "greedy", "beam 4", "beam 4 + rerank 0.5"}
     assert all(0 < s["distinct1"] <= 1 for s in result["strategies"].values())
