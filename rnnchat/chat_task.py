@@ -67,8 +67,10 @@ class ChatTask:
     def build_model(self, model_cfg: Seq2SeqConfig) -> Seq2Seq:
         return Seq2Seq(model_cfg)
 
-    def batch(self, step: int, device: torch.device):
-        rows = batch_rows(len(self.data.train), self.cfg.batch_size, self.cfg.seed, step, self._lengths)
+    def batch(self, step: int, device: torch.device, rank: int = 0, world: int = 1):
+        """Step ``step``'s batch for process ``rank`` of ``world`` (each process gets different pairs)."""
+        rows = batch_rows(len(self.data.train), self.cfg.batch_size, self.cfg.seed, step * world + rank,
+                          self._lengths)
         src, lengths, tgt_in, tgt_out = self.data.train.batch(rows)
         tokens = int(lengths.sum()) + int((tgt_out != IGNORE).sum())
         return src.to(device), lengths, tgt_in.to(device), tgt_out.to(device), tokens

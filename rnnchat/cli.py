@@ -163,8 +163,23 @@ def build_parser() -> argparse.ArgumentParser:
 # ---- commands ----------------------------------------------------------------------------------
 
 def cmd_train(args) -> int:
+    from . import distributed
+
+    if not distributed.launched():
+        return _train(args)
+    # Started by torchrun: every process trains; rank 0 alone writes the run and prints.
+    group = distributed.init(args.device or "auto")
+    try:
+        return _train(args, quiet=not group.is_main)
+    finally:
+        distributed.close()
+
+
+def _train(args, quiet: bool = False) -> int:
+    from . import distributed
     from .config import CHAT_TRAIN_DEFAULTS, PRESETS, ModelConfig, Seq2SeqConfig, TrainConfig, replace
     from .console import TrainView, print_json_events
+    from .events import Done
     from .train import Trainer
 
     model_opts = dict(cell=args.cell, layers=args.layers, hidden=args.hidden, embed=args.embed,
@@ -210,13 +225,20 @@ def cmd_train(args) -> int:
 
     def on_signal(signum, frame):
         trainer.stop()
-        # A second Ctrl+C aborts at once; the last checkpoint on disk stays whole either way.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # A second Ctrl+C aborts at once; the last checkpoint on disk stays whole either way. Not under
+        # torchrun: it passes the terminal's Ctrl+C on to every process a second time by itself.
+        if not distributed.launched():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     events = trainer.run()
-    done = print_json_events(events) if args.json else TrainView(_console(sys.stdout)).run(events)
+    if quiet:
+        done = None
+        for event in events:
+            done = event if isinstance(event, Done) else done
+    else:
+        done = print_json_events(events) if args.json else TrainView(_console(sys.stdout)).run(events)
     if done is None:
         return EXIT_FAILED
     return {"interrupted": EXIT_INTERRUPTED, "failed": EXIT_FAILED}.get(done.reason, 0)
@@ -428,15 +450,24 @@ def _char_label(c: str) -> str:
     return names.get(c, repr(c))
 
 
+def _other_rank() -> bool:
+    """A torchrun process other than rank 0: its errors repeat rank 0's, so it keeps quiet."""
+    return os.environ.get("RANK", "0") != "0" and os.environ.get("WORLD_SIZE", "1") != "1"
+
+
 def _err(message: str) -> None:
     from .safetext import neutralise
 
+    if _other_rank():
+        return
     sys.stderr.write(f"rnnchat: error: {neutralise(message)}\n")
 
 
 def _warn(message: str) -> None:
     from .safetext import neutralise
 
+    if _other_rank():
+        return
     sys.stderr.write(f"rnnchat: warning: {neutralise(message)}\n")
 
 

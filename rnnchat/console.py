@@ -69,7 +69,8 @@ class TrainView:
             ("resuming " if e.resumed else "training ", "bold"), (e.run, "bold cyan"),
             f"  on {e.corpus} ({e.level}, vocab {e.vocab_size:,}; {e.train_tokens:,} train / "
             f"{e.val_tokens:,} val tokens)\n",
-            f"{e.parameters:,} parameters · {e.device} · {e.precision} · limit {' or '.join(limits)}"
+            f"{e.parameters:,} parameters · {e.device}" + (f" × {e.processes} processes" if e.processes > 1 else "")
+            + f" · {e.precision} · limit {' or '.join(limits)}"
             + (f" · from step {e.step:,}" if e.step else ""))
         self.print(head)
         total = e.max_steps if e.max_steps else 1000

@@ -38,6 +38,7 @@ class Started(Event):
     max_steps: int                # 0 when the run is limited by time only
     minutes: float
     resumed: bool
+    processes: int = 1            # more than one when launched by torchrun (each trains its own batches)
 
 
 @dataclass(frozen=True)

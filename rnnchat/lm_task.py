@@ -46,12 +46,16 @@ class LMTask:
     def build_model(self, model_cfg: ModelConfig) -> RNNLM:
         return RNNLM(model_cfg)
 
-    def batch(self, step: int, device: torch.device):
+    def batch(self, step: int, device: torch.device, rank: int = 0, world: int = 1):
+        """Step ``step``'s batch for process ``rank`` of ``world`` (each process gets different windows)."""
         cfg = self.cfg
-        if cfg.carry_state:
-            x, y, fresh = lane_batch(self.data.train, cfg.batch_size, cfg.seq_len, step)
+        if cfg.carry_state:   # world x batch lanes; this process reads its own block of them
+            x, y, fresh = lane_batch(self.data.train, cfg.batch_size * world, cfg.seq_len, step)
+            rows = slice(rank * cfg.batch_size, (rank + 1) * cfg.batch_size)
+            x, y = x[rows], y[rows]
         else:
-            x, y, fresh = (*random_batch(self.data.train, cfg.batch_size, cfg.seq_len, cfg.seed, step), True)
+            x, y, fresh = (*random_batch(self.data.train, cfg.batch_size, cfg.seq_len, cfg.seed,
+                                         step * world + rank), True)
         return _to(x, device), _to(y, device), fresh
 
     def loss(self, model: RNNLM, batch, carried):

@@ -24,6 +24,7 @@ import torch
 
 from . import CHECKPOINT_FORMAT, __version__
 from . import checkpoints as ckpt
+from . import distributed
 from . import events as ev
 from .config import ModelConfig, Seq2SeqConfig, TrainConfig
 from .corpus import Corpus, load_corpus
@@ -76,6 +77,7 @@ class Trainer:
         self.resume_from = resume
         self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
         self._stop = threading.Event()
+        self.dist: distributed.Group | None = None      # set in _setup when launched by torchrun
         if resume is None and corpus is None:
             raise ConfigError("give a corpus to train on, or --resume RUN to continue a run")
         self.cfg.validate()
@@ -91,8 +93,14 @@ class Trainer:
 
     # ---- setup ---------------------------------------------------------------------------------
 
+    @property
+    def is_main(self) -> bool:
+        """The process that writes the run and reports (the only one unless launched by torchrun)."""
+        return self.dist is None or self.dist.is_main
+
     def _setup(self) -> Iterator[ev.Event]:
         resumed = None
+        self.dist = distributed.current()
         if self.resume_from is not None:
             self.run_dir = ckpt.resolve_run(self.resume_from)
             meta = ckpt.read_run_meta(self.run_dir)
@@ -119,7 +127,15 @@ class Trainer:
             self.meta = meta
         else:
             self.corpus = self.corpus_spec if isinstance(self.corpus_spec, Corpus) else load_corpus(self.corpus_spec)
-            self.task = make_task(self.corpus, self.cfg)
+            if self.is_main:
+                self.task = make_task(self.corpus, self.cfg)
+                pick_precision(self.cfg.precision, pick_device(self.cfg.device))   # refuse before creating the run
+                self.run_dir = self._new_run_dir()
+                if self.dist:
+                    self.dist.share(str(self.run_dir))
+            else:   # wait for rank 0 to build the vocabulary and the run, then use both
+                self.run_dir = Path(self.dist.share(None))
+                self.task = make_task(self.corpus, self.cfg, load_tokenizer(self.run_dir))
             self.model_cfg = dataclasses.replace(self.model_cfg, vocab_size=self.task.tokenizer.vocab_size)
         for w in self.corpus.warnings() + self.task.warnings():
             yield ev.Warning(w)
@@ -133,10 +149,12 @@ class Trainer:
                              "minutes (Ctrl+C stops early and saves)")
         self.max_steps = self.cfg.max_steps
         if self.cfg.epochs:
-            by_epochs = math.ceil(self.cfg.epochs * self.task.steps_per_epoch())
+            by_epochs = math.ceil(self.cfg.epochs * self.task.steps_per_epoch() / self.world)
             self.max_steps = min(self.max_steps, by_epochs) if self.max_steps else by_epochs
 
         self.device = pick_device(self.cfg.device)
+        if self.dist and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
         self.precision = pick_precision(self.cfg.precision, self.device)
         torch.manual_seed(self.cfg.seed)
         self.model = self.task.build_model(self.model_cfg).to(self.device)
@@ -150,9 +168,10 @@ class Trainer:
         self.lr_scale = 1.0
         if resumed is not None:
             self._restore(resumed)
-        else:
-            self.run_dir = self._new_run_dir()
+        elif self.is_main:
             self._write_run_meta()
+        # With DDP the task's loss runs inside the wrapper, which averages gradients across processes.
+        self.step_module = distributed.wrap(self.task, self.model, self.device) if self.dist else None
         params = self.model.num_parameters()
         if params > 2 * self.task.train_tokens:
             yield ev.Warning(f"the model has {params:,} parameters for {self.task.train_tokens:,} training tokens; "
@@ -160,6 +179,10 @@ class Trainer:
         if self.max_steps and self.step >= self.max_steps or self.cfg.minutes and self.elapsed >= self.cfg.minutes * 60:
             raise ConfigError(f"run '{self.run_dir.name}' already reached its limit (step {self.step}); "
                               "give a larger --max-steps, --epochs or --minutes to train further")
+
+    @property
+    def world(self) -> int:
+        return self.dist.world if self.dist else 1
 
     def _load_corpus_of(self, meta: dict) -> Corpus:
         source = meta["corpus"].get("source", "")
@@ -225,7 +248,7 @@ class Trainer:
             vocab_size=self.task.tokenizer.vocab_size, parameters=self.model.num_parameters(),
             train_tokens=self.task.train_tokens, val_tokens=self.task.val_tokens,
             device=describe(self.device), precision=self.precision, step=self.step,
-            max_steps=self.max_steps, minutes=cfg.minutes, resumed=resumed)
+            max_steps=self.max_steps, minutes=cfg.minutes, resumed=resumed, processes=self.world)
         try:
             yield from self._loop()
         except BaseException:
@@ -250,21 +273,23 @@ class Trainer:
         interval_loss, interval_steps, interval_norm, interval_tokens = 0.0, 0, 0.0, 0
         last_log_time, last_log_step = time.perf_counter(), self.step
         start_time = time.perf_counter() - self.elapsed
+        shard = (self.dist.rank, self.dist.world) if self.dist else (0, 1)
+        forward = self.step_module or (lambda batch, state: task.loss(model, batch, state))
         model.train()
         while True:
-            if self._stop.is_set():
-                yield from self._save("last")
-                yield self._done("interrupted", f"stopped at step {self.step}; continue with "
-                                 f"rnnchat train --resume {self.run_dir.name}")
+            # Alone, a stop request is acted on at once; with several processes it is agreed at the
+            # next check so that every process stops after the same step.
+            if self._stop.is_set() and self.dist is None:
+                yield from self._interrupted()
                 return
             progress = self._progress()
             lr = learning_rate(cfg.lr, self.step, cfg.warmup_steps, progress, cfg.min_lr_ratio) * self.lr_scale
             for group in opt.param_groups:
                 group["lr"] = lr
-            batch = task.batch(self.step, self.device)
+            batch = task.batch(self.step, self.device, *shard)
             try:
                 with autocast(self.device, self.precision):
-                    loss, carried, tokens = task.loss(model, batch, self.state)
+                    loss, carried, tokens = forward(batch, self.state)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip if cfg.clip > 0 else math.inf)
@@ -272,7 +297,13 @@ class Trainer:
                 self._stop.set()
                 continue
             if check_every == 1:
-                bad = self._badness(loss.item(), norm.item(), ema)
+                loss_v = loss.item()
+                if self.dist:
+                    loss_v, stopping, agreed_elapsed = self._agree(loss_v, start_time)
+                    if stopping:
+                        yield from self._interrupted()
+                        return
+                bad = self._badness(loss_v, norm.item(), ema)
                 if bad:
                     failed = yield from self._recover(bad)
                     if failed:
@@ -282,7 +313,7 @@ class Trainer:
             self.state = carried
             self.step += 1
             interval_tokens += tokens
-            acc_loss += loss.detach()
+            acc_loss += loss_v if self.dist and check_every == 1 else loss.detach()
             acc_norm = torch.maximum(acc_norm, norm.detach())
             acc_steps += 1
             if self.step % check_every:
@@ -291,6 +322,11 @@ class Trainer:
             acc_loss.zero_()
             acc_norm.zero_()
             acc_steps = 0
+            if self.dist and check_every > 1:
+                loss_v, stopping, agreed_elapsed = self._agree(loss_v, start_time)
+                if stopping:
+                    yield from self._interrupted()
+                    return
             if check_every > 1:
                 bad = self._badness(loss_v, norm_v, ema)
                 if bad:
@@ -302,13 +338,14 @@ class Trainer:
             interval_loss += loss_v * check_every
             interval_norm = max(interval_norm, norm_v)
             interval_steps += check_every
-            self.elapsed = time.perf_counter() - start_time
+            # Every process must see the same clock, or they would stop after different steps.
+            self.elapsed = agreed_elapsed if self.dist else time.perf_counter() - start_time
             if self.step % _SNAPSHOT_EVERY == 0:
                 self.good = self._snapshot()
 
             if self.step % cfg.log_every == 0:
                 seconds = max(1e-9, time.perf_counter() - last_log_time)
-                tok_s = interval_tokens / seconds
+                tok_s = interval_tokens * self.world / seconds
                 self.train_loss = interval_loss / interval_steps
                 yield ev.Step(step=self.step, loss=self.train_loss, lr=lr, grad_norm=interval_norm,
                               tokens_per_s=tok_s, chars_per_s=tok_s * chars_per_token, elapsed=self.elapsed,
@@ -320,13 +357,25 @@ class Trainer:
             reason = self._finished()
             if reason or self.step % cfg.eval_every == 0:
                 paused = time.perf_counter()
-                yield from self._evaluate(ema)
-                yield from self._save("last")
+                if self.is_main:   # the others wait for it at the next gradient exchange
+                    yield from self._evaluate(ema)
+                    yield from self._save("last")
                 if reason:
                     yield self._done(reason, "")
                     return
                 # Evaluation time counts towards the budget but not towards throughput.
                 last_log_time += time.perf_counter() - paused
+
+    def _agree(self, loss: float, start_time: float) -> tuple[float, bool, float]:
+        """(mean loss, whether any process was asked to stop, mean elapsed seconds) over all processes."""
+        total, stops, elapsed = self.dist.agree(loss, float(self._stop.is_set()), time.perf_counter() - start_time,
+                                                device=self.device)
+        return total / self.world, stops > 0, elapsed / self.world
+
+    def _interrupted(self) -> Iterator[ev.Event]:
+        yield from self._save("last")
+        yield self._done("interrupted", f"stopped at step {self.step}; continue with "
+                         f"rnnchat train --resume {self.run_dir.name}")
 
     def _check_interval(self) -> int:
         return 1 if self.device.type == "cpu" else self.cfg.log_every
@@ -429,6 +478,8 @@ class Trainer:
         return opt_tensors, state
 
     def _save(self, which: str) -> Iterator[ev.Event]:
+        if not self.is_main:
+            return
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             yield ev.Warning(f"not saving '{which}': the weights are not finite")
             return
@@ -444,7 +495,8 @@ class Trainer:
 
     def _save_on_crash(self) -> None:
         """Last resort on an unexpected error: keep the work done so far if the weights are sound."""
-        if getattr(self, "model", None) is None or not hasattr(self, "run_dir") or self.step == 0:
+        if (getattr(self, "model", None) is None or not hasattr(self, "run_dir") or self.step == 0
+                or not self.is_main):
             return
         try:
             for _ in self._save("last"):
