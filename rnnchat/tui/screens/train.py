@@ -112,6 +112,8 @@ class TrainPane(Container):
         chat = event.value == "chat"
         values = CHAT_TRAIN_DEFAULTS if chat else {k: getattr(TrainConfig(), k) for k in CHAT_TRAIN_DEFAULTS}
         for key, value in values.items():
+            if not self.query(f"#f-{key}"):
+                continue                      # not on the form; read_form applies it
             widget = self.query_one(f"#f-{key}")
             if isinstance(widget, Select):
                 widget.value = value
@@ -170,8 +172,10 @@ class TrainPane(Container):
             model = Seq2SeqConfig(**{k: v for k, v in model_values.items() if k not in _CHAT_IGNORES})
         else:
             model = ModelConfig(**model_values)
-        train = dataclasses.replace(TrainConfig(log_every=5), **{k: v for k, v in values.items()
-                                                                 if k not in _MODEL_FIELDS})
+        base = TrainConfig(log_every=5)
+        if values["task"] == "chat":   # chat defaults the form has no field for (e.g. clip)
+            base = dataclasses.replace(base, **{k: v for k, v in CHAT_TRAIN_DEFAULTS.items() if k not in values})
+        train = dataclasses.replace(base, **{k: v for k, v in values.items() if k not in _MODEL_FIELDS})
         model.validate()
         train.validate()
         return model, train
