@@ -1,4 +1,5 @@
-"""The Runs tab: every run in checkpoints/, to open in Generate, resume, or delete."""
+"""The Runs tab: every run in checkpoints/, to open (language models in Generate, chat models in
+Chat), resume, or delete."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .confirm import ConfirmScreen
 
 class RunsPane(Container):
     BINDINGS = [
-        ("enter", "open", "Open in Generate"),
+        ("enter", "open", "Open"),
         ("r", "resume", "Resume training"),
         ("delete", "delete", "Delete"),
         ("f5", "refresh", "Refresh"),
@@ -30,7 +31,7 @@ class RunsPane(Container):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("run", "corpus", "level", "params", "steps", "best bits/char", "saved")
+        table.add_columns("run", "corpus", "model", "params", "steps", "best bits/char", "saved")
         self.action_refresh()
 
     def action_refresh(self) -> None:
@@ -39,7 +40,8 @@ class RunsPane(Container):
         self.runs = {r.name: r for r in list_runs()}
         for r in self.runs.values():
             bpc = f"{r.best_bits_per_char:.3f}" if r.best_bits_per_char is not None else "–"
-            table.add_row(Text(neutralise(r.name)), Text(neutralise(r.corpus)), r.level,
+            model = f"{r.level} chat" if r.kind == "seq2seq" else r.level
+            table.add_row(Text(neutralise(r.name)), Text(neutralise(r.corpus)), model,
                           f"{r.parameters / 1e6:.2f}M", f"{r.step:,}", bpc,
                           datetime.fromtimestamp(r.modified).strftime("%Y-%m-%d %H:%M"), key=r.name)
         self.query_one("#runs-empty").display = not self.runs
