@@ -10,7 +10,7 @@ Protocol (design.md): the built-in Shakespeare plays joined in order (a blank li
 text; the last 10% of its characters is validation; the figure is the val loss in nats/char on the first
 --val-chars characters of the validation part, after --minutes of training from a fresh start.
 
-rnnchat: ``rnnchat.train.Trainer`` with ``ModelConfig()`` / ``TrainConfig()`` defaults (2x256 LSTM, AdamW,
+rnnchat: ``rnnchat.train.Trainer`` with ``ModelConfig()`` / ``TrainConfig()`` defaults (2x256 GRU, AdamW,
 warm-up, cosine decay over the time budget, bf16 autocast where the CPU has it) and ``minutes=--minutes``,
 on a one-document Corpus of that text with val_fraction 0.1 (its split moves the cut to a line start;
 the script checks it lands within a line of the protocol cut, and the peer uses the same cut).
@@ -119,13 +119,14 @@ def side_rnnchat(minutes: float, marks: list[float], val_chars: int, overrides: 
     train_module.time = clock
     trainer = train_module.Trainer(one_document_corpus(text), model_cfg, train_cfg)
     curve, pending, val_ids, started, done, last_step = [], list(marks), None, None, None, None
+    wall = paused_then = 0.0
     for e in trainer.run():
         if isinstance(e, ev.Started):
             started, wall0 = e, time.perf_counter()
             tokenizer = load_tokenizer(Path(e.run_dir))
             val_ids = tokenizer.encode(text[cut:cut + val_chars])
         elif isinstance(e, ev.Step):
-            last_step, wall = e, time.perf_counter() - wall0
+            last_step, wall, paused_then = e, time.perf_counter() - wall0, clock.paused   # before scoring
             if pending and e.elapsed >= pending[0] * 60:
                 t0 = time.perf_counter()
                 device = next(trainer.model.parameters()).device
@@ -141,7 +142,7 @@ def side_rnnchat(minutes: float, marks: list[float], val_chars: int, overrides: 
     if done is None or done.reason != "time" or last_step is None:
         raise SystemExit(f"rnnchat run ended with {done.reason if done else 'no Done event'}: "
                          f"{done.message if done else ''}")
-    if clock.paused and last_step.elapsed > wall - 0.5 * clock.paused:   # the clock stand-in was not used
+    if paused_then and last_step.elapsed > wall - 0.5 * paused_then:   # the clock stand-in was not used
         progress("    warning: rnnchat.train no longer reads time.perf_counter; scoring time counted in its budget")
     cfg = {**{f.name: getattr(model_cfg, f.name) for f in dataclasses.fields(model_cfg) if f.name != "vocab_size"},
            **{k: getattr(trainer.cfg, k) for k in ("batch_size", "seq_len", "lr", "warmup_steps", "clip",
@@ -274,13 +275,16 @@ def main() -> None:
     print(text_table(headers, table))
     peer_rows = [r for s, r in rows if s == "peer"]
     if peer_rows:
-        ref = peer_rows[0]["curve"][-1]["val_loss"]
         print()
         for side, r in rows:
-            if side == "rnnchat":
-                final = r["curve"][-1]["val_loss"]
-                print(f"{describe(r, side)}: {final:.4f} vs peer {ref:.4f} nats/char: "
-                      f"ratio {final / ref:.3f}, {ref - final:+.4f} nats/char better")
+            if side != "rnnchat":
+                continue
+            final = r["curve"][-1]["val_loss"]
+            for peer in peer_rows:
+                ref = peer["curve"][-1]["val_loss"]
+                verdict = f"{ref - final:.4f} lower (better)" if final < ref else f"{final - ref:.4f} higher (worse)"
+                print(f"{describe(r, side)} against {describe(peer, 'peer')}: {final:.4f} vs {ref:.4f} "
+                      f"nats/char, ratio {final / ref:.3f}, {verdict}")
     if args.markdown:
         print()
         print(markdown_table(headers, table))

@@ -1,6 +1,7 @@
 """Training throughput: rnnchat's Trainer against a plain PyTorch loop, same model, same data.
 
     python benchmarks/training.py [--quick] [--steps 250] [--warmup 20] [--models lstm2x256,lstm1x512,gru2x256]
+                                  [--peer-optimizer]
                                   [--rounds 1] [--precision auto] [--json] [--markdown]
 
 Models (character level, embed 64, no dropout on either side): a 2x256 LSTM, a 1x512 LSTM and a 2x256 GRU,
@@ -37,7 +38,13 @@ MODELS = {"lstm2x256": ("lstm", 2, 256), "lstm1x512": ("lstm", 1, 512), "gru2x25
 BATCH, SEQ, EMBED = 64, 128, 64
 
 
-def side_rnnchat(cell: str, layers: int, hidden: int, steps: int, warmup: int, window: int, precision: str) -> dict:
+# --peer-optimizer: rnnchat's Trainer with the peer's optimizer settings (a constant 2e-3, no warm-up, no
+# weight decay; AdamW's betas stay (0.9, 0.99)), so the loss per step is comparable and only speed differs.
+PEER_OPTIMIZER = dict(lr=2e-3, warmup_steps=0, min_lr_ratio=1.0, weight_decay=0.0, clip=5.0)
+
+
+def side_rnnchat(cell: str, layers: int, hidden: int, steps: int, warmup: int, window: int, precision: str,
+                 peer_optimizer: bool = False) -> dict:
     from rnnchat import events as ev
     from rnnchat.config import ModelConfig, TrainConfig
     from rnnchat.train import Trainer
@@ -46,7 +53,8 @@ def side_rnnchat(cell: str, layers: int, hidden: int, steps: int, warmup: int, w
     trainer = Trainer("shakespeare",
                       ModelConfig(cell=cell, layers=layers, hidden=hidden, embed=EMBED, dropout=0.0),
                       TrainConfig(max_steps=steps, eval_every=10**9, sample_length=0, log_every=log_every,
-                                  batch_size=BATCH, seq_len=SEQ, eval_tokens=1000, precision=precision))
+                                  batch_size=BATCH, seq_len=SEQ, eval_tokens=1000, precision=precision,
+                                  **(PEER_OPTIMIZER if peer_optimizer else {})))
     t_start = t_end = None
     losses = []
     started = None
@@ -103,6 +111,8 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
     ap.add_argument("--rounds", type=int, default=1, help="repeat each pair, alternating order; median")
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="rnnchat side only")
+    ap.add_argument("--peer-optimizer", action="store_true",
+                    help="rnnchat side: the peer's optimizer settings (lr 2e-3 constant, no warm-up or decay)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--markdown", action="store_true", help="also print a table for benchmarks/RESULTS.md")
     ap.add_argument("--side", choices=("rnnchat", "peer"), help=argparse.SUPPRESS)
@@ -119,7 +129,8 @@ def main() -> None:
         os.environ["RNNCHAT_CHECKPOINTS"] = os.path.join(work, "checkpoints")
         cell, layers, hidden = MODELS[args.model]
         if args.side == "rnnchat":
-            answer(side_rnnchat(cell, layers, hidden, args.steps, args.warmup, args.loss_window, args.precision))
+            answer(side_rnnchat(cell, layers, hidden, args.steps, args.warmup, args.loss_window, args.precision,
+                                args.peer_optimizer))
         else:
             answer(side_peer(cell, layers, hidden, args.steps, args.warmup, args.loss_window))
         return
@@ -141,7 +152,8 @@ def main() -> None:
             for side in order:
                 res = run_side(script, ["--side", side, "--model", m, "--steps", str(args.steps),
                                         "--warmup", str(args.warmup), "--loss-window", str(args.loss_window),
-                                        "--precision", args.precision], env={"RNNCHAT_CACHE": cache})
+                                        "--precision", args.precision]
+                               + (["--peer-optimizer"] if args.peer_optimizer else []), env={"RNNCHAT_CACHE": cache})
                 runs[side].append(res)
                 progress(f"  {m} round {r + 1} {side:8s} {res['chars_per_s']:>9,.0f} chars/s  "
                          f"loss {res['loss']:.3f}  ({res['precision']}, {res['seconds']:.0f} s timed)")
@@ -173,9 +185,10 @@ def main() -> None:
     from rnnchat.config import TrainConfig
 
     d = TrainConfig()
-    print(f"\ntrain loss: mean over steps {args.steps - args.loss_window + 1}-{args.steps}, nats/char (rnnchat: AdamW "
-          f"{d.lr:g}, {d.warmup_steps} warm-up steps, cosine decay over the run, clip {d.clip:g}; "
-          "peer: Adam 2e-3, constant, clip 5)")
+    ours = ("AdamW 2e-3, constant, no weight decay, clip 5 (--peer-optimizer)" if args.peer_optimizer else
+            f"AdamW {d.lr:g}, {d.warmup_steps} warm-up steps, cosine decay over the run, clip {d.clip:g}")
+    print(f"\ntrain loss: mean over steps {args.steps - args.loss_window + 1}-{args.steps}, nats/char (rnnchat: "
+          f"{ours}; peer: Adam 2e-3, constant, clip 5)")
     if args.markdown:
         print()
         print(markdown_table(headers, table))
