@@ -23,8 +23,9 @@ ATTENTIONS = ("general", "dot")
 @dataclass(frozen=True)
 class ModelConfig:
     vocab_size: int = 0           # filled in from the tokenizer
-    # Defaults chosen by a sweep of 2-minute Shakespeare runs on 2 CPU cores (benchmarks/RESULTS.md):
-    # GRU reached 1.51 nats/char where the LSTM reached 1.60, at half the steps per second.
+    # Defaults chosen by sweeps of 2- and 5-minute Shakespeare runs on 2 CPU cores (benchmarks/RESULTS.md):
+    # at 2 minutes the GRU reached 1.51 nats/char where the LSTM reached 1.60 (bf16 CPU, where the LSTM
+    # runs twice the steps per second) and 1.55 (fp32 CPU).
     cell: str = "gru"
     layers: int = 2               # two layers beat one of the same parameter count on character text
     hidden: int = 256             # 2x384 matched it at 2 minutes with twice the parameters and half the speed
@@ -79,9 +80,11 @@ class Seq2SeqConfig:
 class TrainConfig:
     level: str = "char"           # characters need no tokenizer training and show learning most plainly
     vocab_size: int = 2000        # subword levels only; small corpora cannot fill a larger vocabulary
-    seq_len: int = 64             # BPTT window: twice the updates of 128 per second, and learnt faster (1.51 vs 1.52)
+    seq_len: int = 128            # BPTT window: 64 learnt faster in 2-minute runs, but 128 was ahead at 3 minutes
+                                  # (1.490 vs 1.507) and level at 5 (1.446 vs 1.447); runs default to 10 minutes
     batch_size: int = 64          # keeps both cores busy on CPU; 128 learnt less per second, 32 no more
-    lr: float = 1e-2              # with warm-up and clipping at 5 a high rate is stable and learns fastest
+    lr: float = 5e-3              # 5-minute sweep: 5e-3 reached 1.446 nats/char, 3e-3 1.467-1.476, 1e-2 1.481
+                                  # (1e-2 won 2-minute runs; 2e-2 was unstable for the GRU)
     min_lr_ratio: float = 0.1     # cosine decay ends at 10% of the peak rate
     warmup_steps: int = 50        # a short ramp avoids the early gradient spikes of fresh recurrent nets
     weight_decay: float = 0.01
