@@ -253,3 +253,26 @@ async def test_command_palette_offers_main_actions(isolated_paths, no_speed_prob
     while pane.worker.is_running and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     assert not pane.worker.is_running
+
+
+async def test_chat_task_on_the_form_takes_the_chat_defaults(isolated_paths, no_speed_probe):
+    from textual.widgets import Select
+
+    from rnnchat.config import CHAT_TRAIN_DEFAULTS, TrainConfig
+
+    app = RecordingApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        pane = app.query_one(TrainPane)
+        pane.query_one("#f-task", Select).value = "chat"
+        await pilot.pause()
+        assert pane.query_one("#f-lr", Input).value == str(CHAT_TRAIN_DEFAULTS["lr"])
+        _, train = pane.read_form()
+        assert train.clip == CHAT_TRAIN_DEFAULTS["clip"] != TrainConfig().clip   # no field: from the defaults
+        assert (train.level, train.lr, train.batch_size) == ("bpe", CHAT_TRAIN_DEFAULTS["lr"], 32)
+        fill_form(pane, lr="0.002")                                              # the form wins over them
+        assert pane.read_form()[1].lr == 0.002
+        pane.query_one("#f-task", Select).value = "lm"
+        await pilot.pause()
+        _, train = pane.read_form()
+        assert (train.clip, train.lr, train.level) == (TrainConfig().clip, TrainConfig().lr, "char")

@@ -39,6 +39,7 @@ FIELDS: list[tuple[str, str, object]] = [
     ("precision", "precision", ("auto", "fp32", "bf16")),
 ]
 _MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}
+_FORM_FIELDS = {name for name, _, _ in FIELDS}
 _CHAT_IGNORES = ("cell",)      # a chat model is always an LSTM
 DEFAULT_MINUTES = 5.0
 
@@ -112,7 +113,7 @@ class TrainPane(Container):
         chat = event.value == "chat"
         values = CHAT_TRAIN_DEFAULTS if chat else {k: getattr(TrainConfig(), k) for k in CHAT_TRAIN_DEFAULTS}
         for key, value in values.items():
-            if not self.query(f"#f-{key}"):
+            if key not in _FORM_FIELDS:
                 continue                      # not on the form; read_form applies it
             widget = self.query_one(f"#f-{key}")
             if isinstance(widget, Select):
@@ -173,8 +174,8 @@ class TrainPane(Container):
         else:
             model = ModelConfig(**model_values)
         base = TrainConfig(log_every=5)
-        if values["task"] == "chat":   # chat defaults the form has no field for (e.g. clip)
-            base = dataclasses.replace(base, **{k: v for k, v in CHAT_TRAIN_DEFAULTS.items() if k not in values})
+        if values["task"] == "chat":   # the chat defaults, then the form's values over them (clip has no field)
+            base = dataclasses.replace(base, **CHAT_TRAIN_DEFAULTS)
         train = dataclasses.replace(base, **{k: v for k, v in values.items() if k not in _MODEL_FIELDS})
         model.validate()
         train.validate()
