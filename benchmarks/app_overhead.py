@@ -20,7 +20,11 @@ import statistics
 import sys
 import tempfile
 
-from _common import machine_info, machine_line, today  # also puts the checkout on sys.path
+from _common import (  # also puts the checkout on sys.path
+    machine_info,
+    machine_line,
+    today,
+)
 
 
 def steady_rate(steps) -> float:
@@ -31,8 +35,9 @@ def steady_rate(steps) -> float:
 
 def headless(steps: int) -> float:
     from rnnchat import events as ev
-    from rnnchat.config import PRESETS, ModelConfig, TrainConfig
-    from rnnchat.train import Trainer
+    from rnnchat.config import PRESETS, TrainConfig
+    from rnnchat.lm.config import ModelConfig
+    from rnnchat.train.loop import Trainer
 
     trainer = Trainer("shakespeare", ModelConfig(**PRESETS["small"]),
                       TrainConfig(max_steps=steps, eval_every=10**9, sample_length=0, log_every=5))
@@ -45,7 +50,7 @@ async def in_app(steps: int) -> tuple[float, int]:
     from rnnchat import events as ev
     from rnnchat.tui.app import RnnchatApp
     from rnnchat.tui.bridge import EventBatch
-    from rnnchat.tui.screens.train import TrainPane
+    from rnnchat.tui.panes.train import TrainPane
 
     seen: list = []
 

@@ -38,8 +38,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import (answer, header, markdown_table, progress, run_side, text_table,  # noqa: F401
-                     today)
+from _common import (  # noqa: F401
+    answer,
+    header,
+    markdown_table,
+    progress,
+    run_side,
+    text_table,
+    today,
+)
 
 MB = 1_000_000
 
@@ -69,9 +76,9 @@ def _maxrss_bytes() -> int:
 def child_baseline() -> dict:
     import torch  # noqa: F401
 
-    import rnnchat.corpus  # noqa: F401
-    import rnnchat.data  # noqa: F401
-    import rnnchat.tokenizers  # noqa: F401
+    import rnnchat.lm.data  # noqa: F401
+    import rnnchat.text.corpus  # noqa: F401
+    import rnnchat.text.tokenizers  # noqa: F401
 
     return {"peak_bytes": _maxrss_bytes()}
 
@@ -79,8 +86,8 @@ def child_baseline() -> dict:
 def child_prep(path: str, level: str, vocab_size: int) -> dict:
     import torch  # noqa: F401
 
-    import rnnchat.data as data
-    from rnnchat.corpus import load_corpus
+    import rnnchat.lm.data as data
+    from rnnchat.text.load import load_corpus
 
     timings = {"tokenizer_s": 0.0}
     real_train = data.train_tokenizer
@@ -110,8 +117,9 @@ def child_prep(path: str, level: str, vocab_size: int) -> dict:
 
 def child_train(path: str, level: str, vocab_size: int, steps: int) -> dict:
     from rnnchat import events as ev
-    from rnnchat.config import ModelConfig, TrainConfig
-    from rnnchat.train import Trainer
+    from rnnchat.config import TrainConfig
+    from rnnchat.lm.config import ModelConfig
+    from rnnchat.train.loop import Trainer
 
     trainer = Trainer(path, ModelConfig(), TrainConfig(level=level, vocab_size=vocab_size, max_steps=steps,
                                                        eval_every=10**9, sample_length=0, log_every=5,
@@ -133,7 +141,7 @@ def child_train(path: str, level: str, vocab_size: int, steps: int) -> dict:
 
 def build_corpus(path: Path, size_mb: float, charset: str) -> int:
     """Write the repeated-Shakespeare corpus: size_mb * 10^6 bytes, cut at the last line end before that."""
-    from rnnchat.corpus import load_corpus
+    from rnnchat.text.load import load_corpus
 
     docs = [d.text for d in load_corpus("shakespeare").documents]
     if charset == "ascii":

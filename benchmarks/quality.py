@@ -39,8 +39,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import (answer, header, markdown_table, peer_device, peer_encode, peer_mean_loss, peer_model,
-                     peer_trainer, progress, run_side, text_table, today)
+from _common import (
+    answer,
+    header,
+    markdown_table,
+    peer_device,
+    peer_encode,
+    peer_mean_loss,
+    peer_model,
+    peer_trainer,
+    progress,
+    run_side,
+    text_table,
+    today,
+)
 
 VAL_FRACTION = 0.1
 SCORE_LANES, SCORE_SEQ = 32, 128
@@ -52,7 +64,9 @@ OVERRIDE_FLAGS = ("cell", "layers", "hidden", "embed", "dropout", "batch_size", 
 def protocol_text() -> tuple[str, int]:
     """The joined Shakespeare text and the train/val cut both sides use (rnnchat's, checked against the
     protocol's "last 10% of characters")."""
-    from rnnchat.corpus import Corpus, Document, load_corpus, split_documents
+    from rnnchat.text.corpus import Corpus, Document
+    from rnnchat.text.load import load_corpus
+    from rnnchat.text.split import split_documents
 
     text = "\n".join(d.text for d in load_corpus("shakespeare").documents)
     train, val = split_documents(Corpus("shakespeare", "benchmark", (Document("shakespeare", text),)), VAL_FRACTION)
@@ -65,7 +79,7 @@ def protocol_text() -> tuple[str, int]:
 
 
 def one_document_corpus(text: str):
-    from rnnchat.corpus import Corpus, Document
+    from rnnchat.text.corpus import Corpus, Document
 
     return Corpus("shakespeare-joined", "benchmark:shakespeare-joined", (Document("shakespeare", text),))
 
@@ -87,7 +101,8 @@ class PausableClock:
 
 
 def split_overrides(overrides: dict) -> tuple[dict, dict]:
-    from rnnchat.config import ModelConfig, TrainConfig
+    from rnnchat.config import TrainConfig
+    from rnnchat.lm.config import ModelConfig
 
     model_fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size"}
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"minutes", "max_steps", "epochs"}
@@ -104,11 +119,12 @@ def split_overrides(overrides: dict) -> tuple[dict, dict]:
 
 
 def side_rnnchat(minutes: float, marks: list[float], val_chars: int, overrides: dict) -> dict:
-    import rnnchat.train as train_module
+    import rnnchat.train.loop as train_module
     from rnnchat import events as ev
-    from rnnchat.config import ModelConfig, TrainConfig
-    from rnnchat.evaluate import mean_loss
-    from rnnchat.tokenizers import load_tokenizer
+    from rnnchat.config import TrainConfig
+    from rnnchat.lm.config import ModelConfig
+    from rnnchat.lm.evaluate import mean_loss
+    from rnnchat.text.tokenizers import load_tokenizer
 
     text, cut = protocol_text()
     model_over, train_over = split_overrides(overrides)

@@ -21,16 +21,20 @@ import json
 import string
 import time
 
-from _common import machine_info, machine_line, today  # also puts the checkout on sys.path
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _common import (  # also puts the checkout on sys.path
+    machine_info,
+    machine_line,
+    today,
+)
 
-from rnnchat.config import ModelConfig, SampleConfig  # noqa: E402
 from rnnchat.events import Token  # noqa: E402
-from rnnchat.models import RNNLM  # noqa: E402
-from rnnchat.sampling import FastStepper, generate  # noqa: E402
-from rnnchat.tokenizers import EOD, CharTokenizer  # noqa: E402
+from rnnchat.lm.config import ModelConfig, SampleConfig  # noqa: E402
+from rnnchat.lm.generate import generate
+from rnnchat.lm.model import RNNLM  # noqa: E402
+from rnnchat.lm.stepper import FastStepper  # noqa: E402
+from rnnchat.text.tokenizers import EOD, CharTokenizer  # noqa: E402
 
 
 def naive(model: RNNLM, tokenizer, n: int, temperature: float, seed: int) -> tuple[float, float, int]:

@@ -31,8 +31,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import (answer, header, markdown_table, peer_device, peer_encode, peer_model, peer_trainer,
-                     progress, run_side, text_table, today)
+from _common import (
+    answer,
+    header,
+    markdown_table,
+    peer_device,
+    peer_encode,
+    peer_model,
+    peer_trainer,
+    progress,
+    run_side,
+    text_table,
+    today,
+)
 
 MODELS = {"lstm2x256": ("lstm", 2, 256), "lstm1x512": ("lstm", 1, 512), "gru2x256": ("gru", 2, 256)}
 BATCH, SEQ, EMBED = 64, 128, 64
@@ -46,8 +57,9 @@ PEER_OPTIMIZER = dict(lr=2e-3, warmup_steps=0, min_lr_ratio=1.0, weight_decay=0.
 def side_rnnchat(cell: str, layers: int, hidden: int, steps: int, warmup: int, window: int, precision: str,
                  peer_optimizer: bool = False) -> dict:
     from rnnchat import events as ev
-    from rnnchat.config import ModelConfig, TrainConfig
-    from rnnchat.train import Trainer
+    from rnnchat.config import TrainConfig
+    from rnnchat.lm.config import ModelConfig
+    from rnnchat.train.loop import Trainer
 
     log_every = 5
     trainer = Trainer("shakespeare",
@@ -81,7 +93,9 @@ def side_rnnchat(cell: str, layers: int, hidden: int, steps: int, warmup: int, w
 def side_peer(cell: str, layers: int, hidden: int, steps: int, warmup: int, window: int) -> dict:
     import torch
 
-    from rnnchat.corpus import load_corpus   # the text only: the peer shares the data, not the code
+    from rnnchat.text.load import (
+        load_corpus,  # the text only: the peer shares the data, not the code
+    )
 
     text = "\n".join(d.text for d in load_corpus("shakespeare").documents)
     chars, _, ids = peer_encode(text)

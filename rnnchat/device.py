@@ -8,16 +8,16 @@ import platform
 
 import torch
 
-from .errors import ConfigError
+from rnnchat.errors import ConfigError
 
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
+        raise ConfigError("cuda was asked for, but PyTorch sees no CUDA GPU here", "device")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("--device mps was asked for, but this PyTorch has no Apple MPS support here")
+        raise ConfigError("mps was asked for, but this PyTorch has no Apple MPS support here", "device")
     return torch.device(name)
 
 
@@ -57,7 +57,7 @@ def pick_precision(name: str, device: torch.device) -> str:
             return "bf16" if cpu_has_native_bf16() else "fp32"
         return "fp32"
     if name == "bf16" and device.type == "mps":
-        raise ConfigError("--precision bf16 is not supported on MPS; use fp32")
+        raise ConfigError("bf16 is not supported on MPS; use fp32", "precision")
     return name
 
 

@@ -14,4 +14,14 @@ class CheckpointError(RnnchatError):
 
 
 class ConfigError(RnnchatError):
-    pass
+    """A setting the engine refuses. With ``field`` (a config field name such as "seq_len") the message
+    is "<field> <detail>", and each front end names the field its own way (``--seq-len``, "Window")."""
+
+    def __init__(self, detail: str, field: str | None = None):
+        super().__init__(f"{field} {detail}" if field else detail)
+        self.detail = detail
+        self.field = field
+
+    def phrased(self, name: str) -> str:
+        """The message with the field called ``name``."""
+        return f"{name} {self.detail}" if self.field else str(self)

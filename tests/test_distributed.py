@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch.distributed as dist
 from safetensors.numpy import load_file
-
 from test_cli import FAST, json_events
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),

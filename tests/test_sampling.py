@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from rnnchat.config import ModelConfig, SampleConfig
 from rnnchat.errors import ConfigError
 from rnnchat.events import SampleDone, Token
-from rnnchat.models import RNNLM
-from rnnchat.sampling import FastStepper, LiveControls, generate, sample_text
-from rnnchat.tokenizers import EOD, UNK, CharTokenizer, SentencePieceTokenizer
+from rnnchat.lm.config import ModelConfig, SampleConfig
+from rnnchat.lm.generate import generate, sample_text
+from rnnchat.lm.model import RNNLM
+from rnnchat.lm.stepper import FastStepper
+from rnnchat.stream import LiveControls
+from rnnchat.text.tokenizers import EOD, UNK, CharTokenizer, SentencePieceTokenizer
 
 TEXT = "the quick brown fox jumps over the lazy dog.\nTHE END, said she; 0123456789!?\n"
 
@@ -247,7 +249,7 @@ def test_top_p_and_top_k_sample_from_the_nucleus(temperature, top_k, top_p, shar
 
 def filtered_choices(logits: np.ndarray, temperature: float, top_k: int, top_p: float) -> set[int]:
     """Every token the filtered sampler picks for uniforms spread evenly over [0, 1)."""
-    from rnnchat.sampling import _sample_filtered
+    from rnnchat.stream import _sample_filtered
 
     V = len(logits)
     d = logits.astype(np.float32).copy()

@@ -1,10 +1,16 @@
 import numpy as np
 import pytest
+from conftest import make_play_text
 
 from rnnchat.errors import CheckpointError
-from rnnchat.tokenizers import EOD, UNK, CharTokenizer, SentencePieceTokenizer, dtype_for, load_tokenizer
-
-from conftest import make_play_text
+from rnnchat.text.tokenizers import (
+    EOD,
+    UNK,
+    CharTokenizer,
+    SentencePieceTokenizer,
+    dtype_for,
+    load_tokenizer,
+)
 
 UNICODE = "Grüße, 世界! naïve café — emoji 😀 and tabs\tand\nnewlines\n\n  spaced  "
 

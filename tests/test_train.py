@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from rnnchat import events as ev
-from rnnchat.checkpoints import load_checkpoint, open_language_model
-from rnnchat.config import ModelConfig, TrainConfig
+from rnnchat.config import TrainConfig
 from rnnchat.errors import ConfigError, CorpusError
-from rnnchat.train import Trainer
+from rnnchat.lm.config import ModelConfig
+from rnnchat.runs.checkpoints import load_checkpoint, open_language_model
+from rnnchat.train.loop import Trainer
 
 TINY = ModelConfig(layers=1, hidden=48, embed=16, dropout=0.0)
 
@@ -167,8 +168,8 @@ def test_subword_run_reports_bits_per_char(play_file):
 
 
 def test_second_run_on_same_corpus_uses_the_token_cache(play_file):
-    from rnnchat.corpus import load_corpus
-    from rnnchat.data import prepare
+    from rnnchat.lm.data import prepare
+    from rnnchat.text.load import load_corpus
 
     corpus = load_corpus(str(play_file))
     first = prepare(corpus, "char")

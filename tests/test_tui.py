@@ -10,11 +10,10 @@ import pytest
 from textual.widgets import DataTable, Input, Static
 
 from rnnchat.tui.app import RnnchatApp
+from rnnchat.tui.panes.corpus import CorpusPane
+from rnnchat.tui.panes.train import TrainPane
 from rnnchat.tui.screens.confirm import ConfirmScreen
-from rnnchat.tui.screens.corpus import CorpusPane
-from rnnchat.tui.screens.train import TrainPane
 from rnnchat.tui.widgets.plot import LossPlot
-
 
 HOSTILE = "[bold]loud[/] a lone [ bracket [/x] \x1b[31mred\x1b[0m end"
 TINY_FORM = dict(layers="1", hidden="32", embed="16", dropout="0.0", seq_len="32", batch_size="16", lr="0.01", minutes="",
@@ -64,7 +63,7 @@ async def start_training(app, pilot, corpus, **form) -> TrainPane:
 @pytest.fixture
 def no_speed_probe(monkeypatch):
     """The preset estimate measures real training speed; tests that don't look at it skip the cost."""
-    monkeypatch.setattr("rnnchat.speed.estimate_tokens_per_s", lambda model, train: 12345.0)
+    monkeypatch.setattr("rnnchat.train.speed.estimate_tokens_per_s", lambda model, train: 12345.0)
 
 
 async def test_corpus_tab_shows_builtin_stats_and_literal_preview(isolated_paths, no_speed_probe):
@@ -208,8 +207,9 @@ async def test_quit_while_training_asks_saves_and_leaves_no_thread(isolated_path
 
 
 async def test_runs_tab_lists_opens_and_deletes(isolated_paths, play_file, no_speed_probe):
-    from rnnchat.config import ModelConfig, TrainConfig
-    from rnnchat.train import Trainer
+    from rnnchat.config import TrainConfig
+    from rnnchat.lm.config import ModelConfig
+    from rnnchat.train.loop import Trainer
 
     trainer = Trainer(str(play_file), ModelConfig(layers=1, hidden=24, embed=8, dropout=0.0),
                       TrainConfig(seq_len=16, batch_size=8, max_steps=10, eval_every=10, eval_tokens=500,
@@ -258,7 +258,8 @@ async def test_command_palette_offers_main_actions(isolated_paths, no_speed_prob
 async def test_chat_task_on_the_form_takes_the_chat_defaults(isolated_paths, no_speed_probe):
     from textual.widgets import Select
 
-    from rnnchat.config import CHAT_TRAIN_DEFAULTS, TrainConfig
+    from rnnchat.chat.config import CHAT_TRAIN_DEFAULTS
+    from rnnchat.config import TrainConfig
 
     app = RecordingApp()
     async with app.run_test(size=(100, 30)) as pilot:

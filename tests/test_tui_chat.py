@@ -16,19 +16,20 @@ import time
 
 import pytest
 import torch
+from conftest import make_play_text
 from textual.widgets import DataTable, Input
 
-from rnnchat.chat import ChatSession
-from rnnchat.config import DecodeConfig, ModelConfig, Seq2SeqConfig, TrainConfig
+from rnnchat.chat.config import DecodeConfig, Seq2SeqConfig
+from rnnchat.chat.session import ChatSession
+from rnnchat.config import TrainConfig
 from rnnchat.events import SampleDone, Token
+from rnnchat.lm.config import ModelConfig
 from rnnchat.safetext import neutralise
-from rnnchat.train import Trainer
+from rnnchat.train.loop import Trainer
 from rnnchat.tui import torch_thread
 from rnnchat.tui.app import RnnchatApp
-from rnnchat.tui.screens.chat import EMPTY_MESSAGE, ChatPane
+from rnnchat.tui.panes.chat import EMPTY_MESSAGE, ChatPane
 from rnnchat.tui.widgets.chatlog import ChatMessage
-
-from conftest import make_play_text
 
 ALPHABET = "abcdefgh"
 HOSTILE = "[bold]x[/] \x1b[31m ab\x00c"
@@ -85,7 +86,7 @@ def trained_runs(tmp_path_factory):
 @pytest.fixture
 def no_speed_probe(monkeypatch):
     """The Train tab measures training speed on the torch thread at start; these tests skip the cost."""
-    monkeypatch.setattr("rnnchat.speed.estimate_tokens_per_s", lambda model, train: 12345.0)
+    monkeypatch.setattr("rnnchat.train.speed.estimate_tokens_per_s", lambda model, train: 12345.0)
 
 
 @pytest.fixture

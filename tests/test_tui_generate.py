@@ -11,21 +11,21 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import make_play_text
 from textual.app import App, ComposeResult
 from textual.widgets import Footer, Input, Static
 
 import rnnchat.tui as tui
-import rnnchat.tui.screens.generate as generate_module
-from rnnchat.checkpoints import open_language_model
-from rnnchat.config import ModelConfig, SampleConfig, TrainConfig
+import rnnchat.tui.panes.generate as generate_module
+from rnnchat.config import TrainConfig
 from rnnchat.events import Token
+from rnnchat.lm.config import ModelConfig, SampleConfig
+from rnnchat.lm.generate import generate
+from rnnchat.runs.checkpoints import open_language_model
 from rnnchat.safetext import neutralise
-from rnnchat.sampling import generate
-from rnnchat.train import Trainer
-from rnnchat.tui.screens.generate import EMPTY_MESSAGE, GeneratePane
+from rnnchat.train.loop import Trainer
+from rnnchat.tui.panes.generate import EMPTY_MESSAGE, GeneratePane
 from rnnchat.tui.widgets.probtext import AlternativesPanel, ProbText
-
-from conftest import make_play_text
 
 TCSS = Path(tui.__file__).parent / "rnnchat.tcss"
 HOSTILE_PROMPT = "[bold]x[/] [/x] [ \x1b[31m"

@@ -7,13 +7,13 @@ import time
 import pytest
 
 from rnnchat.tui.app import RnnchatApp
-from rnnchat.tui.screens.corpus import CorpusPane
+from rnnchat.tui.panes.corpus import CorpusPane
 
 
 @pytest.fixture
 def steady(monkeypatch):
     # The preset line shows a speed measured on the machine running the test; pin it for the picture.
-    monkeypatch.setattr("rnnchat.speed.estimate_tokens_per_s", lambda model, train: 50000.0)
+    monkeypatch.setattr("rnnchat.train.speed.estimate_tokens_per_s", lambda model, train: 50000.0)
 
 
 class StillApp(RnnchatApp):

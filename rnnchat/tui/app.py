@@ -10,14 +10,14 @@ from textual.command import Hit, Hits, Provider
 from textual.reactive import reactive
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
-from ..checkpoints import list_runs
-from ..corpus import list_corpora
-from .screens.chat import ChatPane
-from .screens.confirm import ConfirmScreen
-from .screens.corpus import CorpusPane
-from .screens.generate import GeneratePane
-from .screens.runs import RunsPane
-from .screens.train import TrainPane
+from rnnchat.runs.checkpoints import list_runs
+from rnnchat.text.load import list_corpora
+from rnnchat.tui.panes.chat import ChatPane
+from rnnchat.tui.panes.corpus import CorpusPane
+from rnnchat.tui.panes.generate import GeneratePane
+from rnnchat.tui.panes.runs import RunsPane
+from rnnchat.tui.panes.train import TrainPane
+from rnnchat.tui.screens.confirm import ConfirmScreen
 
 TABS = ("corpus", "train", "generate", "runs", "chat")
 
@@ -37,7 +37,7 @@ class RnnchatCommands(Provider):
             commands.append((f"Corpus: {entry.name}", partial(app.choose_corpus, entry.path or entry.name),
                              f"{entry.kind}"))
         for run in list_runs():
-            if run.kind == "seq2seq":
+            if run.kind == "chat":
                 commands.append((f"Open chat run: {run.name}", partial(app.open_in_chat, run.name), run.corpus))
             else:
                 commands.append((f"Open run: {run.name}", partial(app.open_in_generate, run.name), run.corpus))

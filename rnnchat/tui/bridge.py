@@ -15,8 +15,8 @@ from typing import Iterable
 from textual.message import Message
 from textual.widget import Widget
 
-from .. import events as ev
-from ..errors import RnnchatError
+from rnnchat import events as ev
+from rnnchat.errors import RnnchatError
 
 URGENT = (ev.Started, ev.Eval, ev.Sample, ev.Warning, ev.Done, ev.SampleDone)
 

@@ -18,7 +18,7 @@ from rich.text import Text
 from textual.containers import Container, VerticalScroll
 from textual.widgets import Static
 
-from ...safetext import neutralise
+from rnnchat.safetext import neutralise
 
 __all__ = ["ChatLog", "ChatMessage"]
 

@@ -37,8 +37,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
-from ...events import Token
-from ...safetext import neutralise
+from rnnchat.events import Token
+from rnnchat.safetext import neutralise
 
 __all__ = ["ProbText", "AlternativesPanel", "BUCKETS", "bucket", "visible_token"]
 

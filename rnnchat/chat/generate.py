@@ -1,0 +1,274 @@
+"""Decoding replies from the seq2seq model: greedy, sampling, beam search, and anti-LM reranking.
+
+``decode_reply`` streams ``Token`` events for one reply and ends with one ``SampleDone``; it is what
+the chat command, the app's Chat screen and the trainer's samples use. Every strategy stops at the
+end-of-reply id (EOD, never shown) or at ``max_length`` tokens, and never emits UNK.
+
+* Temperature 0 is greedy. Otherwise tokens are sampled at the temperature after top-k and top-p
+  (nucleus) filtering, from a private numpy Generator (``seed`` makes replies reproducible).
+* ``beam`` > 1 runs beam search; hypotheses are ranked by log-probability / length**length_penalty
+  and the best one is streamed when the search ends. ``show_beams`` also yields a ``Beams`` event
+  per step with the live hypotheses.
+* ``repetition_penalty`` (> 1) divides positive logits and multiplies negative ones of tokens already
+  in the reply; ``no_repeat_ngram`` n forbids any token that would repeat an n-gram of the reply.
+* ``rerank`` λ > 0 (beam only) re-scores the finished hypotheses by log p(reply | prompt) - λ log
+  p(reply | no prompt): replies the model would give to anything ("I don't know") lose to replies
+  that need this prompt. The "no prompt" model is the same network given an empty input.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from rnnchat.chat.config import DecodeConfig
+from rnnchat.chat.model import Encoded, Seq2Seq
+from rnnchat.events import Beams, SampleDone, Token
+from rnnchat.stream import LiveControls
+from rnnchat.text.tokenizers import EOD, UNK
+
+_WORD_RE = re.compile(r"\w+|[^\w\s]")
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    ids: tuple[int, ...]        # reply tokens, without the final EOD
+    logprob: float              # log p(reply + EOD | source), or of the reply alone if unfinished
+    finished: bool
+    score: float                # what the beam ranks by (length-normalised, reranked)
+
+
+def _encode(model: Seq2Seq, sources: Sequence[np.ndarray]) -> tuple[Encoded, tuple[torch.Tensor, torch.Tensor]]:
+    lengths = torch.tensor([max(1, len(s)) for s in sources], dtype=torch.int64)
+    src = torch.full((len(sources), int(lengths.max())), UNK, dtype=torch.int64)
+    for i, s in enumerate(sources):
+        src[i, :len(s)] = torch.as_tensor(np.asarray(s, dtype=np.int64))
+        if len(s) == 0:
+            src[i, 0] = EOD
+    return model.encode(src.to(model.embed.weight.device), lengths)
+
+
+def _step(model: Seq2Seq, tokens: torch.Tensor, enc: Encoded, state) -> tuple[torch.Tensor, tuple]:
+    logits, state, _ = model.decode(tokens.view(-1, 1).to(model.embed.weight.device), enc, state)
+    return logits[:, -1].float(), state
+
+
+def _penalise(logits: np.ndarray, reply: list[int], cfg: DecodeConfig) -> None:
+    """In place: UNK never; repetition penalty; no-repeat n-gram ban."""
+    logits[UNK] = -np.inf
+    if cfg.repetition_penalty > 1 and reply:
+        seen = np.unique(np.asarray(reply))
+        vals = logits[seen]
+        logits[seen] = np.where(vals > 0, vals / cfg.repetition_penalty, vals * cfg.repetition_penalty)
+    n = cfg.no_repeat_ngram
+    if n and len(reply) >= n:
+        prefix = tuple(reply[-(n - 1):]) if n > 1 else ()
+        for i in range(len(reply) - n + 1):
+            if tuple(reply[i:i + n - 1]) == prefix:
+                logits[reply[i + n - 1]] = -np.inf
+
+
+def _sample(logits: np.ndarray, temperature: float, top_k: int, top_p: float, rng: np.random.Generator) -> int:
+    if not np.isfinite(logits).any():
+        return EOD
+    if temperature <= 0:
+        return int(np.argmax(logits))
+    z = (logits - logits.max()) / temperature
+    p = np.exp(z)
+    if 0 < top_k < len(p):
+        p[np.argpartition(-z, top_k)[top_k:]] = 0.0
+    if top_p < 1.0:
+        order = np.argsort(-p, kind="stable")
+        cum = np.cumsum(p[order])
+        keep = int(np.searchsorted(cum, top_p * cum[-1], "left")) + 1
+        p[order[keep:]] = 0.0
+    cdf = np.cumsum(p)
+    return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], "right"), len(p) - 1))
+
+
+@torch.inference_mode()
+def sample_ids(model: Seq2Seq, source: np.ndarray, cfg: DecodeConfig, controls: LiveControls,
+                rng: np.random.Generator) -> Iterator[tuple[int, float]]:
+    """Greedy or sampled reply ids, one at a time, with the model's probability of each (temperature 1)."""
+    enc, state = _encode(model, [source])
+    token = torch.tensor([EOD])
+    reply: list[int] = []
+    while len(reply) < cfg.max_length and not controls.stop_requested:
+        logits, state = _step(model, token, enc, state)
+        raw = logits[0].numpy().copy()
+        _penalise(raw, reply, cfg)
+        idx = _sample(raw, controls.temperature, controls.top_k, controls.top_p, rng)
+        finite = raw[np.isfinite(raw)]
+        prob = float(np.exp(raw[idx] - finite.max()) / np.exp(finite - finite.max()).sum()) if finite.size else 0.0
+        if idx == EOD:
+            return
+        reply.append(idx)
+        yield idx, prob
+        token = torch.tensor([idx])
+
+
+@torch.inference_mode()
+def beam_search(model: Seq2Seq, source: np.ndarray, cfg: DecodeConfig, controls: LiveControls | None = None,
+                on_step=None) -> list[Hypothesis]:
+    """The finished hypotheses (plus live ones at max_length), best first."""
+    W = cfg.beam
+    enc, state = _encode(model, [source])
+    enc = enc.repeat(W)
+    state = tuple(s.repeat_interleave(W, dim=1) for s in state)
+    beams: list[list[int]] = [[] for _ in range(W)]
+    scores = torch.full((W,), -math.inf)
+    scores[0] = 0.0                        # all beams start identical: expand only the first
+    tokens = torch.full((W,), EOD, dtype=torch.int64)
+    finished: list[Hypothesis] = []
+    norm = lambda lp, n: lp / (n ** cfg.length_penalty) if cfg.length_penalty else lp  # noqa: E731
+    for t in range(cfg.max_length):
+        if controls is not None and controls.stop_requested:
+            break
+        logits, state = _step(model, tokens, enc, state)
+        logp = torch.log_softmax(logits, dim=-1).numpy().copy()
+        for b in range(W):
+            _penalise(logp[b], beams[b], cfg)
+        total = scores[:, None] + torch.from_numpy(logp)
+        flat = total.view(-1)
+        top = torch.topk(flat, min(2 * W, flat.numel()))
+        new_beams, new_scores, rows, next_tokens = [], [], [], []
+        for value, index in zip(top.values.tolist(), top.indices.tolist()):
+            if value == -math.inf:
+                break
+            b, tok = divmod(index, logp.shape[1])
+            if tok == EOD:
+                finished.append(Hypothesis(tuple(beams[b]), value, True, norm(value, len(beams[b]) + 1)))
+            else:
+                new_beams.append(beams[b] + [tok])
+                new_scores.append(value)
+                rows.append(b)
+                next_tokens.append(tok)
+            if len(new_beams) == W:
+                break
+        if on_step is not None:
+            on_step(t, new_beams, new_scores)
+        best_live = max((norm(s, len(bm)) for s, bm in zip(new_scores, new_beams)), default=-math.inf)
+        if not new_beams or (len(finished) >= W and max(h.score for h in finished) >= best_live):
+            break
+        while len(new_beams) < W:                  # keep the batch shape; padding beams are dead
+            new_beams.append([])
+            new_scores.append(-math.inf)
+            rows.append(0)
+            next_tokens.append(EOD)
+        index = torch.tensor(rows)
+        state = tuple(s[:, index] for s in state)
+        beams, scores, tokens = new_beams, torch.tensor(new_scores), torch.tensor(next_tokens)
+    if not finished:    # nothing ended within max_length: the live beams are the answers
+        finished = [Hypothesis(tuple(b), float(s), False, norm(float(s), max(1, len(b))))
+                    for b, s in zip(beams, scores.tolist()) if s > -math.inf]
+    return sorted(finished, key=lambda h: h.score, reverse=True)
+
+
+@torch.inference_mode()
+def reply_logprobs(model: Seq2Seq, source: np.ndarray, replies: Sequence[Sequence[int]]) -> list[float]:
+    """log p(reply + EOD | source) for each reply, in one batch (teacher-forced)."""
+    if not replies:
+        return []
+    enc, state = _encode(model, [source] * len(replies))
+    T = max(len(r) for r in replies) + 1
+    tgt_in = torch.full((len(replies), T), UNK, dtype=torch.int64)
+    tgt_out = torch.full((len(replies), T), -100, dtype=torch.int64)
+    for i, r in enumerate(replies):
+        ids = torch.as_tensor(list(r), dtype=torch.int64)
+        tgt_in[i, 0] = EOD
+        tgt_in[i, 1:len(r) + 1] = ids
+        tgt_out[i, :len(r)] = ids
+        tgt_out[i, len(r)] = EOD
+    device = model.embed.weight.device
+    logits, _, _ = model.decode(tgt_in.to(device), enc, state)
+    logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+    picked = logp.gather(-1, tgt_out.clamp(min=0)[..., None])[..., 0] * (tgt_out >= 0)
+    return picked.sum(dim=1).tolist()
+
+
+def rerank(model: Seq2Seq, hyps: list[Hypothesis], weight: float, length_penalty: float) -> list[Hypothesis]:
+    """Anti-language-model reranking: subtract weight * log p(reply | empty input)."""
+    if weight <= 0 or len(hyps) < 2:
+        return hyps
+    prior = reply_logprobs(model, np.array([EOD], dtype=np.int64), [h.ids for h in hyps])
+    out = []
+    for h, lp in zip(hyps, prior):
+        n = len(h.ids) + 1
+        mmi = h.logprob - weight * lp
+        out.append(Hypothesis(h.ids, h.logprob, h.finished, mmi / (n ** length_penalty) if length_penalty else mmi))
+    return sorted(out, key=lambda h: h.score, reverse=True)
+
+
+def decode_reply(model: Seq2Seq, tokenizer, source: np.ndarray, cfg: DecodeConfig,
+                 controls: LiveControls | None = None, show_beams: bool = False) -> Iterator[Token | Beams | SampleDone]:
+    """Stream one reply to the encoder input ``source`` (see ``chat_data.encode_source``)."""
+    cfg.validate()
+    controls = controls or LiveControls(cfg.temperature, cfg.top_k, cfg.top_p)
+    t0 = time.perf_counter()
+    feed = tokenizer.decoder().feed
+    n = chars = 0
+    if cfg.beam > 1:
+        pending: list[Beams] = []
+
+        def on_step(t, beams, scores):
+            if show_beams:
+                pending.append(Beams(t + 1, tuple(tokenizer.decode(b) for b in beams), tuple(scores)))
+
+        hyps = beam_search(model, source, cfg, controls, on_step if show_beams else None)
+        yield from pending
+        hyps = rerank(model, hyps, cfg.rerank, cfg.length_penalty)
+        best = hyps[0].ids if hyps else ()
+        for idx in best:
+            if controls.stop_requested:
+                break
+            text = feed(idx)
+            n += 1
+            chars += len(text)
+            yield Token(text, idx, float("nan"))
+    else:
+        rng = np.random.default_rng(cfg.seed)
+        for idx, prob in sample_ids(model, source, cfg, controls, rng):
+            text = feed(idx)
+            n += 1
+            chars += len(text)
+            yield Token(text, idx, prob)
+    reason = "cancelled" if controls.stop_requested else ("length" if n >= cfg.max_length else "stop")
+    yield SampleDone(n, chars, time.perf_counter() - t0, reason)
+
+
+@torch.inference_mode()
+def greedy_batch(model: Seq2Seq, sources: Sequence[np.ndarray], max_length: int) -> list[list[int]]:
+    """Greedy replies to many sources at once (for evaluation): one decoder call per position."""
+    if not sources:
+        return []
+    enc, state = _encode(model, sources)
+    B = len(sources)
+    tokens = torch.full((B,), EOD, dtype=torch.int64, device=model.embed.weight.device)
+    replies: list[list[int]] = [[] for _ in range(B)]
+    alive = torch.ones(B, dtype=torch.bool)
+    for _ in range(max_length):
+        logits, state = _step(model, tokens, enc, state)
+        logits[:, UNK] = -math.inf
+        tokens = logits.argmax(dim=-1)
+        picked = tokens.cpu()
+        for b in torch.nonzero(alive & (picked != EOD)).flatten().tolist():
+            replies[b].append(int(picked[b]))
+        alive &= picked != EOD
+        if not alive.any():
+            break
+    return replies
+
+
+def distinct_n(texts: Sequence[str], n: int) -> float:
+    """Distinct-n: unique word n-grams over all n-grams of the replies (0 when there are none)."""
+    grams: list[tuple[str, ...]] = []
+    for text in texts:
+        words = _WORD_RE.findall(text.lower())
+        grams.extend(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    return len(set(grams)) / len(grams) if grams else 0.0

@@ -1,0 +1,156 @@
+"""``rnnchat chat RUN``: a plain terminal chat, and a line-in, line-out filter when input is piped.
+
+On a terminal each reply streams as it is decoded; Ctrl+C stops a reply (and at the prompt, or
+Ctrl+D, ends the chat). With piped input every input line gets exactly one output line (a reply's
+own line breaks become " / "; ``--json`` keeps the exact text), so scripts can pair them up.
+Slash commands change the settings for the rest of the chat; their answers go to stderr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from typing import TextIO
+
+from rnnchat.chat.config import DecodeConfig
+from rnnchat.chat.session import ChatSession
+from rnnchat.errors import ConfigError
+from rnnchat.events import Beams, SampleDone, Token
+from rnnchat.safetext import neutralise
+from rnnchat.stream import LiveControls
+
+HELP = ("commands: /reset (forget the conversation), /temp F (0 = greedy), /beam N (1 = sample), "
+        "/topk N, /topp F, /rerank F (beam: against generic replies), /norepeat N, /settings, /help, /quit")
+
+# command -> (DecodeConfig field, type)
+_SETTINGS = {"/temp": ("temperature", float), "/temperature": ("temperature", float), "/beam": ("beam", int),
+             "/topk": ("top_k", int), "/topp": ("top_p", float), "/rerank": ("rerank", float),
+             "/norepeat": ("no_repeat_ngram", int), "/penalty": ("repetition_penalty", float),
+             "/maxlen": ("max_length", int), "/seed": ("seed", int)}
+
+
+class TerminalChat:
+    def __init__(self, session: ChatSession, cfg: DecodeConfig, *, json_lines: bool = False,
+                 show_beams: bool = False, stdin: TextIO | None = None, stdout: TextIO | None = None,
+                 stderr: TextIO | None = None):
+        self.session, self.cfg = session, cfg
+        self.json_lines, self.show_beams = json_lines, show_beams
+        self.stdin, self.stdout, self.stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+        self.tty = self.stdin.isatty() and self.stdout.isatty()
+
+    def note(self, message: str) -> None:
+        self.stderr.write(neutralise(message) + "\n")
+        self.stderr.flush()
+
+    def run(self) -> int:
+        name = self.session.run.name
+        if self.tty:
+            self.note(f"chatting with {name} ({self.describe()}); /help for commands, Ctrl+D to leave")
+        while True:
+            try:
+                if self.tty:
+                    self.stdout.write("\x1b[1myou>\x1b[0m ")
+                    self.stdout.flush()
+                line = self.stdin.readline()
+            except KeyboardInterrupt:
+                self.stdout.write("\n")
+                return 0
+            if not line:
+                if self.tty:
+                    self.stdout.write("\n")
+                return 0
+            text = line.rstrip("\r\n")
+            if text.strip().startswith("/"):
+                if self.command(text.strip()) == "quit":
+                    return 0
+                continue
+            if not text.strip():
+                if not self.tty:            # keep input and output lines paired
+                    self.emit_line(text, "")
+                continue
+            unknown = self.session.unknown_chars(text)
+            if unknown:
+                self.note(f"note: {len(unknown)} character(s) unknown to the model, read as <unk>: "
+                          + " ".join(repr(c) for c in unknown[:10]))
+            self.respond(text)
+
+    def respond(self, text: str) -> None:
+        controls = LiveControls(self.cfg.temperature, self.cfg.top_k, self.cfg.top_p)
+        pieces: list[str] = []
+        done = None
+        if self.tty:
+            self.stdout.write(f"\x1b[1;36m{neutralise(self.session.run.name)}>\x1b[0m ")
+        try:
+            for event in self.session.reply(text, self.cfg, controls, self.show_beams):
+                if isinstance(event, Token):
+                    pieces.append(event.text)
+                    if self.tty:
+                        self.stdout.write(neutralise(event.text))
+                        self.stdout.flush()
+                elif isinstance(event, Beams) and self.show_beams:
+                    self.note(f"  beams @{event.step}: " + " | ".join(t[-40:] for t in event.texts))
+                elif isinstance(event, SampleDone):
+                    done = event
+        except KeyboardInterrupt:
+            controls.stop_requested = True
+            self.note("\n[reply stopped]")
+        reply = "".join(pieces)
+        if self.tty:
+            self.stdout.write("\n")
+            self.stdout.flush()
+        else:
+            self.emit_line(text, reply, done)
+
+    def emit_line(self, prompt: str, reply: str, done: SampleDone | None = None) -> None:
+        if self.json_lines:
+            record = {"prompt": prompt, "reply": reply}
+            if done is not None:
+                record.update(tokens=done.tokens, seconds=round(done.seconds, 4), reason=done.reason)
+            self.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            self.stdout.write(neutralise(reply.replace("\n", " / ")) + "\n")
+        self.stdout.flush()
+
+    def command(self, text: str) -> str:
+        name, _, arg = text.partition(" ")
+        name, arg = name.lower(), arg.strip()
+        if name in ("/quit", "/exit", "/q"):
+            return "quit"
+        if name == "/reset":
+            self.session.reset()
+            self.note("conversation cleared")
+        elif name == "/help":
+            self.note(HELP)
+        elif name == "/settings":
+            self.note(self.describe())
+        elif name in _SETTINGS:
+            field, kind = _SETTINGS[name]
+            try:
+                value = kind(arg)
+                cfg = dataclasses.replace(self.cfg, **{field: value})
+                cfg.validate()
+            except ValueError:
+                self.note(f"{name} needs a {'whole number' if kind is int else 'number'}, e.g. {name} "
+                          f"{'4' if kind is int else '0.7'}")
+                return ""
+            except ConfigError as exc:
+                self.note(str(exc).replace("--", "/", 1))
+                return ""
+            self.cfg = cfg
+            self.note(self.describe())
+        else:
+            self.note(f"unknown command {name}; {HELP}")
+        return ""
+
+    def describe(self) -> str:
+        c = self.cfg
+        if c.beam > 1:
+            how = f"beam {c.beam}, length penalty {c.length_penalty:g}" + (f", rerank {c.rerank:g}" if c.rerank else "")
+        elif c.temperature <= 0:
+            how = "greedy"
+        else:
+            how = f"temperature {c.temperature:g}, top-p {c.top_p:g}" + (f", top-k {c.top_k}" if c.top_k else "")
+        extra = [f"no-repeat {c.no_repeat_ngram}"] if c.no_repeat_ngram else []
+        extra += [f"repetition penalty {c.repetition_penalty:g}"] if c.repetition_penalty > 1 else []
+        return ", ".join([how, *extra, f"max {c.max_length} tokens"])

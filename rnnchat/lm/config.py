@@ -1,0 +1,48 @@
+"""Settings of the language model and of sampling from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rnnchat.config import CELLS, check_choice, check_float, check_int, check_tie, check_top_p
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int = 0           # filled in from the tokenizer
+    # Defaults chosen by sweeps of 2- and 5-minute Shakespeare runs on 2 CPU cores (benchmarks/RESULTS.md):
+    # at 2 minutes the GRU reached 1.51 nats/char where the LSTM reached 1.60 (bf16 CPU, where the LSTM
+    # runs twice the steps per second) and 1.55 (fp32 CPU).
+    cell: str = "gru"
+    layers: int = 2               # two layers beat one of the same parameter count on character text
+    hidden: int = 256             # 2x384 matched it at 2 minutes with twice the parameters and half the speed
+    embed: int = 64               # characters need few dimensions; the recurrent layers do the work
+    dropout: float = 0.0          # in minutes a model sees a corpus a few times: dropout only slowed learning
+                                  # (the best checkpoint is kept, so a later overfit loses nothing)
+    tie: bool = False             # tying needs embed == hidden; it saves parameters for large vocabularies
+
+    def validate(self) -> None:
+        check_choice("cell", self.cell, CELLS)
+        check_int("layers", self.layers, 1, 16)
+        check_int("hidden", self.hidden, 1, 8192)
+        check_int("embed", self.embed, 1, 8192)
+        check_float("dropout", self.dropout, 0.0, 0.95)
+        check_tie(self.tie, self.embed, self.hidden)
+
+
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    length: int = 500
+    temperature: float = 0.8      # below 1 trades variety for coherence; 0 is greedy
+    top_k: int = 0                # 0: off
+    top_p: float = 1.0            # 1: off
+    seed: int | None = None
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+    def validate(self) -> None:
+        check_int("length", self.length, 0, 10_000_000)
+        check_float("temperature", self.temperature, 0.0, 100.0)
+        check_int("top_k", self.top_k, 0, 10_000_000)
+        check_top_p(self.top_p)

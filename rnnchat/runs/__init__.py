@@ -1,0 +1,1 @@
+"""Run kinds and run directories on disk."""

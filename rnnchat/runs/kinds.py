@@ -1,0 +1,97 @@
+"""The one table of run kinds: what each task trains, with which configs, and how its settings are put
+together ("task defaults, then preset, then overrides") for the CLI and the app alike."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from rnnchat.chat.config import CHAT_TRAIN_DEFAULTS, Seq2SeqConfig
+from rnnchat.chat.model import Seq2Seq
+from rnnchat.chat.task import ChatTask
+from rnnchat.config import DEFAULT_PRESET, PRESETS, TrainConfig, replace
+from rnnchat.errors import CheckpointError, ConfigError
+from rnnchat.lm.config import ModelConfig
+from rnnchat.lm.model import RNNLM
+from rnnchat.lm.task import LMTask
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str                     # TrainConfig.task and run.json "kind"
+    model_config: type            # ModelConfig or Seq2SeqConfig
+    model: type                   # RNNLM or Seq2Seq
+    task: type                    # LMTask or ChatTask: what the loop asks for data, loss and evaluation
+    train_defaults: dict          # TrainConfig values of this task where they differ from the dataclass's
+    what: str                     # "a language model": for messages
+    command: str                  # the command that uses such a run
+    label: str                    # the model column of run lists, given the run's tokenizer level
+
+    def describe(self) -> str:
+        return f"{self.what} (use 'rnnchat {self.command}')"
+
+
+KINDS: dict[str, Kind] = {
+    "lm": Kind("lm", ModelConfig, RNNLM, LMTask, {}, "a language model", "generate", "{level}"),
+    "chat": Kind("chat", Seq2SeqConfig, Seq2Seq, ChatTask, CHAT_TRAIN_DEFAULTS, "a chat model", "chat",
+                 "{level} chat"),
+}
+# Runs saved before the restructure wrote the chat kind as "seq2seq"; they load as chat runs.
+_ALIASES = {"seq2seq": "chat"}
+
+
+def kind_named(name: Any) -> Kind:
+    """The kind of a run.json "kind" value (old names included); CheckpointError for anything else."""
+    kind = KINDS.get(_ALIASES.get(name, name)) if isinstance(name, str) else None
+    if kind is None:
+        raise CheckpointError(f"unknown model kind {name!r}")
+    return kind
+
+
+def kind_of(meta: dict) -> Kind:
+    return kind_named(meta.get("kind"))
+
+
+def assemble(task: str = "lm", preset: str | None = None, model: dict | None = None,
+             train: dict | None = None) -> tuple[Any, TrainConfig]:
+    """(model config, TrainConfig) for a new run: the task's defaults, then the preset's shape, then the
+    given overrides (None values are unset). Unknown presets and fields are refused by name."""
+    kind = KINDS.get(task)
+    if kind is None:
+        raise ConfigError(f"must be one of {', '.join(KINDS)}; got {task!r}", "task")
+    if (preset or DEFAULT_PRESET) not in PRESETS:
+        raise ConfigError(f"must be one of {', '.join(PRESETS)}; got {preset!r}", "preset")
+    fields = {f.name for f in dataclasses.fields(kind.model_config)}
+    model = {k: v for k, v in (model or {}).items() if v is not None}
+    for name in model:
+        if name not in fields:
+            raise ConfigError(f"is not a setting of {kind.what}", name)
+    shape = {k: v for k, v in PRESETS[preset or DEFAULT_PRESET].items() if k in fields}
+    model_cfg = replace(replace(kind.model_config(), **shape), **model)
+    train_cfg = replace(replace(TrainConfig(), **kind.train_defaults), **(train or {}), task=task)
+    return model_cfg, train_cfg
+
+
+def train_config_of(meta: dict) -> TrainConfig:
+    """A run's TrainConfig from its run.json (fields this version does not know are ignored)."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    saved = meta.get("train", {})
+    if not isinstance(saved, dict):
+        raise CheckpointError("run.json has no training settings")
+    try:
+        return dataclasses.replace(TrainConfig(**{k: v for k, v in saved.items() if k in fields}),
+                                   task=kind_of(meta).name)
+    except TypeError as exc:
+        raise CheckpointError(f"run.json training settings are not valid: {exc}") from None
+
+
+def model_config_of(meta: dict) -> Any:
+    """A run's model config from its run.json, validated."""
+    kind = kind_of(meta)
+    try:
+        cfg = kind.model_config(**meta["model"])
+        cfg.validate()
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"run.json model settings are not valid: {exc}") from None
+    return cfg

@@ -1,0 +1,63 @@
+"""The built-in 'dialogues': chatterbot-corpus conversations, by language."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+from pathlib import Path
+from typing import Sequence
+
+from rnnchat.errors import CorpusError
+from rnnchat.text.corpus import Document
+from rnnchat.text.dialogue import Conversations, read_yaml
+
+DEFAULT_LANGUAGE = "english"
+
+
+def _chatterbot_data() -> Path:
+    spec = importlib.util.find_spec("chatterbot_corpus")  # not imported: its __init__ is not needed
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        if Path(loc, "data").is_dir():
+            return Path(loc, "data")
+    raise CorpusError("the built-in corpus 'dialogues' needs the chatterbot-corpus package: "
+                      "pip install chatterbot-corpus")
+
+
+def dialogue_languages() -> list[str]:
+    """The chatterbot-corpus languages available (as dialogues:LANGUAGE); [] without the package."""
+    try:
+        data = _chatterbot_data()
+    except CorpusError:
+        return []
+    return sorted(p.name for p in data.iterdir() if p.is_dir() and any(p.glob("*.yml")))
+
+
+def language_files(language: str) -> list[Path]:
+    if language not in dialogue_languages():
+        _chatterbot_data()  # says to install the package when that is the problem
+        raise CorpusError(f"no dialogues in language '{language}': choose one of "
+                          f"{', '.join(dialogue_languages())} (as dialogues:LANGUAGE)")
+    return sorted((_chatterbot_data() / language).glob("*.yml"))
+
+
+def _render(turns: Sequence[str]) -> str:
+    """A conversation as alternating "A: ..." and "B: ..." lines."""
+    # Blank lines inside a turn would read as a conversation break in the transcript layout.
+    return "".join(f"{'AB'[i % 2]}: " + re.sub(r"\n{2,}", "\n", t) + "\n" for i, t in enumerate(turns) if t)
+
+
+@functools.lru_cache(maxsize=None)
+def chatterbot_conversations(language: str) -> tuple[Conversations, tuple[Document, ...]]:
+    """One language's conversations for pairs, and its files rendered as A:/B: transcripts for training."""
+    parsed, docs = Conversations(), []
+    for path in language_files(language):
+        convs = read_yaml(parsed, path.name, path.read_text(encoding="utf-8", errors="replace"))
+        texts = [_render(c) for c in convs]
+        if any(texts):
+            docs.append(Document(path.stem, "\n".join(t for t in texts if t)))
+    return parsed, tuple(docs)
+
+
+def dialogue_documents(language: str) -> tuple[Document, ...]:
+    return chatterbot_conversations(language.lower())[1]

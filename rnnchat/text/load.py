@@ -1,0 +1,133 @@
+"""The one module that knows every corpus source: paths, built-ins, corpora/ names, dialogue."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from rnnchat.errors import CorpusError
+from rnnchat.paths import corpora_dir
+from rnnchat.text.chatterbot import (
+    DEFAULT_LANGUAGE,
+    chatterbot_conversations,
+    dialogue_documents,
+    language_files,
+)
+from rnnchat.text.corpus import Corpus, CorpusEntry, Document, folder_files, load_path
+from rnnchat.text.dialogue import READERS, Conversations, extension, read_transcript
+from rnnchat.text.shakespeare import (
+    shakespeare_conversations,
+    shakespeare_documents,
+    shakespeare_source_size,
+)
+
+
+@dataclass(frozen=True)
+class Builtin:
+    load: Callable[[], tuple[Document, ...]]   # builds the documents (cached by its module; called once)
+    source_size: Callable[[], int]            # bytes of the source files, cheap: used for listing
+
+
+_BUILTINS: dict[str, Builtin] = {
+    "dialogues": Builtin(lambda: dialogue_documents(DEFAULT_LANGUAGE),
+                         lambda: sum(p.stat().st_size for p in language_files(DEFAULT_LANGUAGE))),
+    "shakespeare": Builtin(shakespeare_documents, shakespeare_source_size),
+}
+# "PREFIX:PARAM" built-ins, e.g. "dialogues:spanish"; the loader raises CorpusError for a bad PARAM.
+_FAMILIES: dict[str, Callable[[str], tuple[Document, ...]]] = {"dialogues": dialogue_documents}
+
+
+def builtin_names() -> list[str]:
+    return sorted(_BUILTINS)
+
+
+def _is_builtin(spec: str) -> bool:
+    prefix, sep, param = spec.partition(":")
+    return spec in _BUILTINS or bool(sep and param and prefix in _FAMILIES)
+
+
+@functools.lru_cache(maxsize=None)
+def _load_builtin(name: str) -> Corpus:
+    if name in _BUILTINS:
+        return Corpus(name, f"builtin:{name}", _BUILTINS[name].load())
+    prefix, _, param = name.partition(":")
+    return Corpus(name, f"builtin:{name}", _FAMILIES[prefix](param))
+
+
+
+def load_corpus(spec: str) -> Corpus:
+    """A corpus from a path, a built-in name or a name in corpora_dir(); raises CorpusError."""
+    if not spec or not spec.strip():
+        raise CorpusError(f"no corpus given: name a file, a folder or a built-in ({', '.join(builtin_names())})")
+    path = Path(spec).expanduser()
+    if path.exists():
+        corpus = load_path(path)
+    elif _is_builtin(spec):
+        corpus = _load_builtin(spec)
+    else:
+        base = corpora_dir()
+        candidates = [base / spec, base / f"{spec}.txt"]
+        found = next((c for c in candidates if c.exists()), None)
+        if found is None:
+            raise CorpusError(
+                f"corpus '{spec}' not found: not a file, a folder, a built-in ({', '.join(builtin_names())}) "
+                f"or a name in {base}/"
+            )
+        corpus = load_path(found)
+    if not any(d.text and not d.text.isspace() for d in corpus.documents):
+        what = "has no text files" if not corpus.documents else "has no text (only whitespace or nothing)"
+        extra = f"; skipped: {', '.join(corpus.skipped[:5])}" if corpus.skipped else ""
+        raise CorpusError(f"corpus '{spec}' is empty: it {what}{extra}")
+    return corpus
+
+
+def list_corpora() -> list[CorpusEntry]:
+    """Built-ins first, then the non-hidden entries of corpora_dir() by name (a missing folder is empty)."""
+    entries: list[CorpusEntry] = []
+    for name in builtin_names():
+        try:
+            size = _BUILTINS[name].source_size()
+        except CorpusError:
+            size = 0
+        entries.append(CorpusEntry(name, "built-in", size, None, "size of the source files"))
+    base = corpora_dir()
+    try:
+        # The folder's own README (which explains the folder) is not a corpus.
+        children = sorted(p for p in base.iterdir() if not p.name.startswith(".") and p.name != "README.md")
+    except OSError:
+        children = []
+    for child in children:
+        if child.is_dir():
+            size = sum(_file_size(p) for _, p in folder_files(child))
+            entries.append(CorpusEntry(child.name, "folder", size, str(child.resolve())))
+        elif child.is_file():
+            entries.append(CorpusEntry(child.name, "file", _file_size(child), str(child.resolve())))
+    return entries
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # vanished, or a dangling link
+        return 0
+
+
+def looks_like_dialogue(corpus: Corpus) -> bool:
+    """Whether the corpus is dialogue data (dialogues built-ins, .tsv/.jsonl/.yml files), not prose."""
+    return (corpus.source == "builtin:dialogues" or corpus.source.startswith("builtin:dialogues:")
+            or any(extension(d.name) in READERS for d in corpus.documents))
+
+
+def corpus_conversations(corpus: Corpus) -> Conversations:
+    """The conversations of any corpus: the plays by scene, chatterbot data, or files by their format."""
+    if corpus.source == "builtin:shakespeare":
+        return shakespeare_conversations()
+    if corpus.source == "builtin:dialogues" or corpus.source.startswith("builtin:dialogues:"):
+        language = corpus.source.partition("builtin:dialogues")[2].lstrip(":") or DEFAULT_LANGUAGE
+        return chatterbot_conversations(language.lower())[0]
+    parsed = Conversations()
+    for doc in corpus.documents:
+        READERS.get(extension(doc.name), read_transcript)(parsed, doc.name, doc.text)
+    return parsed

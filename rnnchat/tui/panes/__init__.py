@@ -1,0 +1,1 @@
+"""The app's tabs, one pane each."""

@@ -1,0 +1,89 @@
+"""The Runs tab: every run in checkpoints/, to open (language models in Generate, chat models in
+Chat), resume, or delete."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Container
+from textual.widgets import DataTable, Static
+
+from rnnchat.runs.checkpoints import list_runs
+from rnnchat.safetext import neutralise
+from rnnchat.tui.screens.confirm import ConfirmScreen
+
+
+class RunsPane(Container):
+    BINDINGS = [
+        ("enter", "open", "Open"),
+        ("r", "resume", "Resume training"),
+        ("delete", "delete", "Delete"),
+        ("f5", "refresh", "Refresh"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static(Text("No runs yet: train one in the Train tab.", style="dim"), id="runs-empty",
+                     classes="empty-state")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("run", "corpus", "model", "params", "steps", "best bits/char", "saved")
+        self.action_refresh()
+
+    def action_refresh(self) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        self.runs = {r.name: r for r in list_runs()}
+        for r in self.runs.values():
+            bpc = f"{r.best_bits_per_char:.3f}" if r.best_bits_per_char is not None else "–"
+            model = f"{r.level} chat" if r.kind == "chat" else r.level
+            table.add_row(Text(neutralise(r.name)), Text(neutralise(r.corpus)), model,
+                          f"{r.parameters / 1e6:.2f}M", f"{r.step:,}", bpc,
+                          datetime.fromtimestamp(r.modified).strftime("%Y-%m-%d %H:%M"), key=r.name)
+        self.query_one("#runs-empty").display = not self.runs
+        table.display = bool(self.runs)
+
+    def _selected(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not self.runs or table.cursor_row is None or table.row_count == 0:
+            self.notify("No run selected.", severity="warning")
+            return None
+        return table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        name = self._selected()
+        if not name:
+            return
+        if self.runs[name].kind == "seq2seq" and hasattr(self.app, "open_in_chat"):
+            self.app.open_in_chat(name)             # a chat run opens in the Chat tab
+        elif hasattr(self.app, "open_in_generate"):
+            self.app.open_in_generate(name)
+
+    def action_resume(self) -> None:
+        name = self._selected()
+        if name and hasattr(self.app, "resume_training"):
+            self.app.resume_training(name)
+
+    def action_delete(self) -> None:
+        name = self._selected()
+        if not name:
+            return
+        if getattr(self.app, "training_run", lambda: None)() == name:
+            self.notify("That run is training now; stop it first.", severity="error")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                shutil.rmtree(self.runs[name].path, ignore_errors=True)
+                self.notify(f"Deleted {neutralise(name)}.")
+                self.action_refresh()
+
+        self.app.push_screen(ConfirmScreen(f"Delete run '{neutralise(name)}' and all its checkpoints?",
+                                           yes="Delete", no="Keep"), confirmed)
