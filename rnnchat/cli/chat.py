@@ -11,14 +11,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rnnchat.chat.config import DecodeConfig
-from rnnchat.chat.session import ChatSession
 from rnnchat.errors import ConfigError
 from rnnchat.events import Beams, SampleDone, Token
 from rnnchat.safetext import neutralise
-from rnnchat.stream import LiveControls
+
+if TYPE_CHECKING:  # the session loads torch; this module is imported for every command line
+    from rnnchat.chat.config import DecodeConfig
+    from rnnchat.chat.session import ChatSession
 
 HELP = ("commands: /reset (forget the conversation), /temp F (0 = greedy), /beam N (1 = sample), "
         "/topk N, /topp F, /rerank F (beam: against generic replies), /norepeat N, /settings, /help, /quit")
@@ -28,6 +29,20 @@ _SETTINGS = {"/temp": ("temperature", float), "/temperature": ("temperature", fl
              "/topk": ("top_k", int), "/topp": ("top_p", float), "/rerank": ("rerank", float),
              "/norepeat": ("no_repeat_ngram", int), "/penalty": ("repetition_penalty", float),
              "/maxlen": ("max_length", int), "/seed": ("seed", int)}
+
+
+def cmd_chat(args) -> int:
+    from rnnchat.chat.config import DecodeConfig
+    from rnnchat.chat.session import ChatSession
+    from rnnchat.config import replace
+
+    cfg = replace(DecodeConfig(), temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, beam=args.beam,
+                  length_penalty=args.length_penalty, no_repeat_ngram=args.no_repeat_ngram,
+                  repetition_penalty=args.repetition_penalty, rerank=args.rerank, max_length=args.max_length,
+                  seed=args.seed)
+    cfg.validate()
+    session = ChatSession(args.run, args.checkpoint)
+    return TerminalChat(session, cfg, json_lines=args.json, show_beams=args.show_beams).run()
 
 
 class TerminalChat:
@@ -76,6 +91,8 @@ class TerminalChat:
             self.respond(text)
 
     def respond(self, text: str) -> None:
+        from rnnchat.stream import LiveControls
+
         controls = LiveControls(self.cfg.temperature, self.cfg.top_k, self.cfg.top_p)
         pieces: list[str] = []
         done = None

@@ -1,8 +1,15 @@
-"""Views of the event stream for the command line: a Rich progress view, or JSON lines."""
+"""Output for the command line: the Rich console, error and warning lines on stderr, and views of the
+training event stream (a Rich progress view, or JSON lines).
+
+Text from runs, corpora, file names and models goes through ``neutralise`` and into ``rich.text.Text``
+objects, never into a markup string. Commands import this module inside their functions: rich is
+not needed for ``rnnchat --help``.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Iterable
 
@@ -14,6 +21,28 @@ from rich.text import Text
 from rnnchat import events as ev
 from rnnchat.formatting import clock
 from rnnchat.safetext import neutralise
+
+
+def console(stream=None) -> Console:
+    """A console for plain output: no highlighting of numbers or paths, no re-wrapping of long lines."""
+    return Console(file=stream or sys.stdout, highlight=False, soft_wrap=False)
+
+
+def _other_rank() -> bool:
+    """A torchrun process other than rank 0: its errors repeat rank 0's, so it keeps quiet."""
+    return os.environ.get("RANK", "0") != "0" and os.environ.get("WORLD_SIZE", "1") != "1"
+
+
+def err(message: str) -> None:
+    """One "rnnchat: error: ..." line on stderr."""
+    if not _other_rank():
+        sys.stderr.write(f"rnnchat: error: {neutralise(message)}\n")
+
+
+def warn(message: str) -> None:
+    """One "rnnchat: warning: ..." line on stderr."""
+    if not _other_rank():
+        sys.stderr.write(f"rnnchat: warning: {neutralise(message)}\n")
 
 
 def print_json_events(events: Iterable[ev.Event], out=None) -> ev.Done | None:
@@ -104,7 +133,7 @@ class TrainView:
         best = f"best val {e.best_val_loss:.4f} nats/token ({e.best_bits_per_char:.4f} bits/char)" \
             if e.best_val_loss is not None else "no evaluation yet"
         style = "red" if e.reason == "failed" else "green"
-        self.print(Text(f"{e.reason}: step {e.step:,} after {clock(e.elapsed)}; {best}; saved in {e.run_dir}",
-                        style=style))
+        self.print(Text(f"{e.reason}: step {e.step:,} after {clock(e.elapsed)}; {best}; "
+                        f"saved in {e.run_dir}", style=style))
         if e.message:
             self.print(Text(e.message, style=style))

@@ -1,0 +1,82 @@
+"""``rnnchat eval RUN``: a language model's loss on a text, or a chat model's loss on held-out pairs with
+distinct-1/2 for each decoding strategy."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from rnnchat.cli import EXIT_USAGE
+
+
+def cmd_eval(args) -> int:
+    from rnnchat.cli.console import err
+    from rnnchat.runs.checkpoints import read_run_meta, resolve_run
+    from rnnchat.runs.kinds import kind_of
+
+    if args.text is not None and not os.path.exists(args.text):
+        err(f"text file '{args.text}' not found")
+        return EXIT_USAGE
+    kind = kind_of(read_run_meta(resolve_run(args.run)))
+    # Each kind of run is evaluated the way the command that uses it works: by its text or its replies.
+    return _EVALUATE[kind.command](args)
+
+
+def _eval_lm(args) -> int:
+    from rnnchat.cli.console import err, warn
+    from rnnchat.lm.evaluate import score_texts
+    from rnnchat.runs.checkpoints import open_language_model
+    from rnnchat.text.load import load_corpus
+
+    if args.text is None:
+        err("give --text FILE: the text to score")
+        return EXIT_USAGE
+    run = open_language_model(args.run, args.checkpoint)
+    corpus = load_corpus(args.text)
+    for w in corpus.warnings():
+        warn(w)
+    seq_len = int(run.meta.get("train", {}).get("seq_len", 256))
+    score = score_texts(run.model, run.tokenizer, [d.text for d in corpus.documents], seq_len=max(seq_len, 64))
+    if args.json:
+        print(json.dumps({"run": run.name, "checkpoint": run.which, **score.to_dict()}))
+    else:
+        print(f"{run.name} ({run.which}) on {args.text}: {score.loss:.4f} nats/token, "
+              f"{score.bits_per_char:.4f} bits/char, perplexity {score.perplexity:.2f} "
+              f"over {score.tokens:,} tokens / {score.chars:,} chars"
+              + (f"; {score.unknown:,} unknown" if score.unknown else ""))
+    return 0
+
+
+def _eval_chat(args) -> int:
+    from rnnchat.chat.evaluate import evaluate_chat
+    from rnnchat.cli.console import err
+    from rnnchat.runs.checkpoints import open_chat_model
+    from rnnchat.safetext import neutralise
+    from rnnchat.text.load import load_corpus
+
+    if args.prompts < 1:
+        err(f"--prompts must be at least 1; got {args.prompts}")
+        return EXIT_USAGE
+    run = open_chat_model(args.run, args.checkpoint)
+    result = evaluate_chat(run, load_corpus(args.text) if args.text else None, args.prompts)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    source = args.text or "its held-out pairs"
+    print(f"{run.name} ({run.which}) on {neutralise(source)}: {result['loss']:.4f} nats/token, "
+          f"perplexity {result['perplexity']:.2f}, {result['bits_per_char']:.4f} bits/char "
+          f"over {result['pairs']:,} pairs")
+    print(f"replies to {min(args.prompts, result['pairs'])} prompts:")
+    print(f"  {'strategy':<22}{'distinct-1':>11}{'distinct-2':>11}{'same reply':>11}{'mean chars':>11}")
+    for name, r in result["strategies"].items():
+        print(f"  {name:<22}{r['distinct1']:>11.3f}{r['distinct2']:>11.3f}{100 * r['top_reply_share']:>10.0f}%"
+              f"{r['mean_chars']:>11.1f}")
+    for name, r in result["strategies"].items():
+        for prompt, reply in r["examples"][:2]:
+            prompt, reply = (neutralise(t.replace("\n", " / "))[:70] for t in (prompt, reply))
+            print(f"  [{name}] > {prompt}\n  {' ' * len(name)}   < {reply}")
+    return 0
+
+
+# By Kind.command: the command that uses such a run ("generate" for language models, "chat" for chat models).
+_EVALUATE = {"generate": _eval_lm, "chat": _eval_chat}

@@ -1,0 +1,174 @@
+"""The ``rnnchat`` command line: every subcommand, its options and the function that runs it.
+
+Choices come from the config's tuples (``rnnchat.config``), so the CLI offers what the engine accepts.
+Only light modules are imported here: ``rnnchat --help`` must not load torch, rich or numpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rnnchat import __version__
+from rnnchat.cli import EXIT_USAGE
+from rnnchat.cli.chat import cmd_chat
+from rnnchat.cli.corpus import cmd_corpus_list, cmd_corpus_show
+from rnnchat.cli.eval import cmd_eval
+from rnnchat.cli.generate import cmd_generate
+from rnnchat.cli.train import cmd_train
+from rnnchat.config import (
+    ATTENTIONS,
+    CELLS,
+    CHECKPOINTS,
+    DEFAULT_PRESET,
+    DEVICES,
+    LEVELS,
+    PRECISIONS,
+    PRESETS,
+    TASKS,
+)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + error
+        self.exit(EXIT_USAGE, f"rnnchat: error: {message} (see '{self.prog} --help')\n")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a language model (or, with --task chat, a chat model) on a corpus",
+                       description="Train a recurrent language model, or with --task chat a seq2seq chat model "
+                                   "on the corpus's dialogue. CORPUS is a text file, a folder of text files, a "
+                                   "built-in name (shakespeare, dialogues, dialogues:LANGUAGE) or a name in corpora/.")
+    p.add_argument("corpus", nargs="?", help="what to train on (optional with --resume)")
+    p.add_argument("--preset", choices=tuple(PRESETS), help=f"model size preset (default: {DEFAULT_PRESET})")
+    p.add_argument("--task", choices=TASKS, help="lm: a language model (default); chat: encoder-decoder "
+                                                 "with attention on (prompt, reply) pairs")
+    g = p.add_argument_group("data")
+    g.add_argument("--level", choices=LEVELS, help="tokens: characters or subwords")
+    g.add_argument("--vocab-size", type=int, help="subword vocabulary size (bpe/unigram)")
+    g.add_argument("--val-fraction", type=float, help="share of text kept for validation (default 0.1)")
+    g = p.add_argument_group("model")
+    g.add_argument("--cell", choices=CELLS)
+    g.add_argument("--layers", type=int)
+    g.add_argument("--hidden", type=int)
+    g.add_argument("--embed", type=int)
+    g.add_argument("--dropout", type=float)
+    g.add_argument("--tie", action="store_true", default=None, help="tie embedding and output weights")
+    g = p.add_argument_group("chat (--task chat)")
+    g.add_argument("--attention", choices=ATTENTIONS, help="Luong attention score (default general)")
+    g.add_argument("--context-turns", type=int, help="earlier turns read with each prompt (default 1)")
+    g.add_argument("--max-turn-chars", type=int, help="pairs with a longer prompt or reply are dropped (default 300)")
+    g.add_argument("--teacher-forcing", type=float, help="share of decoder inputs from the reference (default 1)")
+    g = p.add_argument_group("training")
+    g.add_argument("--seq-len", type=int, help="BPTT window in tokens")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float, help="peak learning rate")
+    g.add_argument("--warmup-steps", type=int)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--clip", type=float, help="gradient-norm clip (0: off)")
+    g.add_argument("--carry-state", action="store_true", default=None,
+                   help="carry hidden state across consecutive windows")
+    g.add_argument("--max-steps", type=int)
+    g.add_argument("--epochs", type=float)
+    g.add_argument("--minutes", type=float, help="training-time budget")
+    g.add_argument("--eval-every", type=int, help="steps between evaluations, samples and checkpoints")
+    g.add_argument("--eval-tokens", type=int)
+    g.add_argument("--sample-length", type=int)
+    g.add_argument("--device", choices=DEVICES)
+    g.add_argument("--precision", choices=PRECISIONS)
+    g.add_argument("--seed", type=int)
+    g = p.add_argument_group("run")
+    g.add_argument("--name", help="run name under checkpoints/ (default: corpus-level-model-date)")
+    g.add_argument("--resume", metavar="RUN", help="continue a run (name or directory)")
+    g.add_argument("--json", action="store_true", help="print one JSON object per event")
+    p.set_defaults(func=cmd_train)
+
+
+def _add_checkpoint(p) -> None:
+    p.add_argument("--checkpoint", choices=CHECKPOINTS, default=CHECKPOINTS[0])  # "best"
+
+
+def _add_sampling_options(p) -> None:
+    p.add_argument("--temperature", type=float, help="0 is greedy; higher is wilder (default 0.8)")
+    p.add_argument("--top-k", type=int, help="sample from the k likeliest tokens (0: off)")
+    p.add_argument("--top-p", type=float, help="nucleus sampling mass in (0, 1] (1: off)")
+    p.add_argument("--seed", type=int, help="the same seed gives the same text")
+    _add_checkpoint(p)
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="stream text from a trained run")
+    p.add_argument("run", help="run name under checkpoints/ or a run directory")
+    p.add_argument("--prompt", default="", help="text that primes the model (shown dimmed on a terminal; "
+                                                 "not part of the output when piped)")
+    p.add_argument("--length", type=int, help="tokens to generate (default 500)")
+    p.add_argument("--stop", action="append", default=[], help="stop after this string (repeatable)")
+    p.add_argument("--count", type=int, default=1, help="number of samples")
+    p.add_argument("--json", action="store_true", help="print one JSON object per sample")
+    _add_sampling_options(p)
+    p.set_defaults(func=cmd_generate)
+
+
+def _add_decoding_options(p) -> None:
+    p.add_argument("--temperature", type=float, help="0 is greedy (default 0.7)")
+    p.add_argument("--top-k", type=int, help="sample from the k likeliest tokens (0: off)")
+    p.add_argument("--top-p", type=float, help="nucleus sampling mass in (0, 1] (default 0.9)")
+    p.add_argument("--beam", type=int, help="beam width; > 1 searches instead of sampling (default 1)")
+    p.add_argument("--length-penalty", type=float, help="beam: rank by log-prob / length**F (default 1)")
+    p.add_argument("--no-repeat-ngram", type=int, help="never repeat an n-gram of this many tokens (0: off)")
+    p.add_argument("--repetition-penalty", type=float, help="> 1 discourages tokens already used (default 1)")
+    p.add_argument("--rerank", type=float, help="beam: anti-language-model weight against generic replies "
+                                                "(0: off; try 0.3)")
+    p.add_argument("--max-length", type=int, help="longest reply in tokens (default 200)")
+    p.add_argument("--seed", type=int, help="the same seed gives the same replies")
+    _add_checkpoint(p)
+
+
+def _add_chat(sub) -> None:
+    p = sub.add_parser("chat", help="chat with a chat run in the terminal (one reply per input line)",
+                       description="Chat with a run trained with --task chat. Type a line, get a reply. Commands: "
+                                   "/reset, /temp F, /beam N, /topk N, /topp F, /rerank F, /settings, /help, /quit. "
+                                   "With piped input, each line gets one reply line.")
+    p.add_argument("run", help="run name under checkpoints/ or a run directory")
+    p.add_argument("--show-beams", action="store_true", help="beam search: print the beams as they grow")
+    p.add_argument("--json", action="store_true", help="one JSON object per reply")
+    _add_decoding_options(p)
+    p.set_defaults(func=cmd_chat)
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="loss, bits per character and perplexity of a text (chat runs: of "
+                                    "held-out pairs, with distinct-1/2 per decoding strategy)")
+    p.add_argument("run")
+    p.add_argument("--text", help="a text file or folder to score (chat runs: a dialogue file; default: the "
+                                  "run's own held-out pairs)")
+    p.add_argument("--prompts", type=int, default=100, help="chat runs: held-out prompts to reply to")
+    _add_checkpoint(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+
+def _add_corpus(sub) -> None:
+    p = sub.add_parser("corpus", help="list corpora or show one")
+    csub = p.add_subparsers(dest="corpus_cmd", required=True, parser_class=Parser)
+    lp = csub.add_parser("list", help="built-in corpora and what is in corpora/")
+    lp.add_argument("--json", action="store_true")
+    lp.set_defaults(func=cmd_corpus_list)
+    sp = csub.add_parser("show", help="statistics and a preview of a corpus")
+    sp.add_argument("name")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--pairs", action="store_true",
+                    help="also read it as dialogue pairs (the default for dialogues, .tsv, .jsonl and .yml)")
+    sp.set_defaults(func=cmd_corpus_show)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="rnnchat", description="Train recurrent language models on your own text, "
+                                                 "then sample from them.")
+    parser.add_argument("--version", action="version", version=f"rnnchat {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
+    _add_train(sub)
+    _add_generate(sub)
+    _add_chat(sub)
+    _add_eval(sub)
+    _add_corpus(sub)
+    return parser

@@ -1,0 +1,88 @@
+"""``rnnchat train``: a new run from a corpus, or ``--resume RUN``; alone or as one process under torchrun.
+
+The settings are put together by ``runs.kinds.assemble`` (task defaults, then the preset, then the
+options given); this module keeps only the checks that are about the command line itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+
+from rnnchat.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+
+_MODEL_OPTIONS = ("cell", "layers", "hidden", "embed", "dropout", "tie", "attention")
+_TRAIN_OPTIONS = ("level", "vocab_size", "val_fraction", "seq_len", "batch_size", "lr", "warmup_steps",
+                  "weight_decay", "clip", "carry_state", "max_steps", "epochs", "minutes", "eval_every",
+                  "eval_tokens", "sample_length", "device", "precision", "seed", "context_turns",
+                  "max_turn_chars", "teacher_forcing")
+# What a resumed run keeps from its run.json: the model, the preset, the data and the task.
+_FIXED_ON_RESUME = ("preset", "level", "vocab_size", "seq_len", "batch_size", "carry_state", "task",
+                    "context_turns", "max_turn_chars")
+
+
+def cmd_train(args) -> int:
+    from rnnchat.train import distributed
+
+    if not distributed.launched():
+        return _train(args)
+    # Started by torchrun: every process trains; rank 0 alone writes the run and prints.
+    group = distributed.init(args.device or "auto")
+    try:
+        return _train(args, quiet=not group.is_main)
+    finally:
+        distributed.close()
+
+
+def _train(args, quiet: bool = False) -> int:
+    from rnnchat.cli.console import TrainView, console, err, print_json_events
+    from rnnchat.config import TrainConfig
+    from rnnchat.events import Done
+    from rnnchat.runs.kinds import KINDS, assemble
+    from rnnchat.train import distributed
+    from rnnchat.train.loop import Trainer
+
+    model_opts = {k: getattr(args, k) for k in _MODEL_OPTIONS}
+    train_opts = {k: getattr(args, k) for k in _TRAIN_OPTIONS}
+    if args.resume:
+        changed = [k for k in (*_MODEL_OPTIONS, *_FIXED_ON_RESUME) if getattr(args, k) is not None]
+        if changed:
+            err("when resuming, the model and data settings come from the run; drop "
+                + ", ".join("--" + c.replace("_", "-") for c in changed))
+            return EXIT_USAGE
+        trainer = Trainer(args.corpus, resume=args.resume, overrides={**train_opts, "task": args.task})
+    else:
+        kind = KINDS[args.task or TrainConfig.task]
+        fields = {f.name for f in dataclasses.fields(kind.model_config)}
+        # The model options one kind lacks are refused in the words of the other kind.
+        if "cell" not in fields:
+            if args.cell not in (None, "lstm"):
+                err("chat models use LSTM cells; drop --cell")
+                return EXIT_USAGE
+            del model_opts["cell"]
+        if "attention" not in fields and args.attention is not None:
+            err("--attention is for chat models; add --task chat")
+            return EXIT_USAGE
+        model_cfg, train_cfg = assemble(kind.name, args.preset, model_opts, train_opts)
+        trainer = Trainer(args.corpus, model_cfg, train_cfg, name=args.name)
+
+    def on_signal(signum, frame):
+        trainer.stop()
+        # A second Ctrl+C aborts at once; the last checkpoint on disk stays whole either way. Not under
+        # torchrun: it passes the terminal's Ctrl+C on to every process a second time by itself.
+        if not distributed.launched():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    events = trainer.run()
+    if quiet:
+        done = None
+        for event in events:
+            done = event if isinstance(event, Done) else done
+    else:
+        done = print_json_events(events) if args.json else TrainView(console(sys.stdout)).run(events)
+    if done is None:
+        return EXIT_FAILED
+    return {"interrupted": EXIT_INTERRUPTED, "failed": EXIT_FAILED}.get(done.reason, 0)
