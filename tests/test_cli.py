@@ -115,6 +115,14 @@ def test_corpus_list_and_show(play_file, isolated_paths):
     assert stats["chars"] == len("roses\nare red [bold]\x1b[31m\n")
 
 
+def test_corpus_list_shows_file_names_literally(isolated_paths):
+    corpora = isolated_paths / "corpora"
+    corpora.mkdir()
+    (corpora / "[bold]x.txt").write_text("a file name that looks like markup\n" * 20)
+    listing = rnnchat("corpus", "list").stdout
+    assert "[bold]x.txt" in listing
+
+
 def assert_one_line_error(proc, *fragments):
     assert proc.returncode != 0
     err = proc.stderr.strip()
@@ -160,3 +168,4 @@ def test_missing_run_and_newer_format(trained, isolated_paths):
     run_json.write_text(json.dumps(meta))
     assert_one_line_error(rnnchat("generate", "cli", check=False), "newer")
     assert_one_line_error(rnnchat("eval", "cli", "--text", "missing.txt", check=False), "not found")
+

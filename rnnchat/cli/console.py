@@ -95,8 +95,8 @@ class TrainView:
         if e.minutes:
             limits.append(f"{e.minutes:g} min")
         head = Text.assemble(
-            ("resuming " if e.resumed else "training ", "bold"), (e.run, "bold cyan"),
-            f"  on {e.corpus} ({e.level}, vocab {e.vocab_size:,}; {e.train_tokens:,} train / "
+            ("resuming " if e.resumed else "training ", "bold"), (neutralise(e.run), "bold cyan"),
+            f"  on {neutralise(e.corpus)} ({e.level}, vocab {e.vocab_size:,}; {e.train_tokens:,} train / "
             f"{e.val_tokens:,} val tokens)\n",
             f"{e.parameters:,} parameters · {e.device}" + (f" × {e.processes} processes" if e.processes > 1 else "")
             + f" · {e.precision} · limit {' or '.join(limits)}"
@@ -134,6 +134,6 @@ class TrainView:
             if e.best_val_loss is not None else "no evaluation yet"
         style = "red" if e.reason == "failed" else "green"
         self.print(Text(f"{e.reason}: step {e.step:,} after {clock(e.elapsed)}; {best}; "
-                        f"saved in {e.run_dir}", style=style))
+                        f"saved in {neutralise(e.run_dir)}", style=style))
         if e.message:
-            self.print(Text(e.message, style=style))
+            self.print(Text(neutralise(e.message), style=style))

@@ -7,9 +7,11 @@ import json
 
 def cmd_corpus_list(args) -> int:
     from rich.table import Table
+    from rich.text import Text
 
     from rnnchat.cli.console import console
     from rnnchat.formatting import human_size
+    from rnnchat.safetext import neutralise
     from rnnchat.text.load import list_corpora
 
     entries = list_corpora()
@@ -19,8 +21,8 @@ def cmd_corpus_list(args) -> int:
     table = Table(box=None, header_style="bold")
     for col in ("name", "kind", "size", "path"):
         table.add_column(col, justify="right" if col == "size" else "left")
-    for e in entries:
-        table.add_row(e.name, e.kind, human_size(e.size), e.path or "")
+    for e in entries:  # names and paths are the user's file names: Text, so "[bold]" is shown, not parsed
+        table.add_row(*(Text(neutralise(cell)) for cell in (e.name, e.kind, human_size(e.size), e.path or "")))
     console().print(table)
     return 0
 
@@ -58,7 +60,7 @@ def cmd_corpus_show(args) -> int:
                           "warnings": corpus.warnings(), **pair_data}, ensure_ascii=False))
         return 0
     out = console()
-    out.print(Text(f"{corpus.name}  ({corpus.source})", style="bold"))
+    out.print(Text(neutralise(f"{corpus.name}  ({corpus.source})"), style="bold"))
     for key, value in data.items():
         if key == "preview":
             continue

@@ -26,6 +26,7 @@ def _eval_lm(args) -> int:
     from rnnchat.cli.console import err, warn
     from rnnchat.lm.evaluate import score_texts
     from rnnchat.runs.checkpoints import open_language_model
+    from rnnchat.safetext import neutralise
     from rnnchat.text.load import load_corpus
 
     if args.text is None:
@@ -40,10 +41,10 @@ def _eval_lm(args) -> int:
     if args.json:
         print(json.dumps({"run": run.name, "checkpoint": run.which, **score.to_dict()}))
     else:
-        print(f"{run.name} ({run.which}) on {args.text}: {score.loss:.4f} nats/token, "
-              f"{score.bits_per_char:.4f} bits/char, perplexity {score.perplexity:.2f} "
-              f"over {score.tokens:,} tokens / {score.chars:,} chars"
-              + (f"; {score.unknown:,} unknown" if score.unknown else ""))
+        print(neutralise(f"{run.name} ({run.which}) on {args.text}: {score.loss:.4f} nats/token, "
+                         f"{score.bits_per_char:.4f} bits/char, perplexity {score.perplexity:.2f} "
+                         f"over {score.tokens:,} tokens / {score.chars:,} chars"
+                         + (f"; {score.unknown:,} unknown" if score.unknown else "")))
     return 0
 
 
@@ -63,9 +64,9 @@ def _eval_chat(args) -> int:
         print(json.dumps(result, ensure_ascii=False))
         return 0
     source = args.text or "its held-out pairs"
-    print(f"{run.name} ({run.which}) on {neutralise(source)}: {result['loss']:.4f} nats/token, "
-          f"perplexity {result['perplexity']:.2f}, {result['bits_per_char']:.4f} bits/char "
-          f"over {result['pairs']:,} pairs")
+    print(neutralise(f"{run.name} ({run.which}) on {source}: {result['loss']:.4f} nats/token, "
+                     f"perplexity {result['perplexity']:.2f}, {result['bits_per_char']:.4f} bits/char "
+                     f"over {result['pairs']:,} pairs"))
     print(f"replies to {min(args.prompts, result['pairs'])} prompts:")
     print(f"  {'strategy':<22}{'distinct-1':>11}{'distinct-2':>11}{'same reply':>11}{'mean chars':>11}")
     for name, r in result["strategies"].items():
