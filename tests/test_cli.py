@@ -169,3 +169,31 @@ def test_missing_run_and_newer_format(trained, isolated_paths):
     assert_one_line_error(rnnchat("generate", "cli", check=False), "newer")
     assert_one_line_error(rnnchat("eval", "cli", "--text", "missing.txt", check=False), "not found")
 
+
+class _FakeSession:
+    """Enough of a ChatSession for the slash commands, which never reach the model."""
+
+    class run:
+        name = "fake"
+
+    def reset(self):
+        pass
+
+
+@pytest.mark.parametrize("line, message", [
+    ("/topp 0", "/topp must be in (0, 1], got 0.0"),
+    ("/temperature -1", "/temperature must be a number from 0 to 100; got -1.0"),
+    ("/beam 0", "/beam must be a whole number from 1 to 64; got 0"),
+    ("/beam x", "/beam needs a whole number, e.g. /beam 4"),
+])
+def test_chat_commands_name_themselves_in_errors(line, message):
+    import io
+
+    from rnnchat.chat.config import DecodeConfig
+    from rnnchat.cli.chat import TerminalChat
+
+    err = io.StringIO()
+    chat = TerminalChat(_FakeSession(), DecodeConfig(), stdin=io.StringIO(), stdout=io.StringIO(), stderr=err)
+    assert chat.command(line) == ""
+    assert err.getvalue() == message + "\n"
+    assert chat.cfg == DecodeConfig()          # a refused value changes nothing

@@ -29,6 +29,10 @@ _SETTINGS = {"/temp": ("temperature", float), "/temperature": ("temperature", fl
              "/topk": ("top_k", int), "/topp": ("top_p", float), "/rerank": ("rerank", float),
              "/norepeat": ("no_repeat_ngram", int), "/penalty": ("repetition_penalty", float),
              "/maxlen": ("max_length", int), "/seed": ("seed", int)}
+# DecodeConfig field -> the command that sets it (the first, for a field with two), to phrase its errors
+_COMMAND_OF: dict[str, str] = {}
+for _command, (_field, _) in _SETTINGS.items():
+    _COMMAND_OF.setdefault(_field, _command)
 
 
 def cmd_chat(args) -> int:
@@ -151,8 +155,9 @@ class TerminalChat:
                 self.note(f"{name} needs a {'whole number' if kind is int else 'number'}, e.g. {name} "
                           f"{'4' if kind is int else '0.7'}")
                 return ""
-            except ConfigError as exc:
-                self.note(str(exc).replace("--", "/", 1))
+            except ConfigError as exc:  # named as the command typed, or the one that sets the field at fault
+                command = name if exc.field == field else _COMMAND_OF.get(exc.field or "")
+                self.note(exc.phrased(command) if command else str(exc))
                 return ""
             self.cfg = cfg
             self.note(self.describe())
