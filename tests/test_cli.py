@@ -170,6 +170,30 @@ def test_missing_run_and_newer_format(trained, isolated_paths):
     assert_one_line_error(rnnchat("eval", "cli", "--text", "missing.txt", check=False), "not found")
 
 
+@pytest.mark.parametrize("options, fragment", [
+    (["--task", "chat", "--cell", "gru"], "chat models use LSTM cells; drop --cell"),
+    (["--attention", "dot"], "--attention is for chat models; add --task chat"),
+    (["--preset", "huge"], "invalid choice"),
+])
+def test_train_options_that_do_not_fit_the_task(play_file, options, fragment):
+    assert_one_line_error(rnnchat("train", str(play_file), *options, check=False), fragment)
+
+
+def test_resume_refuses_model_and_data_options():
+    proc = rnnchat("train", "--resume", "anything", "--hidden", "64", "--seq-len", "16", check=False)
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "come from the run; drop --hidden, --seq-len")
+
+
+def test_help_loads_no_heavy_modules():
+    code = ("import sys; from rnnchat.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'numpy', 'rich', 'textual') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
 class _FakeSession:
     """Enough of a ChatSession for the slash commands, which never reach the model."""
 
