@@ -75,6 +75,12 @@ class TrainConfig:
     max_turn_chars: int = 300     # chat: longer prompts or replies are dropped, so a batch stays small
     teacher_forcing: float = 1.0  # chat: share of decoder inputs taken from the reference reply
 
+    @classmethod
+    def from_dict(cls, saved: dict) -> "TrainConfig":
+        """The config a run saved (its run.json "train"); fields this version does not know are ignored."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in fields})
+
     def validate(self) -> None:
         check_choice("level", self.level, LEVELS)
         check_choice("device", self.device, DEVICES)

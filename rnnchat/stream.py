@@ -1,14 +1,24 @@
-"""The token filter shared by both samplers, and the live controls a UI changes while text streams."""
+"""What both samplers share: the one token filter, the live controls a UI changes while text streams,
+and ``Stream``, the response object ``lm.generate.generate`` and ``chat.generate.decode_reply`` return.
+
+The filter: UNK is never picked; temperature 0 is greedy; otherwise top-k, then top-p (nucleus) on the
+temperature-scaled distribution; one uniform number per token from a private seeded Generator, so a
+seed gives the same text. It also reports the model's own probability of the pick at temperature 1 (and,
+on request, the most likely alternatives), which the app colours text by.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
 
+from rnnchat.events import Event, SampleDone, Token
 from rnnchat.text.tokenizers import EOD, UNK
 
 _NUCLEUS_GUESS = 64             # top-p first tries the nucleus among this many most likely tokens
+_UNIFORM_BLOCK = 256            # uniform random numbers drawn per Generator call
 
 
 @dataclass
@@ -24,6 +34,101 @@ class LiveControls:
     top_k: int = 0
     top_p: float = 1.0
     stop_requested: bool = False
+
+
+class TokenFilter:
+    """Picks next tokens from logits over a vocabulary of ``vocab`` ids, with preallocated buffers.
+
+    ``pick(logits, controls)`` returns the chosen id; afterwards ``prob`` is the model's probability of
+    it at temperature 1 (over every id but UNK) and ``alternatives(n, token_text)`` the n most likely ids
+    under that same distribution as (text, probability), most likely first.
+    """
+
+    def __init__(self, vocab: int, seed: int | None):
+        self.vocab = vocab
+        self.prob = 0.0
+        self._rng = np.random.default_rng(seed)
+        self._d = np.empty(vocab, np.float32)      # logits - max, UNK at -inf
+        self._e = np.empty(vocab, np.float32)      # exp(d): unnormalised probabilities at temperature 1
+        self._w = np.empty(vocab, np.float32)      # unnormalised probabilities at the sampling temperature
+        self._cdf = np.empty(vocab, np.float32)
+        self._total = 0.0
+        self._uniforms: list[float] = []
+        self._ui = 0
+
+    def _uniform(self) -> float:
+        # One per token, used or not, so the stream of draws stays aligned whatever the settings.
+        if self._ui == len(self._uniforms):
+            self._uniforms = self._rng.random(_UNIFORM_BLOCK).tolist()
+            self._ui = 0
+        self._ui += 1
+        return self._uniforms[self._ui - 1]
+
+    def pick(self, logits: np.ndarray, controls: LiveControls) -> int:
+        d, e, w, cdf, V = self._d, self._e, self._w, self._cdf, self.vocab
+        temp, top_k, top_p = controls.temperature, controls.top_k, controls.top_p
+        u = self._uniform()
+        np.copyto(d, logits)
+        d[UNK] = -np.inf
+        np.subtract(d, np.maximum.reduce(d), out=d)
+        np.exp(d, out=e)
+        if temp <= 0:                                            # greedy
+            idx = int(d.argmax())
+            total = float(np.add.reduce(e))
+            if idx == UNK or not total > 0:                      # only with non-finite logits
+                idx = _fallback(logits)
+        elif not (0 < top_k < V - 1) and not top_p < 1:           # plain sampling
+            if temp == 1:
+                np.add.accumulate(e, out=cdf)
+                total = cdf.item(-1)
+            else:
+                np.multiply(d, 1.0 / temp, out=w)
+                np.exp(w, out=w)
+                np.add.accumulate(w, out=cdf)
+                total = float(np.add.reduce(e))
+            idx = int(cdf.searchsorted(u * cdf.item(-1), "right"))
+            if idx >= V:                                         # only with non-finite logits
+                idx = _fallback(logits)
+        else:
+            total = float(np.add.reduce(e))
+            idx = _sample_filtered(logits, d, e, w, temp, int(top_k), top_p, u, V)
+        self._total = total
+        self.prob = e.item(idx) / total if total > 0 else 0.0
+        return idx
+
+    def alternatives(self, n: int, token_text: Callable[[int], str]) -> tuple[tuple[str, float], ...]:
+        return _alternatives(self._d, self._e, self._total, n, token_text) if n else ()
+
+
+class Stream:
+    """A response you iterate: the sampler's events as they are produced (``Token``s, then one
+    ``SampleDone``). ``text()`` runs it to the end and returns the text; ``stop()`` asks it to end after
+    the token being produced; ``done`` is the ``SampleDone`` once it has come."""
+
+    def __init__(self, events: Iterator[Event], controls: LiveControls):
+        self._events = events
+        self.controls = controls
+        self.pieces: list[str] = []
+        self.done: SampleDone | None = None
+
+    def __iter__(self) -> "Stream":
+        return self
+
+    def __next__(self) -> Event:
+        event = next(self._events)
+        if isinstance(event, Token):
+            self.pieces.append(event.text)
+        elif isinstance(event, SampleDone):
+            self.done = event
+        return event
+
+    def text(self) -> str:
+        for _ in self:
+            pass
+        return "".join(self.pieces)
+
+    def stop(self) -> None:
+        self.controls.stop_requested = True
 
 
 def _fallback(logits: np.ndarray) -> int:

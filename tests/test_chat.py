@@ -11,10 +11,10 @@ import pytest
 
 from rnnchat.chat.config import DecodeConfig, Seq2SeqConfig
 from rnnchat.chat.data import encode_source
+from rnnchat.chat.evaluate import distinct_n
 from rnnchat.chat.generate import (
     beam_search,
     decode_reply,
-    distinct_n,
     greedy_batch,
     rerank,
 )

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections import Counter
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -20,15 +22,14 @@ from rnnchat.chat.config import DecodeConfig
 from rnnchat.chat.data import IGNORE, PairArrays, encode_source
 from rnnchat.chat.generate import (
     beam_search,
-    distinct_n,
     greedy_batch,
     rerank,
     sample_ids,
 )
 from rnnchat.chat.pairs import Pair, extract_pairs, split_pairs
 from rnnchat.config import TrainConfig
+from rnnchat.device import autocast
 from rnnchat.errors import CorpusError
-from rnnchat.runs.checkpoints import OpenedRun
 from rnnchat.stream import LiveControls
 from rnnchat.text.corpus import Corpus
 from rnnchat.text.load import load_corpus
@@ -41,10 +42,10 @@ STRATEGIES = {
 }
 
 
-def held_out_pairs(run: OpenedRun, corpus: Corpus | None = None) -> list[Pair]:
-    """The run's own validation pairs (rebuilt from its corpus with its settings), or all pairs of ``corpus``."""
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in run.meta.get("train", {}).items() if k in fields})
+def held_out_pairs(run, corpus: Corpus | None = None) -> list[Pair]:
+    """The run's own validation pairs (rebuilt from its corpus with its settings), or all pairs of ``corpus``.
+    ``run`` is an opened run (runs.checkpoints.OpenedRun: model, tokenizer, meta, name, which)."""
+    cfg = TrainConfig.from_dict(run.meta.get("train", {}))
     if corpus is None:
         corpus = load_corpus(str(run.meta.get("corpus", {}).get("source", "")).removeprefix("builtin:"))
         report = extract_pairs(corpus, context_turns=cfg.context_turns, max_turn_chars=cfg.max_turn_chars,
@@ -56,28 +57,42 @@ def held_out_pairs(run: OpenedRun, corpus: Corpus | None = None) -> list[Pair]:
 
 
 @torch.no_grad()
-def pair_loss(run: OpenedRun, pairs: list[Pair], batch_size: int = 64) -> tuple[float, int, int]:
-    """(mean loss per reply token, tokens, reply characters incl. one end-of-reply each)."""
-    arrays = PairArrays(run.tokenizer, pairs)
+def reply_loss(model, arrays: PairArrays, batch_size: int = 64, max_tokens: int | None = None,
+               device: torch.device = torch.device("cpu"), precision: str = "fp32") -> tuple[float, int]:
+    """(mean loss in nats per reply token, reply tokens scored) over pairs in length order (little
+    padding), stopping once ``max_tokens`` are scored. Used by training's evaluation and ``rnnchat eval``."""
+    was_training = model.training
+    model.eval()
     order = np.argsort(arrays.src_len + arrays.tgt_len, kind="stable")
     total, count = 0.0, 0
     for i in range(0, len(order), batch_size):
+        if max_tokens is not None and count >= max_tokens:
+            break
         src, lengths, tgt_in, tgt_out = arrays.batch(order[i:i + batch_size])
-        logits = run.model(src, lengths, tgt_in)
+        with autocast(device, precision):
+            logits = model(src.to(device), lengths, tgt_in.to(device))
+        tgt_out = tgt_out.to(device)
         total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tgt_out.reshape(-1),
                                  ignore_index=IGNORE, reduction="sum").item()
         count += int((tgt_out != IGNORE).sum())
-    return total / max(1, count), count, sum(len(p.reply) + 1 for p in pairs)
+    model.train(was_training)
+    return total / max(1, count), count
 
 
-def strategy_replies(run: OpenedRun, pairs: list[Pair], cfg: DecodeConfig) -> list[str]:
+def pair_loss(run, pairs: list[Pair], batch_size: int = 64) -> tuple[float, int, int]:
+    """(mean loss per reply token, tokens, reply characters incl. one end-of-reply each)."""
+    loss, count = reply_loss(run.model, PairArrays(run.tokenizer, pairs), batch_size)
+    return loss, count, sum(len(p.reply) + 1 for p in pairs)
+
+
+def strategy_replies(run, pairs: list[Pair], cfg: DecodeConfig) -> list[str]:
     sources = [encode_source(run.tokenizer, p.context, p.prompt) for p in pairs]
     if cfg.beam == 1 and cfg.temperature <= 0:
         ids = greedy_batch(run.model, sources, cfg.max_length)
     elif cfg.beam == 1:
-        rng = np.random.default_rng(cfg.seed)
         controls = LiveControls(cfg.temperature, cfg.top_k, cfg.top_p)
-        ids = [[i for i, _ in sample_ids(run.model, src, cfg, controls, rng)] for src in sources]
+        ids = [[i for i, _ in sample_ids(run.model, src, dataclasses.replace(cfg, seed=cfg.seed + k), controls)]
+               for k, src in enumerate(sources)]
     else:
         ids = []
         for src in sources:
@@ -86,7 +101,7 @@ def strategy_replies(run: OpenedRun, pairs: list[Pair], cfg: DecodeConfig) -> li
     return [run.tokenizer.decode(r) for r in ids]
 
 
-def evaluate_chat(run: OpenedRun, corpus: Corpus | None = None, prompts: int = 100) -> dict:
+def evaluate_chat(run, corpus: Corpus | None = None, prompts: int = 100) -> dict:
     pairs = held_out_pairs(run, corpus)
     if not pairs:
         raise CorpusError("there are no dialogue pairs to evaluate on")
@@ -105,3 +120,15 @@ def evaluate_chat(run: OpenedRun, corpus: Corpus | None = None, prompts: int = 1
             "examples": [[p.prompt, r] for p, r in zip(chosen[:3], replies[:3])],
         }
     return out
+
+
+_WORD_RE = re.compile(r"\w+|[^\w\s]")
+
+
+def distinct_n(texts: Sequence[str], n: int) -> float:
+    """Distinct-n: unique word n-grams over all n-grams of the replies (0 when there are none)."""
+    grams: list[tuple[str, ...]] = []
+    for text in texts:
+        words = _WORD_RE.findall(text.lower())
+        grams.extend(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    return len(set(grams)) / len(grams) if grams else 0.0

@@ -19,7 +19,6 @@ end-of-reply id (EOD, never shown) or at ``max_length`` tokens, and never emits 
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -30,10 +29,8 @@ import torch
 from rnnchat.chat.config import DecodeConfig
 from rnnchat.chat.model import Encoded, Seq2Seq
 from rnnchat.events import Beams, SampleDone, Token
-from rnnchat.stream import LiveControls
+from rnnchat.stream import LiveControls, Stream, TokenFilter
 from rnnchat.text.tokenizers import EOD, UNK
-
-_WORD_RE = re.compile(r"\w+|[^\w\s]")
 
 
 @dataclass(frozen=True)
@@ -74,42 +71,24 @@ def _penalise(logits: np.ndarray, reply: list[int], cfg: DecodeConfig) -> None:
                 logits[reply[i + n - 1]] = -np.inf
 
 
-def _sample(logits: np.ndarray, temperature: float, top_k: int, top_p: float, rng: np.random.Generator) -> int:
-    if not np.isfinite(logits).any():
-        return EOD
-    if temperature <= 0:
-        return int(np.argmax(logits))
-    z = (logits - logits.max()) / temperature
-    p = np.exp(z)
-    if 0 < top_k < len(p):
-        p[np.argpartition(-z, top_k)[top_k:]] = 0.0
-    if top_p < 1.0:
-        order = np.argsort(-p, kind="stable")
-        cum = np.cumsum(p[order])
-        keep = int(np.searchsorted(cum, top_p * cum[-1], "left")) + 1
-        p[order[keep:]] = 0.0
-    cdf = np.cumsum(p)
-    return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], "right"), len(p) - 1))
-
-
 @torch.inference_mode()
-def sample_ids(model: Seq2Seq, source: np.ndarray, cfg: DecodeConfig, controls: LiveControls,
-                rng: np.random.Generator) -> Iterator[tuple[int, float]]:
-    """Greedy or sampled reply ids, one at a time, with the model's probability of each (temperature 1)."""
+def sample_ids(model: Seq2Seq, source: np.ndarray, cfg: DecodeConfig,
+               controls: LiveControls) -> Iterator[tuple[int, float]]:
+    """Greedy or sampled reply ids, one at a time, with the model's probability of each (temperature 1,
+    after the repetition penalties), drawn by the shared token filter seeded with ``cfg.seed``."""
     enc, state = _encode(model, [source])
     token = torch.tensor([EOD])
     reply: list[int] = []
+    pick = TokenFilter(model.cfg.vocab_size, cfg.seed)
     while len(reply) < cfg.max_length and not controls.stop_requested:
         logits, state = _step(model, token, enc, state)
         raw = logits[0].numpy().copy()
         _penalise(raw, reply, cfg)
-        idx = _sample(raw, controls.temperature, controls.top_k, controls.top_p, rng)
-        finite = raw[np.isfinite(raw)]
-        prob = float(np.exp(raw[idx] - finite.max()) / np.exp(finite - finite.max()).sum()) if finite.size else 0.0
+        idx = pick.pick(raw, controls)
         if idx == EOD:
             return
         reply.append(idx)
-        yield idx, prob
+        yield idx, pick.prob
         token = torch.tensor([idx])
 
 
@@ -206,10 +185,15 @@ def rerank(model: Seq2Seq, hyps: list[Hypothesis], weight: float, length_penalty
 
 
 def decode_reply(model: Seq2Seq, tokenizer, source: np.ndarray, cfg: DecodeConfig,
-                 controls: LiveControls | None = None, show_beams: bool = False) -> Iterator[Token | Beams | SampleDone]:
-    """Stream one reply to the encoder input ``source`` (see ``chat_data.encode_source``)."""
+                 controls: LiveControls | None = None, show_beams: bool = False) -> Stream:
+    """Stream one reply to the encoder input ``source`` (see ``chat.data.encode_source``)."""
     cfg.validate()
     controls = controls or LiveControls(cfg.temperature, cfg.top_k, cfg.top_p)
+    return Stream(_reply(model, tokenizer, source, cfg, controls, show_beams), controls)
+
+
+def _reply(model: Seq2Seq, tokenizer, source: np.ndarray, cfg: DecodeConfig, controls: LiveControls,
+           show_beams: bool) -> Iterator[Token | Beams | SampleDone]:
     t0 = time.perf_counter()
     feed = tokenizer.decoder().feed
     n = chars = 0
@@ -232,8 +216,7 @@ def decode_reply(model: Seq2Seq, tokenizer, source: np.ndarray, cfg: DecodeConfi
             chars += len(text)
             yield Token(text, idx, float("nan"))
     else:
-        rng = np.random.default_rng(cfg.seed)
-        for idx, prob in sample_ids(model, source, cfg, controls, rng):
+        for idx, prob in sample_ids(model, source, cfg, controls):
             text = feed(idx)
             n += 1
             chars += len(text)
@@ -263,12 +246,3 @@ def greedy_batch(model: Seq2Seq, sources: Sequence[np.ndarray], max_length: int)
         if not alive.any():
             break
     return replies
-
-
-def distinct_n(texts: Sequence[str], n: int) -> float:
-    """Distinct-n: unique word n-grams over all n-grams of the replies (0 when there are none)."""
-    grams: list[tuple[str, ...]] = []
-    for text in texts:
-        words = _WORD_RE.findall(text.lower())
-        grams.extend(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
-    return len(set(grams)) / len(grams) if grams else 0.0

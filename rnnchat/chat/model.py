@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from rnnchat.chat.config import Seq2SeqConfig
+from rnnchat.weights import Weights
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -45,7 +46,7 @@ class Encoded:
         return Encoded(self.memory[rows], self.keys[rows], self.mask[rows])
 
 
-class Seq2Seq(nn.Module):
+class Seq2Seq(Weights, nn.Module):
     def __init__(self, cfg: Seq2SeqConfig):
         super().__init__()
         cfg.validate()
@@ -128,20 +129,3 @@ class Seq2Seq(nn.Module):
     def forward(self, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         enc, state = self.encode(src, lengths)
         return self.decode(tgt_in, enc, state)[0]
-
-    # ---- bookkeeping (the same interface as the language model) ---------------------------------
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def weights(self) -> dict[str, torch.Tensor]:
-        sd = {k: v.detach() for k, v in self.state_dict().items()}
-        if self.cfg.tie:
-            sd.pop("head.weight", None)
-        return sd
-
-    def load_weights(self, tensors: dict[str, torch.Tensor]) -> None:
-        tensors = dict(tensors)
-        if self.cfg.tie and "head.weight" not in tensors and "embed.weight" in tensors:
-            tensors["head.weight"] = tensors["embed.weight"]
-        self.load_state_dict(tensors, strict=True)

@@ -8,16 +8,15 @@ at each evaluation is the greedy reply to a few fixed held-out prompts.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from rnnchat.chat.config import Seq2SeqConfig
 from rnnchat.chat.data import IGNORE, PAD, batch_rows, encode_source, prepare_chat
-from rnnchat.chat.generate import distinct_n, greedy_batch
+from rnnchat.chat.evaluate import distinct_n, reply_loss
+from rnnchat.chat.generate import greedy_batch
 from rnnchat.chat.model import Seq2Seq
 from rnnchat.config import TrainConfig
-from rnnchat.device import autocast
 from rnnchat.text.corpus import Corpus
 from rnnchat.text.tokenizers import Tokenizer
 
@@ -41,8 +40,6 @@ class ChatTask:
         self.chars_per_token = self.data.chars_per_token
         self.train_chars_per_token = self.chars_per_token
         self._lengths = self.data.train.src_len + self.data.train.tgt_len
-        # Validation pairs in length order, so eval batches carry little padding.
-        self._val_order = np.argsort(self.data.val.src_len + self.data.val.tgt_len, kind="stable")
 
     def warnings(self) -> list[str]:
         r, out = self.data.report, []
@@ -100,25 +97,10 @@ class ChatTask:
 
     @torch.no_grad()
     def evaluate(self, model: Seq2Seq, device: torch.device, precision: str) -> dict:
-        was_training = model.training
-        model.eval()
-        total, count = 0.0, 0
-        val = self.data.val
-        order = self._val_order
-        for i in range(0, len(order), _EVAL_BATCH):
-            if count >= self.cfg.eval_tokens:
-                break
-            src, lengths, tgt_in, tgt_out = val.batch(order[i:i + _EVAL_BATCH])
-            with autocast(device, precision):
-                logits = model(src.to(device), lengths, tgt_in.to(device))
-            tgt_out = tgt_out.to(device)
-            total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tgt_out.reshape(-1),
-                                     ignore_index=IGNORE, reduction="sum").item()
-            count += int((tgt_out != IGNORE).sum())
+        loss, _ = reply_loss(model, self.data.val, _EVAL_BATCH, self.cfg.eval_tokens, device, precision)
         replies = self.replies(model, _EVAL_PROMPTS)
-        model.train(was_training)
         texts = [r for _, r in replies]
-        return {"val_loss": total / max(1, count), "distinct1": distinct_n(texts, 1),
+        return {"val_loss": loss, "distinct1": distinct_n(texts, 1),
                 "distinct2": distinct_n(texts, 2)}
 
     def replies(self, model: Seq2Seq, n: int) -> list[tuple[str, str]]:

@@ -66,7 +66,10 @@ def _tokenizer_fingerprint(tokenizer: Tokenizer) -> str:
 def cache_key(corpus: Corpus, level: str, vocab_size: int, val_fraction: float,
               tokenizer: Tokenizer | None = None) -> str:
     parts = [f"v{_CACHE_FORMAT}", corpus.content_hash(), f"{val_fraction:.6f}"]
-    parts += [f"tok:{_tokenizer_fingerprint(tokenizer)}"] if tokenizer else [level, str(vocab_size if level != "char" else 0)]
+    if tokenizer:
+        parts.append(f"tok:{_tokenizer_fingerprint(tokenizer)}")
+    else:
+        parts += [level, str(vocab_size if level != "char" else 0)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
@@ -188,7 +191,8 @@ def _step_generator(seed: int, step: int) -> np.random.Generator:
     return np.random.default_rng([seed, step])
 
 
-def random_batch(tokens: np.ndarray, batch_size: int, seq_len: int, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+def random_batch(tokens: np.ndarray, batch_size: int, seq_len: int, seed: int,
+                 step: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Windows at random offsets: inputs (B, T) and next-token targets (B, T) as int64."""
     rng = _step_generator(seed, step)
     starts = rng.integers(0, len(tokens) - seq_len - 1, size=batch_size, endpoint=True)

@@ -6,13 +6,14 @@ import torch
 from torch import nn
 
 from rnnchat.lm.config import ModelConfig
+from rnnchat.weights import Weights
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None
 
 
-class RNNLM(nn.Module):
+class RNNLM(Weights, nn.Module):
     """A character- or subword-level recurrent language model.
 
     ``forward(idx, state)`` takes token ids of shape (batch, time) and returns logits of shape
@@ -51,22 +52,6 @@ class RNNLM(nn.Module):
         x = self.drop(self.embed(idx))
         out, state = self.rnn(x, state)
         return self.head(self.drop(out)), state
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def weights(self) -> dict[str, torch.Tensor]:
-        """The state dict to save: tied head weights are stored once, under the embedding."""
-        sd = {k: v.detach() for k, v in self.state_dict().items()}
-        if self.cfg.tie:
-            sd.pop("head.weight", None)
-        return sd
-
-    def load_weights(self, tensors: dict[str, torch.Tensor]) -> None:
-        tensors = dict(tensors)
-        if self.cfg.tie and "head.weight" not in tensors and "embed.weight" in tensors:
-            tensors["head.weight"] = tensors["embed.weight"]
-        self.load_state_dict(tensors, strict=True)
 
 
 def detach_state(state: State) -> State:

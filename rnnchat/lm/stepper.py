@@ -70,7 +70,10 @@ class _Packed:
                 bh = torch.cat([torch.zeros(2 * H, dtype=torch.float64), b_hh[2 * H:]])
             else:
                 bi, bh = b_ih + b_hh, torch.zeros(GH, dtype=torch.float64)
-            in_w.append(w_ih); in_b.append(bi); rec_w.append(w_hh); rec_b.append(bh)
+            in_w.append(w_ih)
+            in_b.append(bi)
+            rec_w.append(w_hh)
+            rec_b.append(bh)
 
         emb = model.embed.weight.detach().to("cpu", torch.float64)
         self.table = (emb @ in_w[0].T + in_b[0]).float().numpy()           # (in_vocab, GH)

@@ -75,13 +75,11 @@ def assemble(task: str = "lm", preset: str | None = None, model: dict | None = N
 
 def train_config_of(meta: dict) -> TrainConfig:
     """A run's TrainConfig from its run.json (fields this version does not know are ignored)."""
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
     saved = meta.get("train", {})
     if not isinstance(saved, dict):
         raise CheckpointError("run.json has no training settings")
     try:
-        return dataclasses.replace(TrainConfig(**{k: v for k, v in saved.items() if k in fields}),
-                                   task=kind_of(meta).name)
+        return dataclasses.replace(TrainConfig.from_dict(saved), task=kind_of(meta).name)
     except TypeError as exc:
         raise CheckpointError(f"run.json training settings are not valid: {exc}") from None
 

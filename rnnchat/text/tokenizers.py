@@ -145,8 +145,8 @@ class SentencePieceTokenizer:
         distinct = len(set().union(*map(set, lines))) if lines else 0
         needed = 256 + 3 + distinct  # byte pieces, <unk>, boundary and newline, then every character
         if vocab_size < needed:
-            raise ConfigError(f"{vocab_size} is too small for {kind} on this corpus: it needs at "
-                              f"least {needed} (256 byte pieces + {distinct} distinct characters + 3 reserved)", "vocab_size")
+            raise ConfigError(f"{vocab_size} is too small for {kind} on this corpus: it needs at least {needed} "
+                              f"(256 byte pieces + {distinct} distinct characters + 3 reserved)", "vocab_size")
         writer = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(

@@ -4,38 +4,33 @@
 ends with Done. ``Trainer.stop()`` (from a signal handler or another thread) makes the loop save a
 checkpoint and finish at the next step. A stopped run resumed with ``resume=`` follows the same loss
 curve as one never stopped: each step's batch depends only on (seed, step), and the optimizer, RNG
-and carried state are all restored.
+and carried state are all restored. What differs between tasks (language model, chat) is the task
+object's (``lm/task.py``, ``chat/task.py``); the run directory is written by ``run_dir.py``.
 """
 
 from __future__ import annotations
 
-import base64
 import copy
 import dataclasses
-import json
 import math
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
 import torch
 
-from rnnchat import CHECKPOINT_FORMAT, __version__
 from rnnchat import events as ev
-from rnnchat.chat.config import Seq2SeqConfig
-from rnnchat.config import DEFAULT_MINUTES, TrainConfig
+from rnnchat.config import DEFAULT_MINUTES, TrainConfig, likely_memorises
 from rnnchat.device import autocast, describe, pick_device, pick_precision
-from rnnchat.errors import ConfigError, RnnchatError
-from rnnchat.lm.config import ModelConfig
-from rnnchat.paths import checkpoints_dir
+from rnnchat.errors import CheckpointError, ConfigError, RnnchatError
 from rnnchat.runs import checkpoints as ckpt
 from rnnchat.runs.kinds import KINDS, model_config_of, train_config_of
 from rnnchat.text.corpus import Corpus
 from rnnchat.text.load import load_corpus
 from rnnchat.text.tokenizers import Tokenizer, load_tokenizer
-from rnnchat.train import distributed
+from rnnchat.train import distributed, run_dir
+from rnnchat.train.run_dir import CorpusInfo, Progress
 from rnnchat.train.schedule import learning_rate
 
 _SNAPSHOT_EVERY = 100         # steps between in-memory copies of the last known-good state
@@ -59,24 +54,41 @@ class Trainer:
     limits (max_steps, epochs, minutes: totals for the whole run) and eval/device settings.
     """
 
-    def __init__(self, corpus: str | Corpus | None = None, model: ModelConfig | Seq2SeqConfig | None = None,
-                 train: TrainConfig | None = None, *, name: str | None = None,
-                 resume: str | Path | None = None, overrides: dict | None = None):
+    def __init__(self, corpus: str | Corpus | None = None, model=None, train: TrainConfig | None = None, *,
+                 name: str | None = None, resume: str | Path | None = None, overrides: dict | None = None):
+        if resume is None and corpus is None:
+            raise ConfigError("give a corpus to train on, or --resume RUN to continue a run")
         self.corpus_spec = corpus
         self.cfg = train or TrainConfig()
-        wanted = KINDS[self.cfg.task].model_config if self.cfg.task in KINDS else ModelConfig
+        self.cfg.validate()
+        wanted = KINDS[self.cfg.task].model_config
         self.model_cfg = model or wanted()
         if not isinstance(self.model_cfg, wanted):
             raise ConfigError(f"task {self.cfg.task!r} needs a {wanted.__name__}, got {type(self.model_cfg).__name__}")
+        self.model_cfg.validate()
         self.name = name
         self.resume_from = resume
         self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
         self._stop = threading.Event()
-        self.dist: distributed.Group | None = None      # set in _setup when launched by torchrun
-        if resume is None and corpus is None:
-            raise ConfigError("give a corpus to train on, or --resume RUN to continue a run")
-        self.cfg.validate()
-        self.model_cfg.validate()
+        # Set up by _setup() when run() starts:
+        self.dist: distributed.Group | None = None      # the process group, when launched by torchrun
+        self.run_dir: Path | None = None
+        self.meta: dict = {}
+        self.corpus: CorpusInfo | None = None
+        self.task = None
+        self.model = None
+        self.optimizer = None
+        self.step_module = None                        # the DDP wrapper of the task's loss
+        self.device = torch.device("cpu")
+        self.precision = "fp32"
+        self.max_steps = 0
+        self.progress = Progress()
+        self.state = None                              # recurrent state carried across steps (carry_state)
+        # Set by the loop:
+        self.train_loss: float | None = None           # mean training loss of the last log interval
+        self.good: dict | None = None                  # the last known-good snapshot
+        self.failures: list[int] = []                  # steps of recent bad steps
+        self._agreed_elapsed = 0.0
 
     def stop(self) -> None:
         """Ask the loop to save a checkpoint and finish; safe from signal handlers and other threads."""
@@ -86,12 +98,20 @@ class Trainer:
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 
-    # ---- setup ---------------------------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        return self.progress.step
 
     @property
     def is_main(self) -> bool:
         """The process that writes the run and reports (the only one unless launched by torchrun)."""
         return self.dist is None or self.dist.is_main
+
+    @property
+    def world(self) -> int:
+        return self.dist.world if self.dist else 1
+
+    # ---- setup ---------------------------------------------------------------------------------
 
     def _setup(self) -> Iterator[ev.Event]:
         resumed = None
@@ -102,35 +122,37 @@ class Trainer:
             try:
                 self.model_cfg = model_config_of(meta)
                 self.cfg = dataclasses.replace(train_config_of(meta), **self.overrides)
-            except ckpt.CheckpointError as exc:
-                raise ckpt.CheckpointError(f"run '{self.run_dir.name}': {exc}") from None
+            except CheckpointError as exc:
+                raise CheckpointError(f"run '{self.run_dir.name}': {exc}") from None
             self.cfg.validate()
-            self.model_cfg.validate()
             tokenizer = load_tokenizer(self.run_dir)
-            self.corpus = self._load_corpus_of(meta)
-            if self.corpus.content_hash() != meta["corpus"].get("hash"):
-                yield ev.Warning(f"corpus '{self.corpus.name}' has changed since this run started; "
+            corpus = self._load_corpus_of(meta)
+            if corpus.content_hash() != meta["corpus"].get("hash"):
+                yield ev.Warning(f"corpus '{corpus.name}' has changed since this run started; "
                                  "continuing with the run's own vocabulary")
             resumed = ckpt.load_checkpoint(self.run_dir, "last", with_optimizer=True)
-            self.task = make_task(self.corpus, self.cfg, tokenizer)
+            self.task = make_task(corpus, self.cfg, tokenizer)
             self.meta = meta
         else:
-            self.corpus = self.corpus_spec if isinstance(self.corpus_spec, Corpus) else load_corpus(self.corpus_spec)
+            corpus = self.corpus_spec if isinstance(self.corpus_spec, Corpus) else load_corpus(self.corpus_spec)
             if self.is_main:
-                self.task = make_task(self.corpus, self.cfg)
+                self.task = make_task(corpus, self.cfg)
                 pick_precision(self.cfg.precision, pick_device(self.cfg.device))   # refuse before creating the run
-                self.run_dir = self._new_run_dir()
+                self.run_dir = run_dir.create(self.name or run_dir.default_name(corpus.name, self.cfg.level,
+                                                                                self.model_cfg),
+                                              self.task.tokenizer)
                 if self.dist:
                     self.dist.share(str(self.run_dir))
             else:   # wait for rank 0 to build the vocabulary and the run, then use both
                 self.run_dir = Path(self.dist.share(None))
-                self.task = make_task(self.corpus, self.cfg, load_tokenizer(self.run_dir))
+                self.task = make_task(corpus, self.cfg, load_tokenizer(self.run_dir))
             self.model_cfg = dataclasses.replace(self.model_cfg, vocab_size=self.task.tokenizer.vocab_size)
-        for w in self.corpus.warnings() + self.task.warnings():
+        for w in corpus.warnings() + self.task.warnings():
             yield ev.Warning(w)
         # The tokens are on disk now; keep what run.json needs, not the text (memory stays flat in
         # corpus size during training).
-        self.corpus = _CorpusInfo(self.corpus.name, self.corpus.source, self.corpus.content_hash(), self.corpus.chars)
+        self.corpus = CorpusInfo(corpus.name, corpus.source, corpus.content_hash(), corpus.chars)
+        del corpus
 
         if not any(getattr(self.cfg, k) for k in _LIMIT_KEYS):
             self.cfg = dataclasses.replace(self.cfg, minutes=DEFAULT_MINUTES)
@@ -149,95 +171,45 @@ class Trainer:
         self.model = self.task.build_model(self.model_cfg).to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr,
                                            weight_decay=self.cfg.weight_decay, betas=(0.9, 0.99))
-        self.state = None
-        self.step = 0
-        self.elapsed = 0.0
-        self.best_val = math.inf
-        self.best_bpc: float | None = None
-        self.lr_scale = 1.0
         if resumed is not None:
-            self._restore(resumed)
+            self.progress, self.state = run_dir.restore(resumed, self.model, self.optimizer, self.device,
+                                                        self.run_dir.name)
         elif self.is_main:
-            self._write_run_meta()
+            self._write_meta()
         # With DDP the task's loss runs inside the wrapper, which averages gradients across processes.
         self.step_module = distributed.wrap(self.task, self.model, self.device) if self.dist else None
         params = self.model.num_parameters()
-        if params > 2 * self.task.train_tokens:
+        if likely_memorises(params, self.task.train_tokens):
             yield ev.Warning(f"the model has {params:,} parameters for {self.task.train_tokens:,} training tokens; "
                              "it will memorise the corpus rather than learn its style (try a smaller preset)")
-        if self.max_steps and self.step >= self.max_steps or self.cfg.minutes and self.elapsed >= self.cfg.minutes * 60:
+        if self._finished():
             raise ConfigError(f"run '{self.run_dir.name}' already reached its limit (step {self.step}); "
                               "give a larger --max-steps, --epochs or --minutes to train further")
 
-    @property
-    def world(self) -> int:
-        return self.dist.world if self.dist else 1
-
     def _load_corpus_of(self, meta: dict) -> Corpus:
-        source = meta["corpus"].get("source", "")
-        spec = source.removeprefix("builtin:")
         if self.corpus_spec is not None:
             spec = self.corpus_spec
+        else:
+            spec = str(meta["corpus"].get("source", "")).removeprefix("builtin:")
         return spec if isinstance(spec, Corpus) else load_corpus(spec)
 
-    def _new_run_dir(self) -> Path:
-        root = checkpoints_dir()
-        cell = getattr(self.model_cfg, "cell", "chat")
-        name = self.name or "{}-{}-{}{}x{}-{}".format(
-            _slug(self.corpus.name), self.cfg.level, cell, self.model_cfg.layers,
-            self.model_cfg.hidden, datetime.now().strftime("%Y%m%d-%H%M%S"))
-        if "/" in name or name.startswith(".") or not name.strip():
-            raise ConfigError(f"--name {name!r} is not a usable run name (no slashes, not hidden)")
-        run_dir = root / name
-        if (run_dir / "run.json").exists():
-            raise ConfigError(f"run '{name}' already exists; continue it with --resume {name} or pick another --name")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.task.tokenizer.save(run_dir)
-        return run_dir
-
-    def _write_run_meta(self, summary: dict | None = None) -> None:
-        self.meta = {
-            "format": CHECKPOINT_FORMAT, "kind": self.task.kind,
-            "model": dataclasses.asdict(self.model_cfg), "train": dataclasses.asdict(self.cfg),
-            "tokenizer": self.task.tokenizer.kind, "parameters": self.model.num_parameters(),
-            "corpus": {"name": self.corpus.name, "source": self.corpus.source,
-                       "hash": self.corpus.hash, "chars": self.corpus.chars},
-            "data": self.task.data_meta(),
-            "versions": {"rnnchat": __version__, "torch": torch.__version__},
-            "created": getattr(self, "meta", {}).get("created") or datetime.now().isoformat(timespec="seconds"),
-            "summary": summary or {"step": 0, "best_val_loss": None, "best_bits_per_char": None},
-        }
-        ckpt.write_json_atomic(self.run_dir / "run.json", self.meta)
-
-    def _restore(self, loaded: ckpt.LoadedCheckpoint) -> None:
-        try:
-            self.model.load_weights(loaded.model)
-            t = loaded.trainer
-            self.optimizer.load_state_dict(ckpt.optimizer_from_tensors(
-                {k: v for k, v in loaded.optimizer.items() if not k.startswith("carry.")}, t["param_groups"]))
-            self.step, self.elapsed = int(t["step"]), float(t["elapsed"])
-            self.best_val = float(t["best_val"]) if t.get("best_val") is not None else math.inf
-            self.best_bpc = t.get("best_bpc")
-            self.lr_scale = float(t.get("lr_scale", 1.0))
-            torch.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(t["rng"])), dtype=torch.uint8))
-            carry = [loaded.optimizer[k].to(self.device) for k in sorted(loaded.optimizer) if k.startswith("carry.")]
-            if carry:
-                self.state = tuple(carry) if len(carry) == 2 else carry[0]
-        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
-            raise ckpt.CheckpointError(f"checkpoint of '{self.run_dir.name}' does not fit its run: {exc}") from None
+    def _write_meta(self) -> None:
+        self.meta = run_dir.write_meta(
+            self.run_dir, kind=self.task.kind, model_cfg=self.model_cfg, train_cfg=self.cfg,
+            tokenizer=self.task.tokenizer, parameters=self.model.num_parameters(), corpus=self.corpus,
+            data=self.task.data_meta(), progress=self.progress, created=self.meta.get("created"))
 
     # ---- the loop ------------------------------------------------------------------------------
 
     def run(self) -> Iterator[ev.Event]:
         yield from self._setup()
-        cfg = self.cfg
-        resumed = self.resume_from is not None
         yield ev.Started(
-            run=self.run_dir.name, run_dir=str(self.run_dir), corpus=self.corpus.name, level=cfg.level,
+            run=self.run_dir.name, run_dir=str(self.run_dir), corpus=self.corpus.name, level=self.cfg.level,
             vocab_size=self.task.tokenizer.vocab_size, parameters=self.model.num_parameters(),
             train_tokens=self.task.train_tokens, val_tokens=self.task.val_tokens,
             device=describe(self.device), precision=self.precision, step=self.step,
-            max_steps=self.max_steps, minutes=cfg.minutes, resumed=resumed, processes=self.world)
+            max_steps=self.max_steps, minutes=self.cfg.minutes, resumed=self.resume_from is not None,
+            processes=self.world)
         try:
             yield from self._loop()
         except BaseException:
@@ -245,23 +217,21 @@ class Trainer:
             raise
 
     def _loop(self) -> Iterator[ev.Event]:
-        cfg, model, opt = self.cfg, self.model, self.optimizer
-        params = [p for p in model.parameters()]
-        task = self.task
+        cfg, model, opt, task, progress = self.cfg, self.model, self.optimizer, self.task, self.progress
+        params = list(model.parameters())
         chars_per_token = task.train_chars_per_token
         # On the CPU every step is checked before the optimizer applies it (reading the loss costs
         # nothing). On a GPU reading it would stall the pipeline, so figures stay on the device and
         # are checked every log interval; a bad interval rolls back to the last good snapshot.
         check_every = self._check_interval()
         self.good = self._snapshot()
-        self.failures: list[int] = []
         ema = None
         acc_loss = torch.zeros((), device=self.device)
         acc_norm = torch.zeros((), device=self.device)
         acc_steps = 0
         interval_loss, interval_steps, interval_norm, interval_tokens = 0.0, 0, 0.0, 0
         last_log_time, last_log_step = time.perf_counter(), self.step
-        start_time = time.perf_counter() - self.elapsed
+        start_time = time.perf_counter() - progress.elapsed
         shard = (self.dist.rank, self.dist.world) if self.dist else (0, 1)
         forward = self.step_module or (lambda batch, state: task.loss(model, batch, state))
         model.train()
@@ -271,8 +241,8 @@ class Trainer:
             if self._stop.is_set() and self.dist is None:
                 yield from self._interrupted()
                 return
-            progress = self._progress()
-            lr = learning_rate(cfg.lr, self.step, cfg.warmup_steps, progress, cfg.min_lr_ratio) * self.lr_scale
+            lr = learning_rate(cfg.lr, self.step, cfg.warmup_steps, self._progress(), cfg.min_lr_ratio)
+            lr *= progress.lr_scale
             for group in opt.param_groups:
                 group["lr"] = lr
             batch = task.batch(self.step, self.device, *shard)
@@ -286,23 +256,16 @@ class Trainer:
                 self._stop.set()
                 continue
             if check_every == 1:
-                loss_v = loss.item()
-                if self.dist:
-                    loss_v, stopping, agreed_elapsed = self._agree(loss_v, start_time)
-                    if stopping:
-                        yield from self._interrupted()
-                        return
-                bad = self._badness(loss_v, norm.item(), ema)
-                if bad:
-                    failed = yield from self._recover(bad)
-                    if failed:
-                        return
+                loss_v, verdict = yield from self._check(loss.item(), norm.item(), ema, start_time)
+                if verdict == "retry":
                     continue
+                if verdict == "end":
+                    return
             opt.step()
             self.state = carried
-            self.step += 1
+            progress.step += 1
             interval_tokens += tokens
-            acc_loss += loss_v if self.dist and check_every == 1 else loss.detach()
+            acc_loss += loss_v if check_every == 1 else loss.detach()
             acc_norm = torch.maximum(acc_norm, norm.detach())
             acc_steps += 1
             if self.step % check_every:
@@ -311,24 +274,18 @@ class Trainer:
             acc_loss.zero_()
             acc_norm.zero_()
             acc_steps = 0
-            if self.dist and check_every > 1:
-                loss_v, stopping, agreed_elapsed = self._agree(loss_v, start_time)
-                if stopping:
-                    yield from self._interrupted()
-                    return
             if check_every > 1:
-                bad = self._badness(loss_v, norm_v, ema)
-                if bad:
-                    failed = yield from self._recover(bad)
-                    if failed:
-                        return
+                loss_v, verdict = yield from self._check(loss_v, norm_v, ema, start_time)
+                if verdict == "retry":
                     continue
+                if verdict == "end":
+                    return
             ema = loss_v if ema is None else 0.98 * ema + 0.02 * loss_v
             interval_loss += loss_v * check_every
             interval_norm = max(interval_norm, norm_v)
             interval_steps += check_every
             # Every process must see the same clock, or they would stop after different steps.
-            self.elapsed = agreed_elapsed if self.dist else time.perf_counter() - start_time
+            progress.elapsed = self._agreed_elapsed if self.dist else time.perf_counter() - start_time
             if self.step % _SNAPSHOT_EVERY == 0:
                 self.good = self._snapshot()
 
@@ -337,7 +294,7 @@ class Trainer:
                 tok_s = interval_tokens * self.world / seconds
                 self.train_loss = interval_loss / interval_steps
                 yield ev.Step(step=self.step, loss=self.train_loss, lr=lr, grad_norm=interval_norm,
-                              tokens_per_s=tok_s, chars_per_s=tok_s * chars_per_token, elapsed=self.elapsed,
+                              tokens_per_s=tok_s, chars_per_s=tok_s * chars_per_token, elapsed=progress.elapsed,
                               progress=max(0.0, self._progress()),
                               eta=self._eta(seconds / max(1, self.step - last_log_step)))
                 interval_loss, interval_steps, interval_norm, interval_tokens = 0.0, 0, 0.0, 0
@@ -355,19 +312,29 @@ class Trainer:
                 # Evaluation time counts towards the budget but not towards throughput.
                 last_log_time += time.perf_counter() - paused
 
-    def _agree(self, loss: float, start_time: float) -> tuple[float, bool, float]:
-        """(mean loss, whether any process was asked to stop, mean elapsed seconds) over all processes."""
-        total, stops, elapsed = self.dist.agree(loss, float(self._stop.is_set()), time.perf_counter() - start_time,
-                                                device=self.device)
-        return total / self.world, stops > 0, elapsed / self.world
+    def _check(self, loss: float, norm: float, ema: float | None, start_time: float):
+        """Agree with the other processes and vet a step's (or interval's) figures before applying them.
+        Returns (the loss to record, verdict): "ok"; "retry" after a rollback; "end" when the run ended."""
+        if self.dist:
+            total, stops, elapsed = self.dist.agree(loss, float(self._stop.is_set()),
+                                                    time.perf_counter() - start_time, device=self.device)
+            loss, self._agreed_elapsed = total / self.world, elapsed / self.world
+            if stops > 0:
+                yield from self._interrupted()
+                return loss, "end"
+        bad = self._badness(loss, norm, ema)
+        if not bad:
+            return loss, "ok"
+        failed = yield from self._recover(bad)
+        return loss, "end" if failed else "retry"
+
+    def _check_interval(self) -> int:
+        return 1 if self.device.type == "cpu" else self.cfg.log_every
 
     def _interrupted(self) -> Iterator[ev.Event]:
         yield from self._save("last")
         yield self._done("interrupted", f"stopped at step {self.step}; continue with "
                          f"rnnchat train --resume {self.run_dir.name}")
-
-    def _check_interval(self) -> int:
-        return 1 if self.device.type == "cpu" else self.cfg.log_every
 
     def _badness(self, loss: float, norm: float, ema: float | None) -> str:
         """Why this loss or gradient norm must not be applied, or "" when it is fine."""
@@ -389,9 +356,9 @@ class Trainer:
             yield self._done("failed", f"training diverged ({what}) {len(self.failures)} times in "
                              f"{_FAILURE_WINDOW} steps; try a lower --lr or --clip")
             return True
-        self.lr_scale *= 0.5
+        self.progress.lr_scale *= 0.5
         yield ev.Warning(f"{what}; went back to the last good state (step {self.step}) and halved the "
-                         f"learning rate (now x{self.lr_scale:g})")
+                         f"learning rate (now x{self.progress.lr_scale:g})")
         return False
 
     def _progress(self) -> float:
@@ -399,7 +366,7 @@ class Trainer:
         if self.max_steps:
             parts.append(self.step / self.max_steps)
         if self.cfg.minutes:
-            parts.append(self.elapsed / (self.cfg.minutes * 60))
+            parts.append(self.progress.elapsed / (self.cfg.minutes * 60))
         return max(parts) if parts else -1.0
 
     def _eta(self, seconds_per_step: float) -> float | None:
@@ -407,32 +374,28 @@ class Trainer:
         if self.max_steps and seconds_per_step > 0:
             etas.append((self.max_steps - self.step) * seconds_per_step)
         if self.cfg.minutes:
-            etas.append(max(0.0, self.cfg.minutes * 60 - self.elapsed))
+            etas.append(max(0.0, self.cfg.minutes * 60 - self.progress.elapsed))
         return min(etas) if etas else None
 
     def _finished(self) -> str:
         if self.max_steps and self.step >= self.max_steps:
             return "epochs" if self.cfg.epochs and not self.cfg.max_steps else "max_steps"
-        if self.cfg.minutes and self.elapsed >= self.cfg.minutes * 60:
+        if self.cfg.minutes and self.progress.elapsed >= self.cfg.minutes * 60:
             return "time"
         return ""
-
-    def evaluate(self) -> float:
-        """Mean validation loss in nats per token."""
-        return self.task.evaluate(self.model, self.device, self.precision)["val_loss"]
 
     def _evaluate(self, ema: float | None) -> Iterator[ev.Event]:
         figures = self.task.evaluate(self.model, self.device, self.precision)
         val = figures["val_loss"]
         bpc = val / self.task.chars_per_token / math.log(2)
-        best = val < self.best_val
+        best = val < self.progress.best_val
         if best:
-            self.best_val, self.best_bpc = val, bpc
+            self.progress.best_val, self.progress.best_bpc = val, bpc
+        train_loss = self.train_loss if self.train_loss is not None else ema if ema is not None else math.nan
         event = ev.Eval(step=self.step, val_loss=val, bits_per_char=bpc, perplexity=math.exp(min(val, 50.0)),
-                        train_loss=getattr(self, "train_loss", ema if ema is not None else float("nan")), best=best,
+                        train_loss=train_loss, best=best,
                         distinct1=figures.get("distinct1"), distinct2=figures.get("distinct2"))
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(event.to_dict()) + "\n")
+        run_dir.append_metrics(self.run_dir, event)
         yield event
         if self.cfg.sample_length:
             yield ev.Sample(step=self.step, text=self.task.sample(self.model))
@@ -449,22 +412,8 @@ class Trainer:
         """Back to a known-good state; the steps since are trained again (same batches, lower rate)."""
         self.model.load_state_dict(snap["model"])
         self.optimizer.load_state_dict(copy.deepcopy(snap["opt"]))
-        self.step = snap["step"]
+        self.progress.step = snap["step"]
         self.state = None
-
-    def _trainer_state(self) -> tuple[dict, dict]:
-        opt_tensors, groups = ckpt.optimizer_to_tensors(self.optimizer.state_dict())
-        if self.cfg.carry_state and self.state is not None:
-            parts = self.state if isinstance(self.state, tuple) else (self.state,)
-            opt_tensors.update({f"carry.{i}": p for i, p in enumerate(parts)})
-        state = {
-            "step": self.step, "elapsed": self.elapsed,
-            "best_val": None if math.isinf(self.best_val) else self.best_val, "best_bpc": self.best_bpc,
-            "lr_scale": self.lr_scale, "param_groups": groups,
-            "rng": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii"),
-            "epoch": self.step / max(1e-9, self.task.steps_per_epoch()),
-        }
-        return opt_tensors, state
 
     def _save(self, which: str) -> Iterator[ev.Event]:
         if not self.is_main:
@@ -472,20 +421,18 @@ class Trainer:
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             yield ev.Warning(f"not saving '{which}': the weights are not finite")
             return
-        opt_tensors, state = self._trainer_state()
         try:
-            path = ckpt.save_checkpoint(self.run_dir, which, self.model.weights(), opt_tensors, state)
-            self._write_run_meta({"step": self.step,
-                                  "best_val_loss": None if math.isinf(self.best_val) else self.best_val,
-                                  "best_bits_per_char": self.best_bpc})
+            path = run_dir.save(self.run_dir, which, self.model, self.optimizer, self.progress,
+                                self.state if self.cfg.carry_state else None,
+                                self.step / max(1e-9, self.task.steps_per_epoch()))
+            self._write_meta()
         except OSError as exc:
             raise RnnchatError(f"could not save the checkpoint in {self.run_dir}: {exc}") from None
         yield ev.Checkpoint(step=self.step, path=str(path), which=which)
 
     def _save_on_crash(self) -> None:
         """Last resort on an unexpected error: keep the work done so far if the weights are sound."""
-        if (getattr(self, "model", None) is None or not hasattr(self, "run_dir") or self.step == 0
-                or not self.is_main):
+        if self.model is None or self.run_dir is None or self.step == 0 or not self.is_main:
             return
         try:
             for _ in self._save("last"):
@@ -494,20 +441,7 @@ class Trainer:
             pass
 
     def _done(self, reason: str, message: str) -> ev.Done:
-        return ev.Done(step=self.step, reason=reason,
-                       best_val_loss=None if math.isinf(self.best_val) else self.best_val,
-                       best_bits_per_char=self.best_bpc, elapsed=self.elapsed, run_dir=str(self.run_dir),
+        p = self.progress
+        return ev.Done(step=self.step, reason=reason, best_val_loss=p.summary()["best_val_loss"],
+                       best_bits_per_char=p.best_bpc, elapsed=p.elapsed, run_dir=str(self.run_dir),
                        message=message)
-
-
-@dataclasses.dataclass(frozen=True)
-class _CorpusInfo:
-    name: str
-    source: str
-    hash: str
-    chars: int
-
-
-def _slug(name: str) -> str:
-    out = "".join(c if c.isalnum() or c in "-_" else "-" for c in name.lower()).strip("-")
-    return out[:40] or "corpus"
