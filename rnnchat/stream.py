@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from rnnchat.events import Event, SampleDone, Token
-from rnnchat.text.tokenizers import EOD, UNK
+from rnnchat.vocab import EOD, UNK
 
 _NUCLEUS_GUESS = 64             # top-p first tries the nucleus among this many most likely tokens
 _UNIFORM_BLOCK = 256            # uniform random numbers drawn per Generator call

@@ -130,7 +130,7 @@ def test_rerank_subtracts_the_prompt_free_score(copy_run):
 
 
 def test_session_context_and_unknown_characters(copy_run):
-    session = ChatSession(copy_run[0])
+    session = ChatSession(open_chat_model(copy_run[0]))
     assert session.unknown_chars("ab☃c\x1b") == ["☃", "\x1b"]
     reply = "".join(e.text for e in session.reply("ab☃c", DecodeConfig(temperature=0, max_length=8))
                     if isinstance(e, Token))

@@ -8,7 +8,6 @@ input for a message is built exactly as in training, by ``chat.pairs.build_conte
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Iterator
 
 from rnnchat.chat.config import DecodeConfig
@@ -23,11 +22,7 @@ from rnnchat.text.tokenizers import UNK
 class ChatSession:
     """``run`` is an opened chat run (``runs.checkpoints.open_chat_model``: model, tokenizer, meta, name)."""
 
-    def __init__(self, run, which: str = "best"):
-        if isinstance(run, (str, os.PathLike)):
-            from rnnchat.runs.checkpoints import open_chat_model  # TODO(restructure): callers open the run
-
-            run = open_chat_model(run, which)
+    def __init__(self, run):
         self.run = run
         train = self.run.meta.get("train", {})
         self.context_turns = int(train.get("context_turns", 1))

@@ -20,6 +20,7 @@ from rnnchat.safetext import neutralise
 if TYPE_CHECKING:  # the session loads torch; this module is imported for every command line
     from rnnchat.chat.config import DecodeConfig
     from rnnchat.chat.session import ChatSession
+    from rnnchat.runs.checkpoints import open_chat_model
 
 HELP = ("commands: /reset (forget the conversation), /temp F (0 = greedy), /beam N (1 = sample), "
         "/topk N, /topp F, /rerank F (beam: against generic replies), /norepeat N, /settings, /help, /quit")
@@ -45,7 +46,7 @@ def cmd_chat(args) -> int:
                   repetition_penalty=args.repetition_penalty, rerank=args.rerank, max_length=args.max_length,
                   seed=args.seed)
     cfg.validate()
-    session = ChatSession(args.run, args.checkpoint)
+    session = ChatSession(open_chat_model(args.run, args.checkpoint))
     return TerminalChat(session, cfg, json_lines=args.json, show_beams=args.show_beams).run()
 
 

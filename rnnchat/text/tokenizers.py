@@ -16,8 +16,8 @@ from typing import Iterable, Iterator, Protocol
 import numpy as np
 
 from rnnchat.errors import CheckpointError, ConfigError
+from rnnchat.vocab import EOD, UNK
 
-UNK, EOD = 0, 1
 _CHUNK_CHARS = 1 << 20
 _SP_MAX_TRAIN_CHARS = 20_000_000  # sentencepiece trains on a spread sample of at most this much text
 
