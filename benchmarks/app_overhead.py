@@ -120,7 +120,8 @@ def main() -> None:
         print(f"machine: {result['machine']}")
         print(f"training, small preset, Shakespeare, {args.steps} steps x {args.rounds} rounds (median)")
         print(f"  headless   {h:>10,.0f} chars/s")
-        print(f"  in the app {a:>10,.0f} chars/s   ratio {a / h:.3f}   ({result['ui_updates_per_run']:.0f} UI updates/run)")
+        updates = result["ui_updates_per_run"]
+        print(f"  in the app {a:>10,.0f} chars/s   ratio {a / h:.3f}   ({updates:.0f} UI updates/run)")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ The corpora are built in a temporary folder by repeating the built-in Shakespear
 4.8 M characters) with small per-copy changes: copy k starts with a "COPY k:" line, has the plays in an
 order rotated by k and its vowels permuted (the k-th permutation of aeiou; copy 0 is the original), so
 that, as in a real corpus, the number of distinct words grows with its size (a subword tokenizer trained
-on 20 identical copies would see the same few words and train unrealistically fast). The file is cut at a line end just under the size asked for (1 MB = 10^6 bytes).
+on 20 identical copies would see the same few words and train unrealistically fast). The file is cut at a
+line end just under the size asked for (1 MB = 10^6 bytes).
 Shakespeare as rnnchat renders it has one character outside Latin-1 (the em dash), so Python holds the
 decoded text at 2 bytes per character: the text alone is then 2x the file. ``--charsets ascii`` writes the
 same corpus with "--" for the em dash (1 byte per character in memory), the common case for English text.

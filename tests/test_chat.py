@@ -87,8 +87,8 @@ def test_beam_width_one_equals_greedy_and_beams_rank(copy_run):
         greedy = greedy_batch(run.model, [src], 12)[0]
         one = beam_search(run.model, src, DecodeConfig(beam=1, max_length=12))
         assert list(one[0].ids) == greedy
-        streamed = [e.id for e in decode_reply(run.model, run.tokenizer, src, DecodeConfig(temperature=0, max_length=12))
-                    if isinstance(e, Token)]
+        stream = decode_reply(run.model, run.tokenizer, src, DecodeConfig(temperature=0, max_length=12))
+        streamed = [e.id for e in stream if isinstance(e, Token)]
         assert streamed == greedy
         wide = beam_search(run.model, src, DecodeConfig(beam=4, max_length=12))
         assert [h.score for h in wide] == sorted((h.score for h in wide), reverse=True)

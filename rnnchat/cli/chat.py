@@ -20,7 +20,6 @@ from rnnchat.safetext import neutralise
 if TYPE_CHECKING:  # the session loads torch; this module is imported for every command line
     from rnnchat.chat.config import DecodeConfig
     from rnnchat.chat.session import ChatSession
-    from rnnchat.runs.checkpoints import open_chat_model
 
 HELP = ("commands: /reset (forget the conversation), /temp F (0 = greedy), /beam N (1 = sample), "
         "/topk N, /topp F, /rerank F (beam: against generic replies), /norepeat N, /settings, /help, /quit")
@@ -40,6 +39,7 @@ def cmd_chat(args) -> int:
     from rnnchat.chat.config import DecodeConfig
     from rnnchat.chat.session import ChatSession
     from rnnchat.config import replace
+    from rnnchat.runs.checkpoints import open_chat_model
 
     cfg = replace(DecodeConfig(), temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, beam=args.beam,
                   length_penalty=args.length_penalty, no_repeat_ngram=args.no_repeat_ngram,
