@@ -229,23 +229,11 @@ class FastStepper:
         ht = torch.from_numpy(h)[:, None, :]
         return (ht, torch.from_numpy(c)[:, None, :]) if c is not None else ht
 
-    @property
-    def logits(self) -> np.ndarray:
-        """Next-token logits for the current state (read-only view, valid until the next step)."""
-        return self._logits_ro
-
     # -- running
 
     def prime(self, ids: np.ndarray | Sequence[int]) -> np.ndarray:
         """Reset the state, run ``ids`` through the model and return the logits after the last one."""
         self.reset()
-        step = self.step
-        for i in np.asarray(ids, dtype=np.int64).reshape(-1).tolist():
-            step(i)
-        return self._logits_ro
-
-    def feed(self, ids: np.ndarray | Sequence[int]) -> np.ndarray:
-        """Like ``prime`` but continues from the current state."""
         step = self.step
         for i in np.asarray(ids, dtype=np.int64).reshape(-1).tolist():
             step(i)
