@@ -124,7 +124,7 @@ def child_train(path: str, level: str, vocab_size: int, steps: int) -> dict:
 
     trainer = Trainer(path, ModelConfig(), TrainConfig(level=level, vocab_size=vocab_size, max_steps=steps,
                                                        eval_every=10**9, sample_length=0, log_every=5,
-                                                       eval_tokens=10_000))
+                                                       eval_chars=10_000))
     rss, anon, file_pages, cached = 0, 0, 0, None
     for e in trainer.run():
         if isinstance(e, ev.Started):   # the Dataset lives on the trainer or, since the task split, on its task

@@ -65,7 +65,7 @@ def side_rnnchat(cell: str, layers: int, hidden: int, steps: int, warmup: int, w
     trainer = Trainer("shakespeare",
                       ModelConfig(cell=cell, layers=layers, hidden=hidden, embed=EMBED, dropout=0.0),
                       TrainConfig(max_steps=steps, eval_every=10**9, sample_length=0, log_every=log_every,
-                                  batch_size=BATCH, seq_len=SEQ, eval_tokens=1000, precision=precision,
+                                  batch_size=BATCH, seq_len=SEQ, eval_chars=1000, precision=precision,
                                   **(PEER_OPTIMIZER if peer_optimizer else {})))
     t_start = t_end = None
     losses = []

@@ -35,6 +35,10 @@ PRESETS: dict[str, dict] = {
 }
 DEFAULT_PRESET = "small"
 
+# What a resumed run may change: its limits, its evaluation cadence and where it runs. Everything else
+# shapes the data, the split or the model, which a run keeps from its run.json.
+RESUMABLE = ("max_steps", "epochs", "minutes", "eval_every", "device", "precision")
+
 # With more parameters than this many per training token a model memorises its corpus rather than
 # learning its style.
 MEMORISE_PARAMS_PER_TOKEN = 2
@@ -61,7 +65,9 @@ class TrainConfig:
     epochs: float = 0.0           # 0: no epoch limit
     minutes: float = 0.0          # training-time budget; 0: none
     eval_every: int = 200         # steps between evaluations (and samples and checkpoints)
-    eval_tokens: int = 100_000    # validation tokens per evaluation
+    eval_chars: int = 100_000     # validation characters scored at each evaluation: the same text at every
+                                  # level, so bits per character compare across char, bpe and unigram runs
+    eval_tokens: int = 0          # unused: read from runs saved before eval_chars
     sample_length: int = 200      # characters of the sample shown at each evaluation
     sample_seed: int = 1234       # the same seed every evaluation, so the sample shows the model improving
     carry_state: bool = False     # carry hidden state across consecutive windows (stateful training)
@@ -97,7 +103,7 @@ class TrainConfig:
         check_float("epochs", self.epochs, 0.0, 1e6)
         check_float("minutes", self.minutes, 0.0, 1e7)
         check_int("eval_every", self.eval_every, 1, 10**12)
-        check_int("eval_tokens", self.eval_tokens, 1, 10**12)
+        check_int("eval_chars", self.eval_chars, 1, 10**12)
         check_int("sample_length", self.sample_length, 0, 100_000)
         check_float("val_fraction", self.val_fraction, 0.001, 0.5)
         check_int("log_every", self.log_every, 1, 10**9)

@@ -12,7 +12,7 @@ import pytest
 
 RNNCHAT = str(Path(sys.executable).parent / "rnnchat")
 FAST = ["--layers", "1", "--hidden", "48", "--embed", "16", "--seq-len", "32", "--batch-size", "16",
-        "--eval-tokens", "2000", "--sample-length", "30", "--precision", "fp32", "--lr", "1e-2",
+        "--eval-chars", "2000", "--sample-length", "30", "--precision", "fp32", "--lr", "1e-2",
         "--warmup-steps", "5"]
 
 
@@ -221,3 +221,22 @@ def test_chat_commands_name_themselves_in_errors(line, message):
     assert chat.command(line) == ""
     assert err.getvalue() == message + "\n"
     assert chat.cfg == DecodeConfig()          # a refused value changes nothing
+
+
+@pytest.mark.parametrize("option", [["--val-fraction", "0.3"], ["--seed", "7"], ["--eval-chars", "500"],
+                                    ["--lr", "0.1"], ["--batch-size", "4"]])
+def test_resume_refuses_settings_that_shape_data_split_or_model(option):
+    """Before: --val-fraction and --seed re-split the corpus on resume, so trained-on text became validation."""
+    proc = rnnchat("train", "--resume", "anything", *option, check=False)
+    assert proc.returncode == 2
+    assert_one_line_error(proc, f"come from the run; drop {option[0]}")
+
+
+def test_resume_refuses_them_in_the_engine_too():
+    from rnnchat.errors import ConfigError
+    from rnnchat.train.loop import Trainer
+
+    with pytest.raises(ConfigError) as caught:
+        Trainer(resume="anything", overrides={"max_steps": 10, "val_fraction": 0.3})
+    assert caught.value.field == "val_fraction" and "cannot change when resuming" in str(caught.value)
+    Trainer(resume="anything", overrides={"max_steps": 10, "minutes": 1.0, "eval_every": 5, "device": "cpu"})

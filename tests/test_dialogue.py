@@ -236,6 +236,30 @@ def test_split_small_sets_are_never_empty(n):
     assert split_pairs(pairs[:1]) == (pairs[:1], [])
 
 
+def test_one_transcript_splits_by_block_with_a_gap(tmp_path):
+    """Before: a transcript was split by pair, so a validation pair's prompt was a training pair's reply."""
+    turns = "".join(f"{'AB'[i % 2]}: line number {i} of the talk\n" for i in range(60))
+    (tmp_path / "talk.txt").write_text(turns, encoding="utf-8")
+    report = extract_pairs(load_corpus(str(tmp_path / "talk.txt")), context_turns=2)
+    train, val = split_pairs(report.pairs, 0.1)
+    assert train and val
+    assert val == list(report.pairs[-len(val):])                   # one contiguous block
+    held = {t for p in val for t in (*p.context, p.prompt, p.reply)}
+    seen = {t for p in train for t in (*p.context, p.prompt, p.reply)}
+    assert not held & seen                                         # no turn on both sides
+    assert len(train) + len(val) < len(report.pairs)               # the gap
+
+
+def test_few_conversations_each_keep_a_tail_block():
+    pairs = [Pair((), f"p{c}.{i}", f"r{c}.{i}", c, i) for c in range(3) for i in range(20)]
+    train, val = split_pairs(pairs, 0.1)
+    assert {p.conversation for p in val} == {0, 1, 2}
+    for c in range(3):
+        rows = [p.turn for p in val if p.conversation == c]
+        assert rows == [18, 19]
+        assert max(p.turn for p in train if p.conversation == c) == 16    # turn 17 -> 18 is the gap
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 
 def test_corpus_show_prints_pair_counts(tmp_path):

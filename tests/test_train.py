@@ -17,7 +17,7 @@ TINY = ModelConfig(layers=1, hidden=48, embed=16, dropout=0.0)
 
 
 def quick(**kw) -> TrainConfig:
-    base = dict(seq_len=32, batch_size=16, lr=1e-2, warmup_steps=5, eval_every=30, eval_tokens=2000,
+    base = dict(seq_len=32, batch_size=16, lr=1e-2, warmup_steps=5, eval_every=30, eval_chars=2000,
                 sample_length=40, log_every=5, precision="fp32", device="cpu")
     base.update(kw)
     return TrainConfig(**base)
@@ -176,3 +176,39 @@ def test_second_run_on_same_corpus_uses_the_token_cache(play_file):
     second = prepare(corpus, "char")
     assert not first.cached and second.cached and first.path == second.path
     assert (second.train == first.train).all()
+
+
+def test_every_level_scores_the_same_validation_characters(play_file):
+    """Before: a bpe run scored ~3x more (and other) text than a char run, converted with the whole split's
+    chars/token, so bits per character did not compare across levels."""
+    from rnnchat.lm.model import RNNLM
+    from rnnchat.lm.task import LMTask
+    from rnnchat.text.load import load_corpus
+    from rnnchat.vocab import EOD
+
+    corpus = load_corpus(str(play_file))
+    spans = {}
+    for level in ("char", "bpe", "unigram"):
+        task = LMTask(corpus, quick(level=level, vocab_size=300, eval_chars=1500))
+        ids = [int(i) for i in task.eval_ids if int(i) != EOD]
+        spans[level] = task.tokenizer.decode(ids)
+        assert task.eval_chars == 1500
+        model = RNNLM(ModelConfig(layers=1, hidden=16, embed=8, vocab_size=task.tokenizer.vocab_size))
+        figures = task.evaluate(model, torch.device("cpu"), "fp32")
+        scored = len(task.eval_ids) - 1
+        assert figures["bits_per_char"] == pytest.approx(figures["val_loss"] * scored / 1500 / math.log(2))
+    assert len(spans["char"]) == 1500 and spans["char"] == spans["bpe"] == spans["unigram"]
+
+
+def test_chat_eval_scores_pairs_in_source_order_not_the_shortest(tmp_path):
+    from rnnchat.chat.task import ChatTask
+    from rnnchat.text.load import load_corpus
+
+    lines = "".join(f"{'word ' * (1 + (i * 7) % 9)}{i}\treply {'x' * ((i * 5) % 13)} {i}\n" for i in range(400))
+    (tmp_path / "pairs.tsv").write_text(lines, encoding="utf-8")
+    task = ChatTask(load_corpus(str(tmp_path / "pairs.tsv")),
+                    TrainConfig(task="chat", level="char", context_turns=0, eval_chars=400))
+    chosen = len(task._eval)
+    assert 0 < chosen < len(task.data.val_pairs)
+    want = task.data.val_pairs[:chosen]
+    assert task._eval_chars == sum(len(p.reply) + 1 for p in want) >= 400

@@ -113,8 +113,9 @@ def prepare_chat(corpus: Corpus, cfg: TrainConfig, tokenizer: Tokenizer | None =
                            max_context_chars=cfg.max_turn_chars)
     train_pairs, val_pairs = split_pairs(report.pairs, cfg.val_fraction, cfg.seed)
     if not train_pairs or not val_pairs:
-        raise CorpusError(f"corpus '{corpus.name}' has {len(report.pairs)} usable dialogue pair(s); "
-                          "chat training needs at least 2 (one is kept for validation)")
+        raise CorpusError(f"corpus '{corpus.name}' has {len(report.pairs)} usable dialogue pair(s), too few to "
+                          f"keep validation pairs apart from training ones ({len(train_pairs)} left to train "
+                          f"on, {len(val_pairs)} held out); add dialogue")
     if tokenizer is None:
         # Characters come from every pair, so validation has no unknown characters; subwords are
         # learned from the training pairs only, as for the language model.

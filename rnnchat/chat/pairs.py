@@ -22,6 +22,13 @@ class Pair:
     prompt: str                # the turn being answered
     reply: str                 # the answer (the next turn, by a different speaker)
     conversation: int          # index of the conversation it came from (used for splits)
+    turn: int = -1             # position of the prompt among the conversation's turns (-1: not known)
+
+    def turns(self) -> set:
+        """The turns this pair reads or writes: positions when known, else the texts themselves."""
+        if self.turn < 0:
+            return {*self.context, self.prompt, self.reply}
+        return set(range(self.turn - len(self.context), self.turn + 2))
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,7 @@ def extract_pairs(corpus: Corpus, *, context_turns: int = 0, max_turn_chars: int
             elif len(prompt) > max_turn_chars or len(reply) > max_turn_chars:
                 long += 1
             else:
-                pairs.append(Pair(build_context(turns[:i], context_turns, max_context_chars), prompt, reply, index))
+                pairs.append(Pair(build_context(turns[:i], context_turns, max_context_chars), prompt, reply, index, i))
     if not pairs:
         if found:
             detail = (f"all {found:,} found were dropped ({long:,} with a turn over {max_turn_chars:,} "
@@ -138,11 +145,14 @@ def extract_pairs(corpus: Corpus, *, context_turns: int = 0, max_turn_chars: int
 
 
 def split_pairs(pairs: Sequence[Pair], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[Pair], list[Pair]]:
-    """Deterministic (train, validation) split, both in source order.
+    """Deterministic (train, validation) split, both in source order; no turn is on both sides.
 
     With at least 20 conversations, whole conversations go to validation (in a seeded order, skipping ones
-    that would overshoot the target share by far), so no scene is seen in both halves; otherwise a seeded
-    sample of pairs. Validation is never empty with 2 or more pairs, train never empty with 1 or more.
+    that would overshoot the target share by far), so no scene is seen in both halves. Otherwise (one
+    transcript, a few files) the last ``val_fraction`` of each conversation's pairs is validation, one
+    contiguous block each, and the training pairs next to a block that share a turn with it (a reply that
+    is the block's first prompt, a context turn) are left out: the gap. Validation is never empty with 2
+    or more pairs; train may be, for a conversation too short to split.
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
@@ -150,11 +160,10 @@ def split_pairs(pairs: Sequence[Pair], val_fraction: float = 0.1, seed: int = 0)
     if n < 2:
         return list(pairs), []
     target = max(1, round(val_fraction * n))
-    rng = random.Random(seed)
     sizes = collections.Counter(p.conversation for p in pairs)
     if len(sizes) >= _WHOLE_CONV_MIN:
         order = sorted(sizes)
-        rng.shuffle(order)
+        random.Random(seed).shuffle(order)
         chosen, count = set(), 0
         for conv in order:
             if count >= target:
@@ -165,5 +174,23 @@ def split_pairs(pairs: Sequence[Pair], val_fraction: float = 0.1, seed: int = 0)
         if chosen:
             val = [p for p in pairs if p.conversation in chosen]
             return [p for p in pairs if p.conversation not in chosen], val
-    rows = set(rng.sample(range(n), min(target, n - 1)))
-    return [p for i, p in enumerate(pairs) if i not in rows], [p for i, p in enumerate(pairs) if i in rows]
+    return _split_blocks(pairs, val_fraction)
+
+
+def _split_blocks(pairs: Sequence[Pair], val_fraction: float) -> tuple[list[Pair], list[Pair]]:
+    by_conv: dict[int, list[int]] = {}
+    for i, p in enumerate(pairs):
+        by_conv.setdefault(p.conversation, []).append(i)
+    val_rows: set[int] = set()
+    for rows in by_conv.values():
+        k = min(len(rows) - 1, round(val_fraction * len(rows)))
+        val_rows.update(rows[len(rows) - k:] if k > 0 else [])
+    if not val_rows:   # every conversation too short for a share of its own: the tail of the largest
+        rows = max(by_conv.values(), key=len)
+        val_rows.update(rows[len(rows) - max(1, round(val_fraction * len(rows))):])
+    val = [p for i, p in enumerate(pairs) if i in val_rows]
+    used: dict[int, set] = {}
+    for p in val:
+        used.setdefault(p.conversation, set()).update(p.turns())
+    train = [p for i, p in enumerate(pairs) if i not in val_rows and not used.get(p.conversation, set()) & p.turns()]
+    return train, val

@@ -8,11 +8,13 @@ at each evaluation is the greedy reply to a few fixed held-out prompts.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from rnnchat.chat.config import Seq2SeqConfig
-from rnnchat.chat.data import IGNORE, PAD, batch_rows, encode_source, prepare_chat
+from rnnchat.chat.data import IGNORE, PAD, PairArrays, batch_rows, encode_source, prepare_chat
 from rnnchat.chat.evaluate import distinct_n, reply_loss
 from rnnchat.chat.generate import greedy_batch
 from rnnchat.chat.model import Seq2Seq
@@ -40,6 +42,16 @@ class ChatTask:
         self.chars_per_token = self.data.chars_per_token
         self.train_chars_per_token = self.chars_per_token
         self._lengths = self.data.train.src_len + self.data.train.tgt_len
+        # Evaluation scores the first validation pairs in source order up to eval_chars reply characters:
+        # a fixed set, not the shortest pairs, converted to bits per character with its own count.
+        chosen, chars = [], 0
+        for pair in self.data.val_pairs:
+            if chars >= cfg.eval_chars:
+                break
+            chosen.append(pair)
+            chars += len(pair.reply) + 1           # the end-of-reply token counts as a character
+        self._eval = PairArrays(self.tokenizer, chosen)
+        self._eval_chars = chars
 
     def warnings(self) -> list[str]:
         r, out = self.data.report, []
@@ -97,10 +109,11 @@ class ChatTask:
 
     @torch.no_grad()
     def evaluate(self, model: Seq2Seq, device: torch.device, precision: str) -> dict:
-        loss, _ = reply_loss(model, self.data.val, _EVAL_BATCH, self.cfg.eval_tokens, device, precision)
+        loss, scored = reply_loss(model, self._eval, _EVAL_BATCH, None, device, precision)
         replies = self.replies(model, _EVAL_PROMPTS)
         texts = [r for _, r in replies]
-        return {"val_loss": loss, "distinct1": distinct_n(texts, 1),
+        return {"val_loss": loss, "bits_per_char": loss * scored / max(1, self._eval_chars) / math.log(2),
+                "distinct1": distinct_n(texts, 1),
                 "distinct2": distinct_n(texts, 2)}
 
     def replies(self, model: Seq2Seq, n: int) -> list[tuple[str, str]]:

@@ -71,7 +71,8 @@ def _add_train(sub) -> None:
     g.add_argument("--epochs", type=float)
     g.add_argument("--minutes", type=float, help="training-time budget")
     g.add_argument("--eval-every", type=int, help="steps between evaluations, samples and checkpoints")
-    g.add_argument("--eval-tokens", type=int)
+    g.add_argument("--eval-chars", type=int, help="validation characters scored at each evaluation "
+                                                  "(default 100000; the same text at every level)")
     g.add_argument("--sample-length", type=int)
     g.add_argument("--device", choices=DEVICES)
     g.add_argument("--precision", choices=PRECISIONS)

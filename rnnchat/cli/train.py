@@ -15,11 +15,8 @@ from rnnchat.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 _MODEL_OPTIONS = ("cell", "layers", "hidden", "embed", "dropout", "tie", "attention")
 _TRAIN_OPTIONS = ("level", "vocab_size", "val_fraction", "seq_len", "batch_size", "lr", "warmup_steps",
                   "weight_decay", "clip", "carry_state", "max_steps", "epochs", "minutes", "eval_every",
-                  "eval_tokens", "sample_length", "device", "precision", "seed", "context_turns",
+                  "eval_chars", "sample_length", "device", "precision", "seed", "context_turns",
                   "max_turn_chars", "teacher_forcing")
-# What a resumed run keeps from its run.json: the model, the preset, the data and the task.
-_FIXED_ON_RESUME = ("preset", "level", "vocab_size", "seq_len", "batch_size", "carry_state", "task",
-                    "context_turns", "max_turn_chars")
 
 
 def cmd_train(args) -> int:
@@ -37,7 +34,7 @@ def cmd_train(args) -> int:
 
 def _train(args, quiet: bool = False) -> int:
     from rnnchat.cli.console import TrainView, console, err, print_json_events
-    from rnnchat.config import TrainConfig
+    from rnnchat.config import RESUMABLE, TrainConfig
     from rnnchat.events import Done
     from rnnchat.runs.kinds import KINDS, assemble
     from rnnchat.train import distributed
@@ -46,12 +43,14 @@ def _train(args, quiet: bool = False) -> int:
     model_opts = {k: getattr(args, k) for k in _MODEL_OPTIONS}
     train_opts = {k: getattr(args, k) for k in _TRAIN_OPTIONS}
     if args.resume:
-        changed = [k for k in (*_MODEL_OPTIONS, *_FIXED_ON_RESUME) if getattr(args, k) is not None]
+        # A resumed run keeps everything that shapes its data, split and model (config.RESUMABLE).
+        fixed = (*_MODEL_OPTIONS, "preset", "task", *(k for k in _TRAIN_OPTIONS if k not in RESUMABLE))
+        changed = [k for k in fixed if getattr(args, k) is not None]
         if changed:
-            err("when resuming, the model and data settings come from the run; drop "
+            err("when resuming, the data, split and model settings come from the run; drop "
                 + ", ".join("--" + c.replace("_", "-") for c in changed))
             return EXIT_USAGE
-        trainer = Trainer(args.corpus, resume=args.resume, overrides={**train_opts, "task": args.task})
+        trainer = Trainer(args.corpus, resume=args.resume, overrides={k: train_opts[k] for k in RESUMABLE})
     else:
         kind = KINDS[args.task or TrainConfig.task]
         fields = {f.name for f in dataclasses.fields(kind.model_config)}

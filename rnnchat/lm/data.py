@@ -176,6 +176,22 @@ def _build(corpus: Corpus, level: str, vocab_size: int, val_fraction: float,
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def eval_span(corpus: Corpus, val_fraction: float, max_chars: int, tokenizer: Tokenizer) -> tuple[np.ndarray, int]:
+    """The ids of the first ``max_chars`` characters of the validation split, a boundary before each
+    document as in training, and how many characters they hold: the text every evaluation scores, the
+    same at every tokenizer level."""
+    _, val_spans = split_spans(corpus, val_fraction)
+    dtype = dtype_for(tokenizer.vocab_size)
+    parts, chars = [], 0
+    for i, a, b in val_spans:
+        if chars >= max_chars:
+            break
+        b = min(b, a + max_chars - chars)
+        parts += [np.array([EOD], dtype=dtype), np.asarray(tokenizer.encode(corpus.documents[i].text[a:b]), dtype)]
+        chars += b - a
+    return (np.concatenate(parts) if parts else np.zeros(0, dtype)), chars
+
+
 def check_fits(data: Dataset, seq_len: int) -> None:
     if len(data.train) < seq_len + 2:
         raise CorpusError(
@@ -218,7 +234,9 @@ def lane_batch(tokens: np.ndarray, batch_size: int, seq_len: int, step: int) -> 
 
 def eval_windows(tokens: np.ndarray, max_tokens: int, batch_size: int, seq_len: int):
     """The first ``max_tokens`` tokens cut into ``batch_size`` contiguous lanes, yielded window by window
-    so state can be carried along each lane: every token is scored with all the context before it."""
+    as (inputs, targets, tail) so state can be carried along each lane: every token is scored with all
+    the context before it. The few tokens past the last whole lane come last, as one row with ``tail``
+    True: they continue the last lane, whose state they take."""
     n = min(len(tokens) - 1, max_tokens)
     lanes = max(1, min(batch_size, n // max(1, seq_len)))
     lane_len = n // lanes
@@ -226,4 +244,7 @@ def eval_windows(tokens: np.ndarray, max_tokens: int, batch_size: int, seq_len: 
         t = min(seq_len, lane_len - start)
         idx = (np.arange(lanes) * lane_len + start)[:, None] + np.arange(t + 1)
         block = torch.from_numpy(tokens[idx].astype(np.int64))
-        yield block[:, :-1], block[:, 1:]
+        yield block[:, :-1], block[:, 1:], False
+    for start in range(lanes * lane_len, n, seq_len):
+        block = torch.from_numpy(tokens[start:min(n, start + seq_len) + 1].astype(np.int64))[None]
+        yield block[:, :-1], block[:, 1:], True

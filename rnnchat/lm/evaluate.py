@@ -22,14 +22,21 @@ def mean_loss(model, tokens: np.ndarray, max_tokens: int, batch_size: int, seq_l
     was_training = model.training
     model.eval()
     total, count, state = 0.0, 0, None
-    for x, y in eval_windows(tokens, max_tokens, batch_size, seq_len):
+    for x, y, tail in eval_windows(tokens, max_tokens, batch_size, seq_len):
         x, y = x.to(device), y.to(device)
+        if tail and state is not None and x.shape[0] == 1:
+            state = _last_row(state)
         with autocast(device, precision):
             logits, state = model(x, state)
         total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
         count += y.numel()
     model.train(was_training)
     return total / max(1, count), count
+
+
+def _last_row(state):
+    """The state of the last lane only (batch dimension 1 of (layers, batch, hidden) tensors)."""
+    return tuple(s[:, -1:].contiguous() for s in state) if isinstance(state, tuple) else state[:, -1:].contiguous()
 
 
 @dataclass(frozen=True)

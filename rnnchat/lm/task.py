@@ -6,12 +6,14 @@ trains ``RNNLM`` on windows of the tokenised corpus (see ``data.py``).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from rnnchat.config import TrainConfig
 from rnnchat.lm.config import ModelConfig
-from rnnchat.lm.data import check_fits, lane_batch, prepare, random_batch
+from rnnchat.lm.data import check_fits, eval_span, lane_batch, prepare, random_batch
 from rnnchat.lm.evaluate import mean_loss
 from rnnchat.lm.generate import sample_text
 from rnnchat.lm.model import RNNLM, detach_state
@@ -32,6 +34,7 @@ class LMTask:
         self.train_tokens, self.val_tokens = len(self.data.train), len(self.data.val)
         self.chars_per_token = self.data.chars_per_token
         self.train_chars_per_token = self.data.train_chars_per_token
+        self.eval_ids, self.eval_chars = eval_span(corpus, cfg.val_fraction, cfg.eval_chars, self.tokenizer)
 
     def warnings(self) -> list[str]:
         n = self.data.unknown
@@ -68,11 +71,12 @@ class LMTask:
         return loss, (detach_state(new_state) if self.cfg.carry_state else None), y.numel()
 
     def evaluate(self, model: RNNLM, device: torch.device, precision: str) -> dict:
-        """Mean validation loss in nats per token, every token scored with its full lane context."""
+        """Validation loss on the fixed span of ``eval_chars`` characters, every token scored with its full
+        lane context: nats per token, and bits per character of the span's own characters."""
         cfg = self.cfg
-        loss = mean_loss(model, self.data.val, cfg.eval_tokens, max(cfg.batch_size, 32), cfg.seq_len,
-                         device, precision)[0]
-        return {"val_loss": loss}
+        loss, scored = mean_loss(model, self.eval_ids, len(self.eval_ids), max(cfg.batch_size, 32), cfg.seq_len,
+                                 device, precision)
+        return {"val_loss": loss, "bits_per_char": loss * scored / max(1, self.eval_chars) / math.log(2)}
 
     def sample(self, model: RNNLM) -> str:
         return sample_text(model, self.tokenizer, self.cfg.sample_length, self.cfg.sample_seed)

@@ -21,7 +21,7 @@ from typing import Iterator
 import torch
 
 from rnnchat import events as ev
-from rnnchat.config import DEFAULT_MINUTES, TrainConfig, likely_memorises
+from rnnchat.config import DEFAULT_MINUTES, RESUMABLE, TrainConfig, likely_memorises
 from rnnchat.device import autocast, describe, pick_device, pick_precision
 from rnnchat.errors import CheckpointError, ConfigError, RnnchatError
 from rnnchat.runs import checkpoints as ckpt
@@ -69,6 +69,10 @@ class Trainer:
         self.name = name
         self.resume_from = resume
         self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        for key in self.overrides:
+            if key not in RESUMABLE:
+                raise ConfigError("cannot change when resuming: a run keeps its data, split and model "
+                                  "settings (only the limits, the eval cadence and the device may change)", key)
         self._stop = threading.Event()
         # Set up by _setup() when run() starts:
         self.dist: distributed.Group | None = None      # the process group, when launched by torchrun
@@ -386,8 +390,7 @@ class Trainer:
 
     def _evaluate(self, ema: float | None) -> Iterator[ev.Event]:
         figures = self.task.evaluate(self.model, self.device, self.precision)
-        val = figures["val_loss"]
-        bpc = val / self.task.chars_per_token / math.log(2)
+        val, bpc = figures["val_loss"], figures["bits_per_char"]
         best = val < self.progress.best_val
         if best:
             self.progress.best_val, self.progress.best_bpc = val, bpc
