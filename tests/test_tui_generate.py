@@ -25,7 +25,8 @@ from rnnchat.runs.checkpoints import open_language_model
 from rnnchat.safetext import neutralise
 from rnnchat.train.loop import Trainer
 from rnnchat.tui.panes.generate import EMPTY_MESSAGE, GeneratePane
-from rnnchat.tui.widgets.probtext import AlternativesPanel, ProbText
+from rnnchat.tui.widgets.alternatives import AlternativesPanel
+from rnnchat.tui.widgets.probtext import ProbText
 
 TCSS = Path(tui.__file__).parent / "rnnchat.tcss"
 HOSTILE_PROMPT = "[bold]x[/] [/x] [ \x1b[31m"

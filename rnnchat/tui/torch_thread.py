@@ -17,7 +17,6 @@ T = TypeVar("T")
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
-_busy = threading.Event()
 
 
 def submit(fn: Callable[..., T], *args) -> Future:
@@ -25,15 +24,7 @@ def submit(fn: Callable[..., T], *args) -> Future:
     with _lock:
         if _executor is None:
             _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnchat-torch")
-
-        def job():
-            _busy.set()
-            try:
-                return fn(*args)
-            finally:
-                _busy.clear()
-
-        return _executor.submit(job)
+        return _executor.submit(fn, *args)
 
 
 def run(fn: Callable[..., T], *args) -> T:

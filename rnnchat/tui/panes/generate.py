@@ -60,7 +60,8 @@ from rnnchat.safetext import neutralise
 from rnnchat.stream import LiveControls
 from rnnchat.tui import torch_thread
 from rnnchat.tui.bridge import EventBatch, StreamFailed, pump
-from rnnchat.tui.widgets.probtext import AlternativesPanel, ProbText
+from rnnchat.tui.widgets.alternatives import AlternativesPanel
+from rnnchat.tui.widgets.probtext import ProbText
 
 __all__ = ["GeneratePane", "ColumnEvent", "EMPTY_MESSAGE"]
 

@@ -1,20 +1,10 @@
 """Generated text coloured by the model's probability of each token, with a cursor over tokens.
 
-``ProbText`` is a Line API widget: it keeps the text as one string plus the start offset, the
-probability and the alternatives of every token, wraps it itself (greedy word wrap at the widget's
-width, incrementally: appending text only re-wraps the last line) and renders only the visible lines.
-So streaming a long sample costs time in proportion to the new text, not to everything shown so far.
-
-All text is passed through ``neutralise`` before it is stored for display and is only ever turned
-into ``Segment``s/``Text`` objects, never parsed as markup. ``neutralise`` maps one character to one
-character, so display offsets and token offsets are the same numbers.
-
-``AlternativesPanel`` shows the token under a ``ProbText`` cursor with the most likely alternatives the
-model had at that point, and a legend of the colour scale.
-
-Colours come from the component classes ``probtext--low``/``--mid``/``--high`` (red, yellow, green in
-the app's stylesheet, from the theme's $error/$warning/$success); a probability p is drawn with a
-blend on the low -> mid -> high gradient, in ``BUCKETS`` steps.
+``ProbText`` is a Line API widget: it keeps the text as one string plus each token's start, probability
+and alternatives, wraps it itself (incrementally: appending re-wraps only the last line) and renders only
+the visible lines, so streaming costs time in proportion to the new text. All text goes through
+``neutralise`` (one character for one, so display and token offsets agree) into ``Segment``s, never
+markup. Colours blend the component classes ``probtext--low``/``--mid``/``--high`` in ``BUCKETS`` steps.
 """
 
 from __future__ import annotations
@@ -23,10 +13,8 @@ from array import array
 from bisect import bisect_right
 from typing import ClassVar, Sequence
 
-from rich.cells import get_character_cell_size
 from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.color import Color
 from textual.events import Click, Resize
@@ -35,15 +23,14 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widgets import Static
 
 from rnnchat.events import Token
 from rnnchat.safetext import neutralise
+from rnnchat.tui.widgets.wrap import TAB_CELLS, cells, wrap_lines
 
-__all__ = ["ProbText", "AlternativesPanel", "BUCKETS", "bucket", "visible_token"]
+__all__ = ["ProbText", "BUCKETS", "bucket"]
 
 BUCKETS = 10            # colour steps over [0, 1]
-TAB_CELLS = 4           # a tab is drawn as this many spaces
 _FALLBACK = {"probtext--low": "error", "probtext--mid": "warning", "probtext--high": "success"}
 
 
@@ -52,61 +39,6 @@ def bucket(prob: float) -> int:
     if not prob > 0:                      # also NaN
         return 0
     return min(BUCKETS - 1, int(prob * BUCKETS))
-
-
-def visible_token(text: str) -> str:
-    """A token's text made visible on one line: spaces, newlines and tabs as symbols (neutralised)."""
-    if not text:
-        return "\u2205"                   # an incomplete multi-byte character: nothing shown yet
-    return neutralise(text).replace(" ", "\u2423").replace("\n", "\u23ce").replace("\t", "\u21e5")
-
-
-def _cells(ch: str) -> int:
-    if ch == "\t":
-        return TAB_CELLS
-    if " " <= ch <= "~":
-        return 1
-    return get_character_cell_size(ch)
-
-
-def wrap_lines(text: str, start: int, width: int) -> list[tuple[int, int]]:
-    """Greedy word wrap of ``text[start:]`` into (start, end) ranges of at most ``width`` cells.
-
-    A range ending before a "\\n" is a hard break (the newline belongs to no line); otherwise the next
-    range starts where this one ends. Breaks go after the last space when there is one on the line,
-    else inside the word. Prefix-stable: re-wrapping from any line start gives the same later lines,
-    which is what makes appending cheap.
-    """
-    width = max(1, width)
-    out: list[tuple[int, int]] = []
-    n = len(text)
-    s = start
-    while True:
-        nl = text.find("\n", s)
-        end = n if nl < 0 else nl
-        line_start, col, brk = s, 0, -1
-        i = s
-        while i < end:
-            ch = text[i]
-            w = _cells(ch)
-            if col + w > width and i > line_start:
-                if brk > line_start:
-                    out.append((line_start, brk))
-                    line_start = brk
-                    col = sum(_cells(c) for c in text[brk:i])
-                else:
-                    out.append((line_start, i))
-                    line_start, col = i, 0
-                brk = -1
-                continue
-            col += w
-            if ch == " " or ch == "\t":
-                brk = i + 1
-            i += 1
-        out.append((line_start, end))
-        if nl < 0:
-            return out
-        s = nl + 1
 
 
 class ProbText(ScrollView, can_focus=True):
@@ -145,7 +77,6 @@ class ProbText(ScrollView, can_focus=True):
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self._raw = ""                       # prompt + generated text, as produced (for saving)
-        self._raw_prompt = ""
         self._text = ""                      # the same, neutralised: what is drawn
         self._prompt_len = 0
         self._starts = array("q")            # offset in _text where each token starts
@@ -163,7 +94,7 @@ class ProbText(ScrollView, can_focus=True):
 
     def clear(self, prompt: str = "") -> None:
         """Start over with ``prompt`` (shown dimmed, not a token)."""
-        self._raw = self._raw_prompt = prompt
+        self._raw = prompt
         self._text = neutralise(prompt)
         self._prompt_len = len(self._text)
         self._starts = array("q")
@@ -212,10 +143,6 @@ class ProbText(ScrollView, can_focus=True):
     def raw_text(self) -> str:
         """Prompt and generated text as the model produced them (not neutralised): for saving."""
         return self._raw
-
-    @property
-    def raw_prompt(self) -> str:
-        return self._raw_prompt
 
     @property
     def token_count(self) -> int:
@@ -461,7 +388,7 @@ class ProbText(ScrollView, can_focus=True):
         x = self.scroll_offset.x + offset.x
         col, pos = 0, s
         while pos < e:
-            w = _cells(self._text[pos])
+            w = cells(self._text[pos])
             if col + w > x:
                 break
             col += w
@@ -473,48 +400,3 @@ class ProbText(ScrollView, can_focus=True):
         if pos < self._prompt_len or not self._starts:
             return
         self.move_cursor(bisect_right(self._starts, pos) - 1)
-
-
-class AlternativesPanel(Static):
-    """The token under a ProbText cursor, its probability, the top alternatives and a colour legend."""
-
-    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__("", markup=False, name=name, id=id, classes=classes)
-        self.entries: list[tuple[str, float]] = []
-        """The alternatives shown now: (token text as produced, probability), most likely first."""
-        self.token: tuple[str, float] | None = None
-
-    def show_token(self, probtext: ProbText, index: int | None) -> None:
-        """Show token ``index`` of ``probtext`` (None: a hint instead)."""
-        out = Text(no_wrap=True, overflow="ellipsis")
-        if index is None or index >= probtext.token_count:
-            self.entries, self.token = [], None
-            out.append("←/→ or click a token\nto see how likely\nit was.\n", style="dim")
-        else:
-            text, prob, alts = probtext.token_info(index)
-            self.token = (text, prob)
-            self.entries = list(alts)
-            out.append(f"token {index + 1:,} of {probtext.token_count:,}\n", style="dim")
-            out.append(visible_token(text), style=probtext.prob_style(prob) + Style(reverse=True))
-            out.append(f" {prob:7.2%}\n", style=probtext.prob_style(prob))
-            if alts:
-                out.append("alternatives\n", style="dim")
-                for alt_text, alt_prob in alts:
-                    out.append(f"{alt_prob:7.2%} ", style=probtext.prob_style(alt_prob))
-                    mark = Style(bold=True) if neutralise(alt_text) == text else Style()
-                    out.append(visible_token(alt_text), style=mark)
-                    out.append("\n")
-            else:
-                out.append("no alternatives recorded\n", style="dim")
-        out.append("\n")
-        out.append_text(self.legend(probtext))
-        self.update(out)
-
-    @staticmethod
-    def legend(probtext: ProbText) -> Text:
-        """A one-line colour scale: 0% ▮▮▮▮▮▮▮▮▮▮ 100%."""
-        legend = Text("0% ", style="dim", no_wrap=True)
-        for b in range(BUCKETS):
-            legend.append("\u2588", style=probtext.prob_style((b + 0.5) / BUCKETS))
-        legend.append(" 100%", style="dim")
-        return legend
