@@ -16,8 +16,8 @@ from rnnchat.tui.screens.confirm import ConfirmScreen
 from rnnchat.tui.widgets.plot import LossPlot
 
 HOSTILE = "[bold]loud[/] a lone [ bracket [/x] \x1b[31mred\x1b[0m end"
-TINY_FORM = dict(layers="1", hidden="32", embed="16", dropout="0.0", seq_len="32", batch_size="16", lr="0.01", minutes="",
-                 max_steps="60")
+TINY_FORM = dict(layers="1", hidden="32", embed="16", dropout="0.0", seq_len="32", batch_size="16", lr="0.01",
+                 minutes="", max_steps="60")
 
 
 class RecordingApp(RnnchatApp):
@@ -153,7 +153,7 @@ async def test_bad_form_values_are_notified_not_crashed(isolated_paths, play_fil
         app.current_corpus = str(play_file)
         await pilot.press("2")
         pane = app.query_one(TrainPane)
-        for field, value, fragment in (("hidden", "0", "--hidden"), ("dropout", "3", "--dropout"),
+        for field, value, fragment in (("hidden", "0", "hidden must be"), ("dropout", "3", "dropout must be"),
                                        ("lr", "", "lr: a value is needed")):
             fill_form(pane, **{**TINY_FORM, field: value})
             await pilot.press("ctrl+t")

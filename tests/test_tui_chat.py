@@ -24,6 +24,7 @@ from rnnchat.chat.session import ChatSession
 from rnnchat.config import TrainConfig
 from rnnchat.events import SampleDone, Token
 from rnnchat.lm.config import ModelConfig
+from rnnchat.runs.checkpoints import open_chat_model
 from rnnchat.safetext import neutralise
 from rnnchat.train.loop import Trainer
 from rnnchat.tui import torch_thread
@@ -76,7 +77,8 @@ def trained_runs(tmp_path_factory):
                                          batch_size=16, lr=1e-2, warmup_steps=5, sample_length=20,
                                          precision="fp32", val_fraction=0.1, device="cpu"), name=name).run())
             # The premise of the stop test: babble's greedy reply does not end by itself.
-            _, done = reply_text(ChatSession("babble"), "abc", DecodeConfig(temperature=0, max_length=300))
+            babble = ChatSession(open_chat_model("babble"))
+            _, done = reply_text(babble, "abc", DecodeConfig(temperature=0, max_length=300))
             assert done.reason == "length"
     finally:
         torch.set_num_threads(threads)
@@ -150,7 +152,7 @@ def notes_with(app: ChatApp, text: str, severity: str | None = None) -> list[str
 async def test_chat_runs_only_and_replies_equal_the_session(runs):
     greedy = DecodeConfig(temperature=0, max_length=40)
     beam = DecodeConfig(temperature=0, beam=3, max_length=40)
-    reference = ChatSession("talk")
+    reference = ChatSession(open_chat_model("talk"))
     first, first_done = reply_text(reference, "abc", greedy)
     second, _ = reply_text(reference, "hgfe", beam)      # the second reply also reads the first turn
     assert first
@@ -230,7 +232,7 @@ async def test_escape_stops_a_long_reply_enter_waits_and_ctrl_n_clears(runs, mon
         release = threading.Event()
         torch_thread.submit(release.wait, 60)
         try:
-            monkeypatch.setattr(app, "training_run", lambda: "some-run")
+            app.training = True          # what the Train pane tells the app while it trains
             await send(pilot, pane, "abc")
             assert notes_with(app, "Training is using the model thread", "warning")
             await pilot.pause(0.3)
@@ -245,7 +247,7 @@ async def test_escape_stops_a_long_reply_enter_waits_and_ctrl_n_clears(runs, mon
 
 
 async def test_hostile_text_is_literal_unknown_characters_marked_and_export(runs, isolated_paths):
-    reference = ChatSession("talk")
+    reference = ChatSession(open_chat_model("talk"))
     expected, _ = reply_text(reference, HOSTILE, DecodeConfig(temperature=0, max_length=30))
     unknown = reference.unknown_chars(HOSTILE)
     assert "\x1b" in unknown and "[" in unknown and "a" not in unknown

@@ -17,6 +17,7 @@ from textual.widgets import Footer, Input, Static
 
 import rnnchat.tui as tui
 import rnnchat.tui.panes.generate as generate_module
+import rnnchat.tui.widgets.status as status_module
 from rnnchat.config import TrainConfig
 from rnnchat.events import Token
 from rnnchat.lm.config import ModelConfig, SampleConfig
@@ -393,7 +394,7 @@ class SnapshotHarness(Harness):
 
 
 def test_snapshot_after_fixed_seed_generation(runs, snap_compare, monkeypatch):
-    monkeypatch.setattr(generate_module, "rate_text", lambda chars, seconds: "12,345 chars/s")
+    monkeypatch.setattr(status_module, "rate_text", lambda chars, seconds: "12,345 chars/s")
 
     async def run_before(pilot) -> None:
         pane = pilot.app.query_one(GeneratePane)

@@ -10,8 +10,12 @@ from textual.command import Hit, Hits, Provider
 from textual.reactive import reactive
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
+from rnnchat.errors import CheckpointError
 from rnnchat.runs.checkpoints import list_runs
+from rnnchat.runs.kinds import kind_named
 from rnnchat.text.load import list_corpora
+from rnnchat.tui.messages import CorpusChosen, OpenRun, ResumeRun, TrainingChanged
+from rnnchat.tui.panes.base import RunPane
 from rnnchat.tui.panes.chat import ChatPane
 from rnnchat.tui.panes.corpus import CorpusPane
 from rnnchat.tui.panes.generate import GeneratePane
@@ -37,10 +41,10 @@ class RnnchatCommands(Provider):
             commands.append((f"Corpus: {entry.name}", partial(app.choose_corpus, entry.path or entry.name),
                              f"{entry.kind}"))
         for run in list_runs():
-            if run.kind == "chat":
-                commands.append((f"Open chat run: {run.name}", partial(app.open_in_chat, run.name), run.corpus))
-            else:
-                commands.append((f"Open run: {run.name}", partial(app.open_in_generate, run.name), run.corpus))
+            pane = app.pane_for(run.kind)
+            if pane is not None:
+                commands.append((f"Open {pane.NOUN}: {run.name}", partial(app.open_run, run.name, run.kind),
+                                 run.corpus))
         for text, callback, help_text in commands:
             score = matcher.match(text)
             if score > 0:
@@ -61,27 +65,32 @@ class RnnchatApp(App):
 
     current_corpus: reactive[str | None] = reactive("shakespeare")
     current_run: reactive[str | None] = reactive(None)
+    """The language model Generate shows (and Resume continues when the Train tab has none)."""
+    training: reactive[bool] = reactive(False)
+    training_run: reactive[str | None] = reactive(None)
+    """The run being trained, once its name is known."""
 
     def compose(self) -> ComposeResult:
         yield Header()
         with TabbedContent(initial="corpus"):
             with TabPane("1 Corpus", id="corpus"):
-                yield CorpusPane()
+                yield CorpusPane(self.current_corpus)
             with TabPane("2 Train", id="train"):
-                self.train_pane = TrainPane()
+                self.train_pane = TrainPane().data_bind(corpus=RnnchatApp.current_corpus,
+                                                        current_run=RnnchatApp.current_run)
                 yield self.train_pane
             with TabPane("3 Generate", id="generate"):
-                self.generate_pane = GeneratePane()
+                self.generate_pane = GeneratePane().data_bind(RnnchatApp.current_run, RnnchatApp.training)
                 yield self.generate_pane
             with TabPane("4 Runs", id="runs"):
-                yield RunsPane()
+                yield RunsPane().data_bind(RnnchatApp.training_run)
             with TabPane("5 Chat", id="chat"):
-                self.chat_pane = ChatPane()
+                self.chat_pane = ChatPane().data_bind(RnnchatApp.training)
                 yield self.chat_pane
         yield Footer()
 
     def on_mount(self) -> None:
-        runs = [r for r in list_runs() if r.kind == "lm"]   # Generate's run; chat runs open in Chat
+        runs = [r for r in list_runs() if r.kind == GeneratePane.KIND]   # chat runs open in Chat
         if runs:
             self.current_run = runs[0].name
 
@@ -111,40 +120,55 @@ class RnnchatApp(App):
         self.action_show_tab("corpus")
         self.query_one(CorpusPane).select(spec)
 
-    def open_in_generate(self, run: str) -> None:
-        self.current_run = run
-        self.action_show_tab("generate")
-        self.query_one(GeneratePane).open_run(run)
+    def pane_for(self, kind: str) -> RunPane | None:
+        """The pane that opens runs of ``kind``: the one in the tab named by the kind's command."""
+        try:
+            tab = kind_named(kind).command
+        except CheckpointError:
+            return None
+        return next((p for p in self.query(RunPane) if p.parent is not None and p.parent.id == tab), None)
 
-    def open_in_chat(self, run: str) -> None:
-        self.action_show_tab("chat")
-        self.chat_pane.open_run(run)
+    def open_run(self, run: str, kind: str) -> None:
+        pane = self.pane_for(kind)
+        if pane is None:
+            self.notify(f"cannot open {run}: unknown model kind {kind!r}", severity="error", markup=False)
+            return
+        if pane is self.generate_pane:
+            self.current_run = run
+        self.action_show_tab(pane.parent.id)
+        pane.open_run(run)
 
-    def resume_training(self, run: str) -> None:
+    def on_open_run(self, message: OpenRun) -> None:
+        self.open_run(message.run, message.kind)
+
+    def on_resume_run(self, message: ResumeRun) -> None:
         self.action_show_tab("train")
-        self.query_one(TrainPane).resume_run(run)
+        self.train_pane.action_resume(message.run)
 
-    def training_run(self) -> str | None:
-        pane = self.query_one(TrainPane)
-        return pane.run_name if pane.training else None
+    def on_corpus_chosen(self, message: CorpusChosen) -> None:
+        self.current_corpus = message.spec
+
+    def on_training_changed(self, message: TrainingChanged) -> None:
+        self.training = message.active
+        self.training_run = message.run if message.active else None
+        if message.active and message.run:
+            self.current_run = message.run
 
     # ---- actions -------------------------------------------------------------------------------
 
     def action_start_training(self) -> None:
         self.action_show_tab("train")
-        self.query_one(TrainPane).action_start()
+        self.train_pane.action_start()
 
     def action_stop_training(self) -> None:
-        self.query_one(TrainPane).action_stop()
+        self.train_pane.action_stop()
 
     def action_generate(self) -> None:
         self.action_show_tab("generate")
-        pane = self.query_one(GeneratePane)
-        if hasattr(pane, "action_generate"):
-            pane.action_generate()
+        self.generate_pane.action_generate()
 
     async def action_quit(self) -> None:
-        pane = self.query_one(TrainPane)
+        pane = self.train_pane
         if not pane.training:
             self._stop_sampling()
             self.exit()
@@ -161,7 +185,7 @@ class RnnchatApp(App):
                                        yes="Save and quit", no="Keep training"), answered)
 
     async def _exit_after_training(self, pane: TrainPane) -> None:
-        worker = getattr(pane, "worker", None)
+        worker = pane.worker
         if worker is not None:
             try:
                 await worker.wait()
@@ -177,10 +201,8 @@ class RnnchatApp(App):
         self._stop_sampling()
 
     def _stop_sampling(self) -> None:
-        for pane in (self.generate_pane, getattr(self, "chat_pane", None)):
-            stop = getattr(pane, "stop_all", None)
-            if stop:
-                stop()
+        for pane in (self.generate_pane, self.chat_pane):
+            pane.stop_all()
 
 
 def run_app() -> int:

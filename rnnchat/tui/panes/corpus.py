@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import torch
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -11,21 +13,27 @@ from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from rnnchat.config import TrainConfig, likely_memorises
 from rnnchat.errors import RnnchatError
 from rnnchat.formatting import human_size
+from rnnchat.lm.model import RNNLM
+from rnnchat.runs.kinds import assemble
 from rnnchat.safetext import neutralise
 from rnnchat.text.corpus import corpus_stats
 from rnnchat.text.load import list_corpora, load_corpus
+from rnnchat.tui.messages import CorpusChosen
 
 
 class CorpusPane(Container):
-    """Choosing what to train on. The chosen corpus becomes ``app.current_corpus``."""
+    """Choosing what to train on: a choice is posted as ``CorpusChosen``."""
 
     BINDINGS = [("ctrl+o", "focus_path", "Add by path"), ("f5", "refresh", "Refresh")]
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, spec: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.spec = spec             # the corpus chosen, shown on mount
         self.extra: list[str] = []   # paths added in this session
+        self.request = 0             # the latest load; earlier ones are not shown
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -42,10 +50,9 @@ class CorpusPane(Container):
     def on_mount(self) -> None:
         self.query_one("#corpus-preview-box").border_title = "preview"
         self.action_refresh()
-        current = getattr(self.app, "current_corpus", None)
-        if current:
+        if self.spec:
             self.request = 1
-            self._load(current, self.request)
+            self._load(self.spec, self.request)
 
     def action_refresh(self) -> None:
         options = self.query_one("#corpus-list", OptionList)
@@ -57,7 +64,7 @@ class CorpusPane(Container):
         for path in self.extra:
             if not any(e.path == path for e in entries):
                 options.add_option(Option(Text.assemble((neutralise(Path(path).name), "bold"), "  added"), id=path))
-        current = getattr(self.app, "current_corpus", None)
+        current = self.spec
         for index in range(options.option_count):
             if options.get_option_at_index(index).id in (current, str(Path(current or "").resolve())):
                 options.highlighted = index
@@ -93,9 +100,9 @@ class CorpusPane(Container):
 
     def select(self, spec: str) -> None:
         self.query_one("#corpus-stats", Static).update(Text(f"reading {neutralise(spec)}…", style="dim"))
-        self.request = getattr(self, "request", 0) + 1
-        if hasattr(self.app, "current_corpus"):
-            self.app.current_corpus = spec
+        self.request += 1
+        self.spec = spec
+        self.post_message(CorpusChosen(spec))
         self._load(spec, self.request)
 
     @work(thread=True, exclusive=True, group="corpus", exit_on_error=False)
@@ -106,7 +113,8 @@ class CorpusPane(Container):
         except RnnchatError as exc:
             self.app.call_from_thread(self._failed, spec, str(exc), request)
             return
-        self.app.call_from_thread(self._show, spec, corpus, stats, request)
+        params = default_parameters(stats.distinct_chars + 2)      # a char vocabulary has two reserved ids
+        self.app.call_from_thread(self._show, spec, corpus, stats, params, request)
 
     def _failed(self, spec: str, message: str, request: int) -> None:
         if request != self.request:  # a later choice has been made meanwhile
@@ -116,7 +124,7 @@ class CorpusPane(Container):
         self.query_one("#corpus-warnings", Static).update("")
         self.query_one("#corpus-preview", Static).update("")
 
-    def _show(self, spec: str, corpus, stats, request: int) -> None:
+    def _show(self, spec: str, corpus, stats, params: int, request: int) -> None:
         if request != self.request:  # a later choice has been made meanwhile
             return
         self.query_one("#corpus-stats", Static).update(Text.assemble(
@@ -124,11 +132,18 @@ class CorpusPane(Container):
             f"{stats.chars:,} characters · {stats.documents:,} documents · {stats.distinct_chars:,} distinct "
             f"characters\n{stats.lines:,} lines · {stats.words:,} words"))
         warnings = list(corpus.warnings())
-        # ~2 parameters per training character is where a model starts memorising instead of learning.
-        small_params = 900_000
-        if stats.chars * 0.9 < small_params / 2:
-            warnings.append(f"small for the default model ({stats.chars:,} characters for ~{small_params:,} "
+        train_chars = int(stats.chars * (1 - TrainConfig().val_fraction))   # characters are the tokens here
+        if likely_memorises(params, train_chars):
+            warnings.append(f"small for the default model ({stats.chars:,} characters for ~{round(params, -3):,} "
                             "parameters): it will memorise; try the tiny preset")
         self.query_one("#corpus-warnings", Static).update(
             Text("\n".join("⚠ " + neutralise(w) for w in warnings), style="yellow"))
         self.query_one("#corpus-preview", Static).update(Text(neutralise(stats.preview)))
+
+
+def default_parameters(vocab_size: int) -> int:
+    """Parameters of the default language model for a vocabulary; built on the meta device, which
+    allocates and computes nothing, so this need not wait for the torch thread."""
+    model_cfg, _ = assemble()
+    with torch.device("meta"):
+        return RNNLM(dataclasses.replace(model_cfg, vocab_size=vocab_size)).num_parameters()

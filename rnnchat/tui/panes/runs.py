@@ -3,16 +3,19 @@ Chat), resume, or delete."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container
+from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
-from rnnchat.runs.checkpoints import list_runs
+from rnnchat.errors import RnnchatError
+from rnnchat.runs.checkpoints import RunSummary, delete_run, list_runs
+from rnnchat.runs.kinds import KINDS
 from rnnchat.safetext import neutralise
+from rnnchat.tui.messages import OpenRun, ResumeRun
 from rnnchat.tui.screens.confirm import ConfirmScreen
 
 
@@ -23,6 +26,13 @@ class RunsPane(Container):
         ("delete", "delete", "Delete"),
         ("f5", "refresh", "Refresh"),
     ]
+
+    training_run: reactive[str | None] = reactive(None)
+    """Bound to the app's: the run being trained, which cannot be deleted."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.runs: dict[str, RunSummary] = {}
 
     def compose(self) -> ComposeResult:
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
@@ -40,7 +50,7 @@ class RunsPane(Container):
         self.runs = {r.name: r for r in list_runs()}
         for r in self.runs.values():
             bpc = f"{r.best_bits_per_char:.3f}" if r.best_bits_per_char is not None else "–"
-            model = f"{r.level} chat" if r.kind == "chat" else r.level
+            model = KINDS[r.kind].label.format(level=r.level) if r.kind in KINDS else r.level
             table.add_row(Text(neutralise(r.name)), Text(neutralise(r.corpus)), model,
                           f"{r.parameters / 1e6:.2f}M", f"{r.step:,}", bpc,
                           datetime.fromtimestamp(r.modified).strftime("%Y-%m-%d %H:%M"), key=r.name)
@@ -61,29 +71,31 @@ class RunsPane(Container):
         name = self._selected()
         if not name:
             return
-        if self.runs[name].kind == "seq2seq" and hasattr(self.app, "open_in_chat"):
-            self.app.open_in_chat(name)             # a chat run opens in the Chat tab
-        elif hasattr(self.app, "open_in_generate"):
-            self.app.open_in_generate(name)
+        self.post_message(OpenRun(name, self.runs[name].kind))
 
     def action_resume(self) -> None:
         name = self._selected()
-        if name and hasattr(self.app, "resume_training"):
-            self.app.resume_training(name)
+        if name:
+            self.post_message(ResumeRun(name))
 
     def action_delete(self) -> None:
         name = self._selected()
         if not name:
             return
-        if getattr(self.app, "training_run", lambda: None)() == name:
+        if self.training_run == name:
             self.notify("That run is training now; stop it first.", severity="error")
             return
 
         def confirmed(yes: bool | None) -> None:
-            if yes:
-                shutil.rmtree(self.runs[name].path, ignore_errors=True)
+            if not yes:
+                return
+            try:
+                delete_run(self.runs[name].path)
+            except (RnnchatError, OSError) as exc:
+                self.notify(neutralise(f"cannot delete {name}: {exc}"), severity="error", markup=False)
+            else:
                 self.notify(f"Deleted {neutralise(name)}.")
-                self.action_refresh()
+            self.action_refresh()
 
         self.app.push_screen(ConfirmScreen(f"Delete run '{neutralise(name)}' and all its checkpoints?",
                                            yes="Delete", no="Keep"), confirmed)

@@ -8,26 +8,27 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
 from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 
 from rnnchat import events as ev
-from rnnchat.chat.config import CHAT_TRAIN_DEFAULTS, Seq2SeqConfig
-from rnnchat.config import PRESETS, TrainConfig
-from rnnchat.errors import RnnchatError
+from rnnchat.config import CELLS, DEFAULT_PRESET, DEVICES, LEVELS, PRECISIONS, PRESETS, TASKS, TrainConfig
+from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.formatting import clock
-from rnnchat.lm.config import ModelConfig
 from rnnchat.lm.model import RNNLM
+from rnnchat.runs.kinds import KINDS, assemble
 from rnnchat.safetext import neutralise
 from rnnchat.tui import torch_thread
 from rnnchat.tui.bridge import EventBatch, StreamFailed, pump
+from rnnchat.tui.messages import TrainingChanged
 from rnnchat.tui.widgets.plot import LossPlot
 
 # (field, label, kind) for every setting on the form; kind is "int", "float" or a tuple of choices.
 FIELDS: list[tuple[str, str, object]] = [
-    ("task", "task", ("lm", "chat")),
-    ("level", "level", ("char", "bpe", "unigram")),
+    ("task", "task", TASKS),
+    ("level", "level", LEVELS),
     ("vocab_size", "vocab", "int"),
-    ("cell", "cell", ("lstm", "gru", "rnn")),
+    ("cell", "cell", CELLS),
     ("layers", "layers", "int"),
     ("hidden", "hidden", "int"),
     ("embed", "embed", "int"),
@@ -37,21 +38,36 @@ FIELDS: list[tuple[str, str, object]] = [
     ("lr", "lr", "float"),
     ("minutes", "minutes", "float"),
     ("max_steps", "max steps", "int"),
-    ("device", "device", ("auto", "cpu", "cuda", "mps")),
-    ("precision", "precision", ("auto", "fp32", "bf16")),
+    ("device", "device", DEVICES),
+    ("precision", "precision", PRECISIONS),
 ]
-_MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}
-_FORM_FIELDS = {name for name, _, _ in FIELDS}
-_CHAT_IGNORES = ("cell",)      # a chat model is always an LSTM
+LABELS = {name: label for name, label, _ in FIELDS}
+LIMITS = ("minutes", "max_steps")          # blank: no such limit
+_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+_NOT_READ = {"chat": {"seq_len"}}          # a chat model reads whole turns, not windows
 DEFAULT_MINUTES = 5.0
+
+
+def phrase(exc: RnnchatError) -> str:
+    """An error as one sentence, a setting called by its label on the form."""
+    if isinstance(exc, ConfigError) and exc.field:
+        return exc.phrased(LABELS.get(exc.field, exc.field.replace("_", " ")))
+    return str(exc)
 
 
 class TrainPane(Container):
     """Start, stop and resume training; every figure shown comes from the engine's events."""
 
+    corpus: reactive[str | None] = reactive(None)
+    """Bound to the app's current corpus: what Start trains on."""
+    current_run: reactive[str | None] = reactive(None)
+    """Bound to the app's current run: what Resume continues when this pane has trained none."""
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.trainer = None
+        self.worker = None
+        self.last_done: ev.Done | None = None
         self.run_name: str | None = None
         self.started: ev.Started | None = None
         self.steps_seen = 0
@@ -62,15 +78,15 @@ class TrainPane(Container):
     # ---- layout --------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        defaults = {**dataclasses.asdict(ModelConfig()), **dataclasses.asdict(TrainConfig()),
-                    **PRESETS["small"], "minutes": DEFAULT_MINUTES}
+        model, train = assemble("lm", DEFAULT_PRESET)
+        defaults = {**dataclasses.asdict(model), **dataclasses.asdict(train), "minutes": DEFAULT_MINUTES}
         with Horizontal():
             with VerticalScroll(id="train-form"):
                 yield Static(id="train-corpus", classes="pane-title")
                 with Horizontal(classes="form-row"):
                     yield Label("preset", classes="form-label")
-                    yield Select([(p, p) for p in PRESETS], value="small", allow_blank=False, compact=True,
-                                 id="preset")
+                    yield Select([(p, p) for p in PRESETS], value=DEFAULT_PRESET, allow_blank=False,
+                                 compact=True, id="preset")
                 yield Static("", id="preset-info", classes="muted")
                 for name, label, kind in FIELDS:
                     with Horizontal(classes="form-row"):
@@ -82,8 +98,8 @@ class TrainPane(Container):
                             value = defaults[name]
                             yield Input(str(value if value else ""), id=f"f-{name}", compact=True,
                                         type="integer" if kind == "int" else "number",
-                                        placeholder="none" if name in ("max_steps", "minutes") else "",
-                                        valid_empty=name in ("max_steps", "minutes"))
+                                        placeholder="none" if name in LIMITS else "",
+                                        valid_empty=name in LIMITS)
                 with Horizontal(id="train-buttons"):
                     yield Button("Start", id="start", variant="success", compact=True)
                     yield Button("Stop", id="stop", variant="error", compact=True, disabled=True)
@@ -98,38 +114,35 @@ class TrainPane(Container):
                 yield Static(Text(""), id="train-sample")
 
     def on_mount(self) -> None:
-        if hasattr(self.app, "current_corpus"):
-            self.watch(self.app, "current_corpus", self._show_corpus, init=True)
         self.query_one("#train-sample").border_title = "sample"
         self.query_one("#train-plot").border_title = "loss (nats/token)"
-        self._estimate_preset("small")
+        self._estimate_preset(DEFAULT_PRESET)
 
-    def _show_corpus(self, name: str | None) -> None:
+    def watch_corpus(self, name: str | None) -> None:
         self.query_one("#train-corpus", Static).update(Text(f"corpus: {neutralise(name or '(none)')}"))
 
     # ---- presets -------------------------------------------------------------------------------
 
     @on(Select.Changed, "#f-task")
     def _task_changed(self, event: Select.Changed) -> None:
-        """Chat runs start from the chat defaults (subwords, a higher rate, smaller batches)."""
-        chat = event.value == "chat"
-        values = CHAT_TRAIN_DEFAULTS if chat else {k: getattr(TrainConfig(), k) for k in CHAT_TRAIN_DEFAULTS}
-        for key, value in values.items():
-            if key not in _FORM_FIELDS:
-                continue                      # not on the form; read_form applies it
+        """Each task starts from its own defaults (chat: subwords, a higher rate, smaller batches)."""
+        task = str(event.value)
+        kind, base = KINDS[task], TrainConfig()
+        # Every key some task changes, so switching back restores the plain defaults; keys without a
+        # field on the form are applied by read_form.
+        for key in {k for other in KINDS.values() for k in other.train_defaults} & LABELS.keys():
+            value = kind.train_defaults.get(key, getattr(base, key))
             widget = self.query_one(f"#f-{key}")
-            if isinstance(widget, Select):
-                widget.value = value
-            else:
-                widget.value = str(value)
-        self.query_one("#f-cell", Select).disabled = chat
-        self.query_one("#f-seq_len", Input).disabled = chat
+            widget.value = value if isinstance(widget, Select) else str(value)
+        used = _TRAIN_FIELDS | {f.name for f in dataclasses.fields(kind.model_config)}
+        for name in LABELS:
+            self.query_one(f"#f-{name}").disabled = name not in used or name in _NOT_READ.get(task, ())
 
     @on(Select.Changed, "#preset")
     def _preset_changed(self, event: Select.Changed) -> None:
         preset = PRESETS[str(event.value)]
         for key, value in preset.items():
-            if key in ("layers", "hidden", "embed", "dropout"):
+            if key in LABELS:
                 self.query_one(f"#f-{key}", Input).value = str(value)
         self._estimate_preset(str(event.value))
 
@@ -137,7 +150,7 @@ class TrainPane(Container):
     def _estimate_preset(self, preset: str) -> None:
         from rnnchat.train.speed import estimate_tokens_per_s
 
-        model_cfg = dataclasses.replace(ModelConfig(**PRESETS[preset]), vocab_size=80)
+        model_cfg = dataclasses.replace(assemble("lm", preset)[0], vocab_size=80)
         cfg = TrainConfig()
         params = torch_thread.run(lambda: RNNLM(model_cfg).num_parameters())
         self.app.call_from_thread(self._show_estimate, f"{params / 1e6:.2f}M parameters · measuring speed…")
@@ -153,8 +166,9 @@ class TrainPane(Container):
 
     # ---- reading the form ----------------------------------------------------------------------
 
-    def read_form(self) -> tuple[ModelConfig, TrainConfig]:
-        """The configs the form describes; raises RnnchatError naming the bad field."""
+    def read_form(self) -> tuple:
+        """(model config, TrainConfig) the form describes; RnnchatError naming the bad field (ConfigError
+        names it by its config name: ``phrase`` gives the form's)."""
         values: dict[str, object] = {}
         for name, label, kind in FIELDS:
             if isinstance(kind, tuple):
@@ -162,26 +176,24 @@ class TrainPane(Container):
                 continue
             raw = self.query_one(f"#f-{name}", Input).value.strip()
             if not raw:
-                values[name] = 0 if name in ("max_steps", "minutes") else None
-                if values[name] is None:
+                if name not in LIMITS:
                     raise RnnchatError(f"{label}: a value is needed")
+                values[name] = None           # unset: the default, no limit
                 continue
             try:
                 values[name] = int(raw) if kind == "int" else float(raw)
             except ValueError:
                 raise RnnchatError(f"{label}: {raw!r} is not a {'whole ' if kind == 'int' else ''}number") from None
-        model_values = {k: v for k, v in values.items() if k in _MODEL_FIELDS}
-        if values["task"] == "chat":
-            model = Seq2SeqConfig(**{k: v for k, v in model_values.items() if k not in _CHAT_IGNORES})
-        else:
-            model = ModelConfig(**model_values)
-        base = TrainConfig(log_every=5)
-        if values["task"] == "chat":   # the chat defaults, then the form's values over them (clip has no field)
-            base = dataclasses.replace(base, **CHAT_TRAIN_DEFAULTS)
-        train = dataclasses.replace(base, **{k: v for k, v in values.items() if k not in _MODEL_FIELDS})
-        model.validate()
-        train.validate()
-        return model, train
+        task = str(values.pop("task"))
+        model_fields = {f.name for f in dataclasses.fields(KINDS[task].model_config)}
+        # vocab_size is the tokenizer's (a TrainConfig field); the model's is filled in from the tokenizer.
+        train = {k: v for k, v in values.items() if k in _TRAIN_FIELDS}
+        model = {k: v for k, v in values.items() if k in model_fields and k not in _TRAIN_FIELDS}
+        model_cfg, train_cfg = assemble(task, str(self.query_one("#preset", Select).value), model,
+                                        {**train, "log_every": 5})
+        model_cfg.validate()
+        train_cfg.validate()
+        return model_cfg, train_cfg
 
     # ---- actions -------------------------------------------------------------------------------
 
@@ -201,14 +213,14 @@ class TrainPane(Container):
         if self.trainer is not None:
             self.notify("Training is already running; stop it first.", severity="warning")
             return
-        corpus = getattr(self.app, "current_corpus", None)
+        corpus = self.corpus
         if not corpus:
             self.notify("Choose a corpus first (Corpus tab).", severity="error")
             return
         try:
             model, train = self.read_form()
         except RnnchatError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(neutralise(phrase(exc)), severity="error", markup=False)
             return
         if not train.minutes and not train.max_steps:
             train = dataclasses.replace(train, minutes=DEFAULT_MINUTES)
@@ -217,13 +229,13 @@ class TrainPane(Container):
         try:
             self._begin(Trainer(corpus, model, train))
         except RnnchatError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(neutralise(phrase(exc)), severity="error", markup=False)
 
     def action_resume(self, run: str | None = None) -> None:
         if self.trainer is not None:
             self.notify("Training is already running.", severity="warning")
             return
-        run = run or self.run_name or getattr(self.app, "current_run", None)
+        run = run or self.run_name or self.current_run
         if not run:
             self.notify("No run to resume: pick one in the Runs tab.", severity="error")
             return
@@ -235,11 +247,7 @@ class TrainPane(Container):
             overrides = {"minutes": form.minutes or None, "max_steps": form.max_steps or None}
         except RnnchatError:
             pass
-        self._begin(Trainer(resume=run, overrides=overrides))
-
-    def resume_run(self, run: str) -> None:
-        """Called by the Runs tab."""
-        self.action_resume(run)
+        self._begin(Trainer(resume=run, overrides=overrides), run)
 
     def action_stop(self) -> None:
         if self.trainer is None:
@@ -252,8 +260,9 @@ class TrainPane(Container):
     def training(self) -> bool:
         return self.trainer is not None
 
-    def _begin(self, trainer) -> None:
+    def _begin(self, trainer, run: str | None = None) -> None:
         self.trainer = trainer
+        self.post_message(TrainingChanged(True, run))
         self.started = None
         self.last_step = None
         self.last_eval = None
@@ -272,6 +281,7 @@ class TrainPane(Container):
 
     def _finish(self) -> None:
         self.trainer = None
+        self.post_message(TrainingChanged(False))
         self.query_one("#start", Button).disabled = False
         self.query_one("#resume", Button).disabled = False
         self.query_one("#stop", Button).disabled = True
@@ -288,12 +298,12 @@ class TrainPane(Container):
         for e in message.events:
             if isinstance(e, ev.Step):
                 last_step = e
-                plot.series["train"].append((e.step, e.loss))
+                plot.add("train", e.step, e.loss)
                 self.steps_seen += 1
             elif isinstance(e, ev.Started):
                 self._on_started(e)
             elif isinstance(e, ev.Eval):
-                plot.series["val"].append((e.step, e.val_loss))
+                plot.add("val", e.step, e.val_loss)
                 self.last_eval = e
                 if e.distinct1 is not None:
                     self.query_one("#train-sample", Static).border_subtitle = (
@@ -306,10 +316,9 @@ class TrainPane(Container):
                 self.notify(neutralise(e.message), severity="warning", timeout=8)
             elif isinstance(e, ev.Done):
                 self._on_done(e)
-        plot.refresh()
         if last_step is not None:
             self.last_step = last_step
-        if getattr(self, "last_step", None) is not None:
+        if self.last_step is not None:
             self._on_step(self.last_step)
 
     def on_stream_failed(self, message: StreamFailed) -> None:
@@ -323,8 +332,7 @@ class TrainPane(Container):
     def _on_started(self, e: ev.Started) -> None:
         self.started = e
         self.run_name = e.run
-        if hasattr(self.app, "current_run"):
-            self.app.current_run = e.run
+        self.post_message(TrainingChanged(True, e.run))
         self.query_one("#train-plot").border_title = f"loss (nats/token) · {neutralise(e.run)}"
         self._set_status(Text(f"{'resuming' if e.resumed else 'training'} {neutralise(e.run)} · "
                               f"{e.parameters:,} params · {e.device} · {e.precision}"))

@@ -96,7 +96,13 @@ class ChatMessage(Static):
 
 
 class ChatLog(VerticalScroll):
-    """The conversation, oldest first, following the newest message."""
+    """The conversation, oldest first, following the newest message; ``user`` and ``bot`` are the two
+    messages of the latest exchange."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.user: ChatMessage | None = None
+        self.bot: ChatMessage | None = None
 
     def on_mount(self) -> None:
         self.anchor()
@@ -113,4 +119,31 @@ class ChatLog(VerticalScroll):
         return message
 
     def clear_messages(self) -> None:
+        self.user = self.bot = None
         self.remove_children()
+
+    def start_exchange(self, text: str, bot_title: str) -> None:
+        """Your message, and the model's reply to it, pending."""
+        self.user = self.add("you", text, title="you")
+        self.bot = self.add("bot", "", title=bot_title, pending=True)
+
+    def grow_reply(self, text: str, ending: str | None = None) -> None:
+        """More of the reply; ``ending`` when it ended with this."""
+        if self.bot is not None:
+            self.bot.pending = False
+            self.bot.append(text)
+            if ending is not None:
+                self.bot.finish(ending)
+
+    def end_reply(self, ending: str, *, unless_ended: bool = False) -> None:
+        if self.bot is not None and not (unless_ended and self.bot.ending):
+            self.bot.finish(ending)
+
+    def mark_unknown(self, chars: Iterable[str]) -> None:
+        """Mark characters of your latest message that the model does not know."""
+        if self.user is not None:
+            self.user.mark_unknown(chars)
+
+    @property
+    def reply_chars(self) -> int:
+        return len(self.bot.text) if self.bot is not None else 0

@@ -1,0 +1,297 @@
+"""What the Generate and Chat panes share: a picker over one kind of run, loading the chosen run on the
+torch thread, reading settings from inputs, notifications, and saving to a new file."""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from pathlib import Path
+from typing import Callable, ClassVar, Generic, Iterable, TypeVar
+
+from rich.text import Text
+from textual import on
+from textual.binding import Binding, BindingType
+from textual.containers import Container
+from textual.events import DescendantFocus, Show
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Input, Select
+
+from rnnchat.errors import ConfigError, RnnchatError
+from rnnchat.events import Event
+from rnnchat.runs.checkpoints import RunSummary, checkpoint_stamp, list_runs, resolve_run
+from rnnchat.safetext import neutralise
+from rnnchat.tui import torch_thread
+from rnnchat.tui.bridge import StreamFailed, pump
+from rnnchat.tui.widgets.status import StatusLine
+
+T = TypeVar("T")
+
+
+class RunCache(Generic[T]):
+    """What was loaded from a run, kept until a checkpoint of the run is saved (torch thread only)."""
+
+    def __init__(self) -> None:
+        self.value: T | None = None
+        self._key: tuple | None = None
+
+    def get(self, run: str, load: Callable[[], T], *extra) -> tuple[T, T | None]:
+        """The value for ``run`` (and ``extra``), loaded again when the run changed on disk; and the value
+        it replaced when that came from the same run directory."""
+        run_dir = resolve_run(run)
+        key = (str(run_dir.resolve()), *extra, checkpoint_stamp(run_dir))
+        old, old_key = self.value, self._key
+        if old is not None and old_key == key:
+            return old, None
+        self.value, self._key = load(), key
+        return self.value, old if old_key is not None and old_key[0] == key[0] else None
+
+
+class RunPane(Container):
+    """A pane over the runs of one kind. Widget ids start with ``PREFIX``: ``#<PREFIX>-run`` is the run
+    picker and ``#<PREFIX>-<field>`` the input of a setting."""
+
+    KIND: ClassVar[str]                              # the runs offered: a key of rnnchat.runs.kinds.KINDS
+    NOUN: ClassVar[str]                              # what the picker calls one of them ("chat run")
+    PREFIX: ClassVar[str]
+    FIELD_LABELS: ClassVar[dict[str, str]] = {}      # config field -> its name in this pane's messages
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("f5", "refresh_runs", "Refresh runs", show=False)]
+
+    training: reactive[bool] = reactive(False)
+    """Bound to the app's: a trainer holds the torch thread, so loads and samples wait for it."""
+
+    class Notice(Message):
+        def __init__(self, text: str, severity: str = "information") -> None:
+            super().__init__()
+            self.text = text
+            self.severity = severity
+
+    class RunLoaded(Message):
+        def __init__(self, key: tuple, description: str) -> None:
+            super().__init__()
+            self.key = key
+            self.description = description
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._tag_prefix = f"{self.PREFIX}-{id_of(self)}-"
+        self._tag = ""                               # the stream now shown; older tags are ignored
+        self._option_values: list[str] = []
+        self._extra_runs: list[str] = []             # runs opened by path, not under checkpoints/
+        self._run_info: dict[tuple, str] = {}        # load key -> one line about the loaded run
+
+    # ---------------------------------------------------------------------- what subclasses give
+
+    @property
+    def busy(self) -> bool:
+        """Something is streaming (escape stops it)."""
+        raise NotImplementedError
+
+    def stop_all(self) -> None:
+        """Ask whatever streams to stop (the app calls this when quitting)."""
+        raise NotImplementedError
+
+    def _run_label(self, run: RunSummary) -> Text:
+        raise NotImplementedError
+
+    def _selection_changed(self) -> None:
+        """Another run is selected in the picker."""
+        raise NotImplementedError
+
+    def _load_job(self, *key) -> str:
+        """On the torch thread: open the run the load key names; a line describing it."""
+        raise NotImplementedError
+
+    def _update_status(self, stopping: bool = False) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------ runs
+
+    def on_mount(self) -> None:
+        self._refresh_runs()
+
+    def on_unmount(self) -> None:
+        self.stop_all()
+
+    @property
+    def status_text(self) -> str:
+        """The status line as plain text."""
+        return self.query_one(StatusLine).text
+
+    @property
+    def run_select(self) -> Select:
+        return self.query_one(f"#{self.PREFIX}-run", Select)
+
+    def _selected_run(self) -> str | None:
+        return self.run_select.selection
+
+    def _refresh_runs(self) -> None:
+        """Re-read checkpoints/ (newest first); keeps the selection, selects the newest run when none is."""
+        try:
+            runs = [r for r in list_runs() if r.kind == self.KIND]
+        except OSError as exc:
+            self._notify(f"cannot list runs: {exc}", "error")
+            runs = []
+        options: list[tuple[Text, str]] = [(self._run_label(r), r.name) for r in runs]
+        names = {r.name for r in runs}
+        for extra in self._extra_runs:
+            if extra not in names:
+                options.append((Text(neutralise(f"{Path(extra).name} \u00b7 {extra}"), no_wrap=True,
+                                     overflow="ellipsis"), extra))
+        select = self.run_select
+        values = [v for _, v in options]
+        current = select.selection
+        if values != self._option_values:
+            self._option_values = values
+            with select.prevent(Select.Changed):
+                select.set_options(options)
+                if current in values:
+                    select.value = current
+        self.set_class(not options, "-empty")
+        select.prompt = f"choose a {self.NOUN}" if options else f"no {self.NOUN}s"
+        if select.selection is None and options:
+            with select.prevent(Select.Changed):
+                select.value = options[0][1]
+            self._selection_changed()
+        self._update_status()
+
+    def _list_run(self, name: str) -> bool:
+        """Make ``name`` (a run under checkpoints/ or a path to a run directory) one of the picker's
+        options; False, after saying why, when it is no run."""
+        if name not in self._option_values:
+            self._refresh_runs()
+        if name not in self._option_values:
+            try:
+                resolve_run(name)
+            except RnnchatError as exc:
+                self._notify(self._phrase(exc), "error")
+                return False
+            self._extra_runs.append(name)
+            self._refresh_runs()
+        return True
+
+    @on(Select.Changed)
+    def _run_selected(self, event: Select.Changed) -> None:
+        if event.select.id == f"{self.PREFIX}-run":
+            event.stop()
+            self._selection_changed()
+
+    def on_show(self, event: Show) -> None:
+        self._refresh_runs()
+
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        if event.widget is self.run_select:
+            self._refresh_runs()
+
+    def action_refresh_runs(self) -> None:
+        self._refresh_runs()
+        self._notify(f"{len(self._option_values)} {self.NOUN}(s) found")
+
+    # ---------------------------------------------------------------------------------- loading
+
+    def _load(self, key: tuple) -> None:
+        """Open a run in the background; ``RunLoaded`` tells the status line about it."""
+        self.run_worker(partial(self._load_worker, key), thread=True, exclusive=True,
+                        group=f"{self.PREFIX}-load", exit_on_error=False)
+
+    def _load_worker(self, key: tuple) -> None:
+        run = key[0]
+        try:
+            description = torch_thread.run(self._load_job, *key)
+        except Exception as exc:  # noqa: BLE001 - a broken file must not take the app down
+            text = self._phrase(exc) if isinstance(exc, RnnchatError) else \
+                f"cannot open run {run!r}: {type(exc).__name__}: {exc}"
+            self.post_message(self.Notice(text, "error"))
+            self.post_message(self.RunLoaded(key, f"{Path(run).name} \u00b7 could not be opened"))
+            return
+        self.post_message(self.RunLoaded(key, description))
+
+    @on(RunLoaded)
+    def _run_loaded(self, message: RunLoaded) -> None:
+        message.stop()
+        self._run_info[message.key] = message.description
+        self._update_status()
+
+    # ---------------------------------------------------------------------- streams and messages
+
+    def _stream_worker(self, tag: str, job: Callable[[], Iterable[Event] | None], then: Message | None = None) -> None:
+        """In a thread worker: ``job`` on the torch thread, the events it returns pumped to this pane as
+        ``tag``; a failure is a ``StreamFailed``. ``then`` is posted after the job returned."""
+        def on_torch_thread() -> None:
+            try:
+                events = job()
+            except RnnchatError as exc:
+                self.post_message(StreamFailed(tag, self._phrase(exc)))
+                return
+            if events is not None:
+                pump(self, tag, events)
+
+        try:
+            torch_thread.run(on_torch_thread)
+        except Exception as exc:  # noqa: BLE001 - a bug, or the pane went away while this waited
+            self.post_message(StreamFailed(tag, f"internal error: {type(exc).__name__}: {exc}"))
+        finally:
+            if then is not None:
+                self.post_message(then)
+
+    def _claim(self, tag: str, message: Message) -> bool:
+        """Whether a stream message is for the stream now shown (stopping it when it is this pane's)."""
+        if not tag.startswith(self._tag_prefix):
+            return False
+        message.stop()
+        return tag == self._tag
+
+    @on(Notice)
+    def _notice(self, message: Notice) -> None:
+        message.stop()
+        self._notify(message.text, message.severity)
+
+    def _notify(self, text: str, severity: str = "information") -> None:
+        self.notify(neutralise(text), severity=severity, markup=False)  # type: ignore[arg-type]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return self.busy             # escape is left to others when nothing streams
+        return True
+
+    # --------------------------------------------------------------------------------- settings
+
+    def _field(self, field: str, kind: type):
+        """The value of a setting's input as ``kind``; ConfigError naming the field when it is not one."""
+        raw = self.query_one(f"#{self.PREFIX}-{field.replace('_', '-')}", Input).value.strip()
+        try:
+            return kind(raw)
+        except ValueError:
+            noun = "a whole number" if kind is int else "a number"
+            raise ConfigError(f"must be {noun}; got {raw!r}", field) from None
+
+    def _phrase(self, exc: BaseException) -> str:
+        """An error as one sentence, a setting called what this pane calls it."""
+        if isinstance(exc, ConfigError) and exc.field:
+            return exc.phrased(self.FIELD_LABELS.get(exc.field, exc.field.replace("_", " ")))
+        return str(exc)
+
+    # ---------------------------------------------------------------------------------- saving
+
+    @staticmethod
+    def save_new(folder: Path, name: str, suffix: str, text: str) -> Path:
+        """Write ``text`` to a file that did not exist: folder/name.suffix, else name-2, name-3, ..."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path, n = folder / f"{name}{suffix}", 2
+        while True:
+            try:
+                with open(path, "x", encoding="utf-8", newline="") as f:
+                    f.write(text)
+                return path
+            except FileExistsError:
+                path, n = folder / f"{name}-{n}{suffix}", n + 1
+
+
+def file_stem(run: str) -> str:
+    """A run's name made safe for a file name."""
+    return re.sub(r"[^\w.-]+", "_", Path(run).name).strip("._") or "run"
+
+
+def id_of(obj: object) -> str:
+    return format(id(obj), "x")

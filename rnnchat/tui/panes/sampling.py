@@ -1,0 +1,84 @@
+"""What a generation in the Generate pane is: its request, the temperatures of its columns, and the
+side-by-side samples interleaved into one event stream.
+
+Alternatives: every generation up to ``ALT_MAX_LENGTH`` tokens records the 5 most likely tokens at each
+step, so colouring can be switched on afterwards. Measured on the 2-core dev machine: 2x256 LSTM
+13-16k -> 11-13k chars/s, 1x32 LSTM 72-79k -> 44-53k chars/s; but a Token with 5 alternatives holds
+~490 bytes instead of ~40, hence the cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Iterator, Sequence
+
+from rnnchat import events as ev
+from rnnchat.lm.config import SampleConfig
+
+TEMPERATURE_RANGE = (0.0, 5.0)         # what + and - move within
+TEMPERATURE_STEP = 0.1
+SIDE_BY_SIDE_OFFSETS = (-0.3, 0.0, 0.3)
+ALTERNATIVES = 5
+ALT_MAX_LENGTH = 50_000                # longer generations record no alternatives (memory, see above)
+
+
+@dataclass(frozen=True)
+class Request:
+    run: str
+    which: str
+    prompt: str
+    cfg: SampleConfig                  # seed always set (drawn when the seed field is blank)
+    seed_fixed: bool
+    temperatures: tuple[float, ...]
+
+    @property
+    def alternatives(self) -> int:
+        return ALTERNATIVES if self.cfg.length <= ALT_MAX_LENGTH else 0
+
+
+@dataclass(frozen=True)
+class ColumnEvent(ev.Event):
+    """An event of one of the side-by-side samples, tagged with its column."""
+    kind: ClassVar[str] = "column"
+    column: int
+    event: ev.Event
+
+
+def interleave(streams: Sequence[Iterator[ev.Event]]) -> Iterator[ColumnEvent]:
+    """Round-robin over several event streams, one event from each in turn, until all are done."""
+    active = list(enumerate(streams))
+    while active:
+        for item in list(active):
+            column, stream = item
+            event = next(stream, None)
+            if event is None:
+                active.remove(item)
+            else:
+                yield ColumnEvent(column, event)
+
+
+def column_temperatures(t: float, columns: int) -> tuple[float, ...]:
+    """The temperature of each column around ``t``: itself alone, or T-0.3 / T / T+0.3."""
+    if columns == 1:
+        return (t,)
+    return tuple(max(0.0, round(t + d, 2)) for d in SIDE_BY_SIDE_OFFSETS)
+
+
+def clamp_temperature(t: float) -> float:
+    low, high = TEMPERATURE_RANGE
+    return min(high, max(low, round(t, 2)))
+
+
+def by_column(events: Sequence[ev.Event], columns: int) -> tuple[list[list[ev.Token]], dict[int, ev.SampleDone]]:
+    """The tokens of a batch of events, per column, and the columns that ended in it."""
+    tokens: list[list[ev.Token]] = [[] for _ in range(columns)]
+    done: dict[int, ev.SampleDone] = {}
+    for event in events:
+        column = 0
+        if isinstance(event, ColumnEvent):
+            column, event = event.column, event.event
+        if isinstance(event, ev.Token):
+            tokens[column].append(event)
+        elif isinstance(event, ev.SampleDone):
+            done[column] = event
+    return tokens, done
