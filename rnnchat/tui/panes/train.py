@@ -12,7 +12,17 @@ from textual.reactive import reactive
 from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 
 from rnnchat import events as ev
-from rnnchat.config import CELLS, DEFAULT_PRESET, DEVICES, LEVELS, PRECISIONS, PRESETS, TASKS, TrainConfig
+from rnnchat.config import (
+    CELLS,
+    DEFAULT_MINUTES,
+    DEFAULT_PRESET,
+    DEVICES,
+    LEVELS,
+    PRECISIONS,
+    PRESETS,
+    TASKS,
+    TrainConfig,
+)
 from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.formatting import clock
 from rnnchat.lm.model import RNNLM
@@ -45,7 +55,6 @@ LABELS = {name: label for name, label, _ in FIELDS}
 LIMITS = ("minutes", "max_steps")          # blank: no such limit
 _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 _NOT_READ = {"chat": {"seq_len"}}          # a chat model reads whole turns, not windows
-DEFAULT_MINUTES = 5.0
 
 
 def phrase(exc: RnnchatError) -> str:
@@ -79,6 +88,7 @@ class TrainPane(Container):
 
     def compose(self) -> ComposeResult:
         model, train = assemble("lm", DEFAULT_PRESET)
+        # The core's time budget: the defaults were tuned for runs of that length.
         defaults = {**dataclasses.asdict(model), **dataclasses.asdict(train), "minutes": DEFAULT_MINUTES}
         with Horizontal():
             with VerticalScroll(id="train-form"):
