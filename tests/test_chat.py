@@ -12,20 +12,11 @@ import pytest
 from rnnchat.chat.config import DecodeConfig, Seq2SeqConfig
 from rnnchat.chat.data import encode_source
 from rnnchat.chat.evaluate import distinct_n
-from rnnchat.chat.generate import (
-    beam_search,
-    decode_reply,
-    greedy_batch,
-    rerank,
-)
+from rnnchat.chat.generate import beam_search, decode_reply, greedy_batch, rerank
 from rnnchat.chat.session import ChatSession
 from rnnchat.config import TrainConfig
 from rnnchat.events import Done, Eval, Sample, SampleDone, Token
-from rnnchat.runs.checkpoints import (
-    CheckpointError,
-    open_chat_model,
-    open_language_model,
-)
+from rnnchat.runs.checkpoints import CheckpointError, open_chat_model, open_language_model
 from rnnchat.train.loop import Trainer
 
 ALPHABET = "abcdefgh"
@@ -185,3 +176,21 @@ def test_cli_eval_chat_reports_distinct_per_strategy(copy_run):
     assert result["pairs"] > 0 and result["loss"] > 0
     assert set(result["strategies"]) == {"sample 0.7 (default)", "greedy", "beam 4", "beam 4 + rerank 0.5"}
     assert all(0 < s["distinct1"] <= 1 for s in result["strategies"].values())
+
+
+def test_cli_chat_reads_invalid_utf8_with_replacement(copy_run):
+    """Before: 'internal error: TypeError: List elements must be str or bytes' (exit 1)."""
+    proc = subprocess.run([sys.executable, "-m", "rnnchat", "chat", str(copy_run[0]), "--temperature", "0"],
+                          input=b"ab\xff\xfecd\nabc\n", capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.decode().splitlines()) == 2
+
+
+def test_lone_surrogates_in_a_jsonl_corpus_train(tmp_path):
+    rows = "".join(json.dumps({"prompt": f"hi {i} \ud800", "reply": f"ho {i} \udfff"}) + "\n" for i in range(60))
+    (tmp_path / "pairs.jsonl").write_text(rows, encoding="utf-8")
+    cfg = TrainConfig(task="chat", level="bpe", vocab_size=300, context_turns=0, max_steps=2, eval_every=2,
+                      sample_length=5, precision="fp32")
+    events = list(Trainer(str(tmp_path / "pairs.jsonl"), Seq2SeqConfig(layers=1, hidden=16, embed=8), cfg,
+                          name="sur").run())
+    assert events[-1].reason == "max_steps"

@@ -240,3 +240,18 @@ def test_resume_refuses_them_in_the_engine_too():
         Trainer(resume="anything", overrides={"max_steps": 10, "val_fraction": 0.3})
     assert caught.value.field == "val_fraction" and "cannot change when resuming" in str(caught.value)
     Trainer(resume="anything", overrides={"max_steps": 10, "minutes": 1.0, "eval_every": 5, "device": "cpu"})
+
+
+def test_closed_pipe_exits_quietly(trained):
+    proc = subprocess.run(["bash", "-c", f"'{RNNCHAT}' generate cli --length 3000 | head -c 10 >/dev/null; "
+                                         "echo ${PIPESTATUS[0]}"], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "0" and proc.stderr == ""
+
+
+def test_nul_in_a_corpus_name_is_one_line():
+    """Before: 'internal error: ValueError: embedded null byte'. (A command line cannot carry a NUL, so
+    main() is called in a fresh interpreter with one, as a script or the app would.)"""
+    code = "import sys; from rnnchat.cli import main; sys.exit(main(['corpus', 'show', 'x\\0y']))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "NUL")

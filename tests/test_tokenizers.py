@@ -3,14 +3,7 @@ import pytest
 from conftest import make_play_text
 
 from rnnchat.errors import CheckpointError
-from rnnchat.text.tokenizers import (
-    EOD,
-    UNK,
-    CharTokenizer,
-    SentencePieceTokenizer,
-    dtype_for,
-    load_tokenizer,
-)
+from rnnchat.text.tokenizers import EOD, UNK, CharTokenizer, SentencePieceTokenizer, dtype_for, load_tokenizer
 
 UNICODE = "Grüße, 世界! naïve café — emoji 😀 and tabs\tand\nnewlines\n\n  spaced  "
 
@@ -70,3 +63,46 @@ def test_malformed_tokenizer_file_is_refused(tmp_path):
     (tmp_path / "tokenizer.json").write_text("not json")
     with pytest.raises(CheckpointError):
         load_tokenizer(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def bpe():
+    return SentencePieceTokenizer.train([make_play_text(800)], "bpe", 400)
+
+
+def test_a_huge_line_is_encoded_in_bounded_pieces(bpe, monkeypatch):
+    """Before: a text without newlines went to sentencepiece in one piece (a Python list of every id)."""
+    words = make_play_text(3000).replace("\n", " ")
+    text = (words * (1 + 3_000_000 // len(words)))[:3_000_000]
+    sizes = []
+    real = bpe.sp.encode
+
+    def spy(pieces, **kw):
+        sizes.extend(len(p) for p in pieces)
+        return real(pieces, **kw)
+
+    monkeypatch.setattr(bpe.sp, "encode", spy)
+    ids = bpe.encode(text)
+    assert max(sizes) <= 2 * (1 << 16) and len(sizes) > 20
+    assert bpe.decode(ids) == text
+    monkeypatch.undo()
+    head = text[:200_000]
+    assert list(bpe.encode(head)) == [int(i) for i in bpe.sp.encode(head)]     # cuts fall where pieces end
+
+
+def test_lone_surrogates_from_json_escapes_encode_as_replacement(bpe):
+    """Before: 'internal error: TypeError: List elements must be str or bytes'."""
+    ids = bpe.encode("ALDO:\nI see \ud800 the moon\udfff")
+    assert bpe.decode(ids) == "ALDO:\nI see \ufffd the moon\ufffd"
+
+
+def test_sentencepiece_sample_is_bounded_over_many_small_files(monkeypatch):
+    """Before: block 0 of every document was always taken, so many small files meant all of them."""
+    import rnnchat.text.tokenizers as tokenizers
+
+    docs = [f"doc {i}: " + make_play_text(40, seed=i) for i in range(300)]      # ~3 KB each, ~1 MB in all
+    budget = 100_000
+    lines = list(tokenizers._sample_lines(docs, budget))
+    given = sum(map(len, lines))
+    assert budget // 2 <= given < budget + (1 << 16)
+    assert len({line.split(":")[0] for line in lines if line.startswith("doc ")}) > 10   # spread over files

@@ -47,6 +47,8 @@ def cmd_chat(args) -> int:
                   seed=args.seed)
     cfg.validate()
     session = ChatSession(open_chat_model(args.run, args.checkpoint))
+    if hasattr(sys.stdin, "reconfigure"):   # bytes that are not UTF-8 are read as U+FFFD and answered
+        sys.stdin.reconfigure(encoding="utf-8", errors="replace")
     return TerminalChat(session, cfg, json_lines=args.json, show_beams=args.show_beams).run()
 
 

@@ -22,13 +22,7 @@ from rnnchat.errors import CorpusError
 from rnnchat.paths import cache_dir
 from rnnchat.text.corpus import Corpus
 from rnnchat.text.split import split_spans
-from rnnchat.text.tokenizers import (
-    EOD,
-    Tokenizer,
-    dtype_for,
-    load_tokenizer,
-    train_tokenizer,
-)
+from rnnchat.text.tokenizers import EOD, Tokenizer, cut_point, dtype_for, load_tokenizer, train_tokenizer
 
 _CACHE_FORMAT = 1
 _PIECE_CHARS = 1 << 20        # characters encoded at a time when building the cache
@@ -121,16 +115,16 @@ class TextView:
         return self.text[self.start:self.end]
 
 
-def _pieces(view: TextView, at_newlines: bool):
-    """The view as consecutive strings of about _PIECE_CHARS characters. With ``at_newlines`` every piece
-    but the last ends with a newline, so subword tokenizers (whose pieces never cross one) encode the
-    pieces exactly as they would encode the whole."""
+def _pieces(view: TextView, subword: bool):
+    """The view as consecutive strings of about _PIECE_CHARS characters (at most twice that). For subword
+    tokenizers the cuts fall where their pieces end (``tokenizers.cut_point``), so the pieces encode as
+    the whole would."""
     n, start = len(view), 0
     while start < n:
-        end = min(n, start + _PIECE_CHARS)
-        if at_newlines and end < n:
-            nl = view.text.find("\n", view.start + end - 1, view.end)
-            end = n if nl < 0 else nl + 1 - view.start
+        if subword:
+            end = cut_point(view.text, view.start + start, view.end, _PIECE_CHARS) - view.start
+        else:
+            end = min(n, start + _PIECE_CHARS)
         yield view[start:end]
         start = end
 
@@ -152,7 +146,7 @@ def _build(corpus: Corpus, level: str, vocab_size: int, val_fraction: float,
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     dtype = dtype_for(tokenizer.vocab_size)
-    at_newlines = tokenizer.kind != "char"
+    subword = tokenizer.kind != "char"
     unknown = 0
     chars = {}
     for split, views in (("train", train_views), ("val", val_views)):
@@ -160,7 +154,7 @@ def _build(corpus: Corpus, level: str, vocab_size: int, val_fraction: float,
             boundary = np.array([EOD], dtype=dtype).tobytes()
             for view in views:
                 f.write(boundary)
-                for piece in _pieces(view, at_newlines):
+                for piece in _pieces(view, subword):
                     ids = tokenizer.encode(piece)
                     unknown += tokenizer.count_unknown(ids)
                     f.write(np.ascontiguousarray(ids, dtype=dtype).data)

@@ -30,13 +30,17 @@ FORMATS = ("a .tsv file (prompt<TAB>reply per line), a .jsonl file ({\"prompt\":
 # ------------------------------------------------------------------------------------------ cleaning
 
 _CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")   # C0 controls and DEL except "\n" (tabs replaced first)
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")            # lone surrogates, from JSON or YAML escapes
 _SPACES_RE = re.compile(r" {2,}")
 _SPACE_NEWLINE_RE = re.compile(r" *\n *")
 
 
 def clean_turn(text: str) -> str:
-    """Strip, tabs to spaces, control characters dropped, space runs collapsed; newlines and case kept."""
+    """Strip, tabs to spaces, control characters dropped, lone surrogates replaced (U+FFFD), space runs
+    collapsed; newlines and case kept."""
     text = _CONTROL_RE.sub("", text.replace("\t", " "))
+    if _SURROGATE_RE.search(text):
+        text = _SURROGATE_RE.sub("\ufffd", text)
     if "  " in text:
         text = _SPACES_RE.sub(" ", text)
     if " \n" in text or "\n " in text:

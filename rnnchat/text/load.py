@@ -9,19 +9,10 @@ from typing import Callable
 
 from rnnchat.errors import CorpusError
 from rnnchat.paths import corpora_dir
-from rnnchat.text.chatterbot import (
-    DEFAULT_LANGUAGE,
-    chatterbot_conversations,
-    dialogue_documents,
-    language_files,
-)
+from rnnchat.text.chatterbot import DEFAULT_LANGUAGE, chatterbot_conversations, dialogue_documents, language_files
 from rnnchat.text.corpus import Corpus, CorpusEntry, Document, folder_files, load_path
 from rnnchat.text.dialogue import READERS, Conversations, extension, read_transcript
-from rnnchat.text.shakespeare import (
-    shakespeare_conversations,
-    shakespeare_documents,
-    shakespeare_source_size,
-)
+from rnnchat.text.shakespeare import shakespeare_conversations, shakespeare_documents, shakespeare_source_size
 
 
 @dataclass(frozen=True)
@@ -61,6 +52,8 @@ def load_corpus(spec: str) -> Corpus:
     """A corpus from a path, a built-in name or a name in corpora_dir(); raises CorpusError."""
     if not spec or not spec.strip():
         raise CorpusError(f"no corpus given: name a file, a folder or a built-in ({', '.join(builtin_names())})")
+    if "\0" in spec:
+        raise CorpusError("a corpus name or path cannot contain a NUL character")
     path = Path(spec).expanduser()
     if path.exists():
         corpus = load_path(path)

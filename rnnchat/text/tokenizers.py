@@ -8,8 +8,12 @@ Encoding works on numpy arrays in chunks, so a 100 MB corpus never becomes a Pyt
 from __future__ import annotations
 
 import codecs
+import errno
 import io
 import json
+import os
+import re
+import stat
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
@@ -20,6 +24,9 @@ from rnnchat.vocab import EOD, UNK
 
 _CHUNK_CHARS = 1 << 20
 _SP_MAX_TRAIN_CHARS = 20_000_000  # sentencepiece trains on a spread sample of at most this much text
+_SP_CHUNK_CHARS = 1 << 16         # characters per piece handed to sentencepiece
+_SP_BATCH = 64                    # pieces encoded per call
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")   # lone surrogates (from JSON or YAML escapes) cannot be encoded
 
 
 class StreamDecoder(Protocol):
@@ -45,6 +52,22 @@ def dtype_for(vocab_size: int) -> np.dtype:
     if vocab_size <= 1 << 16:
         return np.dtype(np.uint16)
     return np.dtype(np.uint32)
+
+
+def cut_point(text: str, start: int, stop: int, size: int) -> int:
+    """Where a piece of ``text[start:stop]`` of about ``size`` characters should end, so that subword
+    tokenizers encode the pieces exactly (or, with neither a newline nor a space anywhere near, almost
+    exactly) as the whole: just after the first newline past ``size``, else just before a space (their
+    pieces never span a newline and start at a space), else at ``2 * size``."""
+    target = start + size
+    if target >= stop:
+        return stop
+    limit = min(stop, target + size)
+    newline = text.find("\n", target - 1, limit)
+    if newline >= 0:
+        return newline + 1
+    space = text.find(" ", target, limit)
+    return space if space > start else limit
 
 
 def _codepoints(text: str) -> np.ndarray:
@@ -142,7 +165,10 @@ class SentencePieceTokenizer:
         import sentencepiece as spm
 
         lines = list(_sample_lines(texts, _SP_MAX_TRAIN_CHARS))
-        distinct = len(set().union(*map(set, lines))) if lines else 0
+        seen: set[str] = set()
+        for line in lines:
+            seen.update(line)
+        distinct = len(seen)
         needed = 256 + 3 + distinct  # byte pieces, <unk>, boundary and newline, then every character
         if vocab_size < needed:
             raise ConfigError(f"{vocab_size} is too small for {kind} on this corpus: it needs at least {needed} "
@@ -172,21 +198,19 @@ class SentencePieceTokenizer:
         return self.sp.id_to_piece(i).replace("\u2581", " ").encode("utf-8")
 
     def encode(self, text: str) -> np.ndarray:
-        # Split after newlines (always a piece of their own) into chunks that encode in parallel.
-        pieces, start = [], 0
+        # Bounded chunks (cut where sentencepiece's own pieces end), encoded a batch at a time on two
+        # threads: memory stays flat even for a huge text on one line.
+        dtype = dtype_for(self.vocab_size)
+        parts, batch, start = [], [], 0
         while start < len(text):
-            end = text.find("\n", start + (1 << 16))
-            end = len(text) if end < 0 else end + 1
-            pieces.append(text[start:end])
+            end = cut_point(text, start, len(text), _SP_CHUNK_CHARS)
+            piece = text[start:end]
+            batch.append(_SURROGATE_RE.sub("\ufffd", piece) if _SURROGATE_RE.search(piece) else piece)
             start = end
-        encoded = self.sp.encode(pieces, num_threads=2) if pieces else []
-        total = sum(len(e) for e in encoded)
-        out = np.empty(total, dtype=dtype_for(self.vocab_size))
-        pos = 0
-        for e in encoded:
-            out[pos:pos + len(e)] = e
-            pos += len(e)
-        return out
+            if len(batch) == _SP_BATCH or start >= len(text):
+                parts += [np.asarray(e, dtype=dtype) for e in self.sp.encode(batch, num_threads=2)]
+                batch = []
+        return np.concatenate(parts) if parts else np.zeros(0, dtype)
 
     def count_unknown(self, ids: np.ndarray) -> int:
         return int(np.count_nonzero(ids == UNK))
@@ -221,16 +245,25 @@ class _ByteStream:
 
 
 def _sample_lines(texts: list[str], budget: int) -> Iterator[str]:
-    """All lines when the text fits the budget; otherwise evenly spread blocks of lines."""
+    """All lines when the text fits the budget; otherwise blocks of lines spread evenly over all texts
+    (every stride-th block counted across texts, so many small files are sampled like one long one),
+    stopping once ``budget`` characters are given."""
     total = sum(len(t) for t in texts)
     stride = max(1, -(-total // budget))
     block = 1 << 16
+    given = 0
+    k = -1
     for text in texts:
-        for i, start in enumerate(range(0, len(text), block)):
-            if i % stride == 0:
-                for line in text[start:start + block].split("\n"):
-                    if line:
-                        yield line
+        for start in range(0, len(text), block):
+            k += 1
+            if k % stride:
+                continue
+            for line in text[start:start + block].split("\n"):
+                if line:
+                    yield line
+                    given += len(line)
+            if given >= budget:
+                return
 
 
 def train_tokenizer(level: str, texts: list[str], vocab_size: int) -> Tokenizer:
@@ -241,11 +274,37 @@ def train_tokenizer(level: str, texts: list[str], vocab_size: int) -> Tokenizer:
     raise ConfigError(f"unknown tokenizer level {level!r}; use char, bpe or unigram")
 
 
+_MAX_TOKENIZER_BYTES = 256 << 20   # far above any real vocabulary file
+
+
+def _read_regular(path: Path, limit: int = _MAX_TOKENIZER_BYTES) -> bytes:
+    """The bytes of ``path`` only if it is a regular file (not a link, FIFO or device) of at most ``limit``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError(f"{path.name} is a symbolic link") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path.name} is not a regular file")
+        if st.st_size > limit:
+            raise ValueError(f"{path.name} is too large ({st.st_size:,} bytes)")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ValueError(f"{path.name} is too large")
+    return data
+
+
 def load_tokenizer(directory: Path) -> Tokenizer:
     """Read a tokenizer saved by ``save``; refuses anything malformed with a CheckpointError."""
     path = Path(directory) / "tokenizer.json"
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(_read_regular(path).decode("utf-8"))
         kind = meta["kind"]
         if kind == "char":
             chars = meta["chars"]
@@ -253,7 +312,7 @@ def load_tokenizer(directory: Path) -> Tokenizer:
                 raise ValueError("bad character table")
             return CharTokenizer(chars)
         if kind in ("bpe", "unigram"):
-            return SentencePieceTokenizer(kind, (Path(directory) / "tokenizer.model").read_bytes())
+            return SentencePieceTokenizer(kind, _read_regular(Path(directory) / "tokenizer.model"))
         raise ValueError(f"unknown kind {kind!r}")
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"cannot read tokenizer in {directory}: {exc}") from None
