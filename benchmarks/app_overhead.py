@@ -20,11 +20,7 @@ import statistics
 import sys
 import tempfile
 
-from _common import (  # also puts the checkout on sys.path
-    machine_info,
-    machine_line,
-    today,
-)
+from _common import machine_info, machine_line, today  # also puts the checkout on sys.path
 
 
 def steady_rate(steps) -> float:

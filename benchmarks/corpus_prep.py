@@ -39,15 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import (  # noqa: F401
-    answer,
-    header,
-    markdown_table,
-    progress,
-    run_side,
-    text_table,
-    today,
-)
+from _common import answer, header, markdown_table, progress, run_side, text_table, today  # noqa: F401
 
 MB = 1_000_000
 

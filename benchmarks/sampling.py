@@ -23,11 +23,7 @@ import time
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _common import (  # also puts the checkout on sys.path
-    machine_info,
-    machine_line,
-    today,
-)
+from _common import machine_info, machine_line, today  # also puts the checkout on sys.path
 
 from rnnchat.events import Token  # noqa: E402
 from rnnchat.lm.config import ModelConfig, SampleConfig  # noqa: E402

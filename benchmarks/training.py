@@ -93,9 +93,7 @@ def side_rnnchat(cell: str, layers: int, hidden: int, steps: int, warmup: int, w
 def side_peer(cell: str, layers: int, hidden: int, steps: int, warmup: int, window: int) -> dict:
     import torch
 
-    from rnnchat.text.load import (
-        load_corpus,  # the text only: the peer shares the data, not the code
-    )
+    from rnnchat.text.load import load_corpus  # the text only: the peer shares the data, not the code
 
     text = "\n".join(d.text for d in load_corpus("shakespeare").documents)
     chars, _, ids = peer_encode(text)

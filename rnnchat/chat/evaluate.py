@@ -20,12 +20,7 @@ import torch.nn.functional as F
 
 from rnnchat.chat.config import DecodeConfig
 from rnnchat.chat.data import IGNORE, PairArrays, encode_source
-from rnnchat.chat.generate import (
-    beam_search,
-    greedy_batch,
-    rerank,
-    sample_ids,
-)
+from rnnchat.chat.generate import beam_search, greedy_batch, rerank, sample_ids
 from rnnchat.chat.pairs import Pair, extract_pairs, split_pairs
 from rnnchat.config import TrainConfig
 from rnnchat.device import autocast

@@ -15,17 +15,7 @@ from rnnchat.cli.corpus import cmd_corpus_list, cmd_corpus_show
 from rnnchat.cli.eval import cmd_eval
 from rnnchat.cli.generate import cmd_generate
 from rnnchat.cli.train import cmd_train
-from rnnchat.config import (
-    ATTENTIONS,
-    CELLS,
-    CHECKPOINTS,
-    DEFAULT_PRESET,
-    DEVICES,
-    LEVELS,
-    PRECISIONS,
-    PRESETS,
-    TASKS,
-)
+from rnnchat.config import ATTENTIONS, CELLS, CHECKPOINTS, DEFAULT_PRESET, DEVICES, LEVELS, PRECISIONS, PRESETS, TASKS
 
 
 class Parser(argparse.ArgumentParser):
