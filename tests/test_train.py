@@ -212,3 +212,13 @@ def test_chat_eval_scores_pairs_in_source_order_not_the_shortest(tmp_path):
     assert 0 < chosen < len(task.data.val_pairs)
     want = task.data.val_pairs[:chosen]
     assert task._eval_chars == sum(len(p.reply) + 1 for p in want) >= 400
+
+
+def test_deferred_checks_still_stop_and_evaluate_at_the_exact_step(play_file, monkeypatch):
+    """Before: with figures checked every log interval (the GPU way), --max-steps 25 trained to 30 and
+    --eval-every 7 evaluated only at multiples of the interval."""
+    monkeypatch.setattr(Trainer, "_check_interval", lambda self: 10)
+    events = collect(Trainer(str(play_file), TINY, quick(max_steps=25, eval_every=7, log_every=10), name="exact"))
+    assert [e.step for e in of(events, ev.Eval)] == [7, 14, 21, 25]
+    assert events[-1].reason == "max_steps" and events[-1].step == 25
+    assert [e.step for e in of(events, ev.Step)] == [10, 20]
