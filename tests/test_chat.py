@@ -7,6 +7,7 @@ import random
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from rnnchat.chat.config import DecodeConfig, Seq2SeqConfig
@@ -194,3 +195,18 @@ def test_lone_surrogates_in_a_jsonl_corpus_train(tmp_path):
     events = list(Trainer(str(tmp_path / "pairs.jsonl"), Seq2SeqConfig(layers=1, hidden=16, embed=8), cfg,
                           name="sur").run())
     assert events[-1].reason == "max_steps"
+
+
+def test_rerank_treats_both_terms_alike_for_replies_cut_off(copy_run):
+    """Before: the prior of a reply cut off at max length still scored an end token it never produced."""
+    from rnnchat.chat.generate import Hypothesis, reply_logprobs
+
+    run = open_chat_model(copy_run[0])
+    empty = np.array([1], dtype=np.int64)
+    ids = [list(run.tokenizer.encode("abc"))]
+    ended, cut = reply_logprobs(run.model, empty, ids * 2, [True, False])
+    assert cut > ended                                     # without log p(EOD | "abc"), which is < 0
+    hyps = [Hypothesis(tuple(ids[0]), -3.0, False, -1.0), Hypothesis(tuple(ids[0]), -3.0, True, -0.75)]
+    ranked = rerank(run.model, hyps, 0.5, 1.0)
+    cut_off = next(h for h in ranked if not h.finished)
+    assert cut_off.score == pytest.approx((-3.0 - 0.5 * cut) / len(ids[0]))

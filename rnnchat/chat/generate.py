@@ -95,7 +95,10 @@ def sample_ids(model: Seq2Seq, source: np.ndarray, cfg: DecodeConfig,
 @torch.inference_mode()
 def beam_search(model: Seq2Seq, source: np.ndarray, cfg: DecodeConfig, controls: LiveControls | None = None,
                 on_step=None) -> list[Hypothesis]:
-    """The finished hypotheses (plus live ones at max_length), best first."""
+    """The finished hypotheses, plus the live ones when the search reached ``max_length`` (or was stopped),
+    best first. Every hypothesis is ranked by its log-probability over the tokens it scored (the end token
+    included once it ended) / that count ** length_penalty. The search ends once W hypotheses have ended
+    and the worst of the best W outranks every live beam."""
     W = cfg.beam
     enc, state = _encode(model, [source])
     enc = enc.repeat(W)
@@ -106,6 +109,7 @@ def beam_search(model: Seq2Seq, source: np.ndarray, cfg: DecodeConfig, controls:
     tokens = torch.full((W,), EOD, dtype=torch.int64)
     finished: list[Hypothesis] = []
     norm = lambda lp, n: lp / (n ** cfg.length_penalty) if cfg.length_penalty else lp  # noqa: E731
+    searching = True
     for t in range(cfg.max_length):
         if controls is not None and controls.stop_requested:
             break
@@ -133,7 +137,8 @@ def beam_search(model: Seq2Seq, source: np.ndarray, cfg: DecodeConfig, controls:
         if on_step is not None:
             on_step(t, new_beams, new_scores)
         best_live = max((norm(s, len(bm)) for s, bm in zip(new_scores, new_beams)), default=-math.inf)
-        if not new_beams or (len(finished) >= W and max(h.score for h in finished) >= best_live):
+        if not new_beams or (len(finished) >= W and sorted(h.score for h in finished)[-W] >= best_live):
+            searching = False
             break
         while len(new_beams) < W:                  # keep the batch shape; padding beams are dead
             new_beams.append([])
@@ -143,15 +148,17 @@ def beam_search(model: Seq2Seq, source: np.ndarray, cfg: DecodeConfig, controls:
         index = torch.tensor(rows)
         state = tuple(s[:, index] for s in state)
         beams, scores, tokens = new_beams, torch.tensor(new_scores), torch.tensor(next_tokens)
-    if not finished:    # nothing ended within max_length: the live beams are the answers
-        finished = [Hypothesis(tuple(b), float(s), False, norm(float(s), max(1, len(b))))
-                    for b, s in zip(beams, scores.tolist()) if s > -math.inf]
+    if searching:       # cut off by max_length or a stop: the live beams are answers too
+        finished += [Hypothesis(tuple(b), float(s), False, norm(float(s), max(1, len(b))))
+                     for b, s in zip(beams, scores.tolist()) if s > -math.inf and b]
     return sorted(finished, key=lambda h: h.score, reverse=True)
 
 
 @torch.inference_mode()
-def reply_logprobs(model: Seq2Seq, source: np.ndarray, replies: Sequence[Sequence[int]]) -> list[float]:
-    """log p(reply + EOD | source) for each reply, in one batch (teacher-forced)."""
+def reply_logprobs(model: Seq2Seq, source: np.ndarray, replies: Sequence[Sequence[int]],
+                   ended: Sequence[bool] | None = None) -> list[float]:
+    """log p(reply + EOD | source) for each reply, in one batch (teacher-forced); without the EOD term
+    for replies whose ``ended`` is False (cut off at max length)."""
     if not replies:
         return []
     enc, state = _encode(model, [source] * len(replies))
@@ -163,7 +170,8 @@ def reply_logprobs(model: Seq2Seq, source: np.ndarray, replies: Sequence[Sequenc
         tgt_in[i, 0] = EOD
         tgt_in[i, 1:len(r) + 1] = ids
         tgt_out[i, :len(r)] = ids
-        tgt_out[i, len(r)] = EOD
+        if ended is None or ended[i]:
+            tgt_out[i, len(r)] = EOD
     device = model.embed.weight.device
     logits, _, _ = model.decode(tgt_in.to(device), enc, state)
     logp = torch.log_softmax(logits.float(), dim=-1).cpu()
@@ -172,13 +180,15 @@ def reply_logprobs(model: Seq2Seq, source: np.ndarray, replies: Sequence[Sequenc
 
 
 def rerank(model: Seq2Seq, hyps: list[Hypothesis], weight: float, length_penalty: float) -> list[Hypothesis]:
-    """Anti-language-model reranking: subtract weight * log p(reply | empty input)."""
+    """Anti-language-model reranking: subtract weight * log p(reply | empty input), both terms over the
+    same tokens (the end token only for replies that ended) and normalised by the same length."""
     if weight <= 0 or len(hyps) < 2:
         return hyps
-    prior = reply_logprobs(model, np.array([EOD], dtype=np.int64), [h.ids for h in hyps])
+    prior = reply_logprobs(model, np.array([EOD], dtype=np.int64), [h.ids for h in hyps],
+                           [h.finished for h in hyps])
     out = []
     for h, lp in zip(hyps, prior):
-        n = len(h.ids) + 1
+        n = max(1, len(h.ids) + (1 if h.finished else 0))
         mmi = h.logprob - weight * lp
         out.append(Hypothesis(h.ids, h.logprob, h.finished, mmi / (n ** length_penalty) if length_penalty else mmi))
     return sorted(out, key=lambda h: h.score, reverse=True)
