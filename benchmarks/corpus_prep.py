@@ -1,7 +1,8 @@
 """Corpus preparation: wall time and peak memory of turning a large text file into training arrays.
 
     python benchmarks/corpus_prep.py [--quick] [--sizes 1,10,100] [--levels char,bpe] [--vocab-size 2000]
-                                     [--charsets utf8,ascii] [--train-steps 30] [--json] [--markdown]
+                                     [--charsets utf8,ascii] [--shapes file,folder,oneline]
+                                     [--train-steps 30] [--json] [--markdown]
 
 What a user pays for ``rnnchat train big.txt`` before the first step: ``load_corpus`` (reading and
 decoding the file) and ``rnnchat.data.prepare`` on an empty cache (split, tokenizer training, encoding
@@ -23,6 +24,10 @@ order rotated by k and its vowels permuted (the k-th permutation of aeiou; copy 
 that, as in a real corpus, the number of distinct words grows with its size (a subword tokenizer trained
 on 20 identical copies would see the same few words and train unrealistically fast). The file is cut at a
 line end just under the size asked for (1 MB = 10^6 bytes).
+``--shapes`` lays the same text out as one file (``file``), as a folder of 10,000 files cut at line ends
+(``folder``: the sentencepiece sample must stay bounded however many documents there are), or as one
+file with a single line, every newline written as a space (``oneline``: encoding must stay in bounded
+pieces without newlines to cut at).
 Shakespeare as rnnchat renders it has one character outside Latin-1 (the em dash), so Python holds the
 decoded text at 2 bytes per character: the text alone is then 2x the file. ``--charsets ascii`` writes the
 same corpus with "--" for the em dash (1 byte per character in memory), the common case for English text.
@@ -158,6 +163,29 @@ def build_corpus(path: Path, size_mb: float, charset: str) -> int:
     return path.stat().st_size
 
 
+FOLDER_FILES = 10_000
+
+
+def build_shape(path: Path, size_mb: float, charset: str, shape: str) -> int:
+    """The corpus as one file, a folder of FOLDER_FILES files, or one line; returns its size in bytes."""
+    if shape == "file":
+        return build_corpus(path, size_mb, charset)
+    flat = path.with_suffix(".flat")
+    build_corpus(flat, size_mb, charset)
+    data = flat.read_bytes()
+    flat.unlink()
+    if shape == "oneline":
+        path.write_bytes(data.replace(b"\n", b" "))
+        return path.stat().st_size
+    path.mkdir()
+    step, start = len(data) // FOLDER_FILES, 0
+    for i in range(FOLDER_FILES):
+        end = len(data) if i == FOLDER_FILES - 1 else data.find(b"\n", start + step) + 1 or len(data)
+        (path / f"part{i:05d}.txt").write_bytes(data[start:end])
+        start = end
+    return len(data)
+
+
 # ----------------------------------------------------------------------------------------------- main
 
 def main() -> None:
@@ -167,6 +195,7 @@ def main() -> None:
     ap.add_argument("--levels", default="char,bpe")
     ap.add_argument("--charsets", default="utf8,ascii",
                     help="utf8: Shakespeare as rendered (em dashes); ascii: em dash written as --")
+    ap.add_argument("--shapes", default="file", help="file, folder (10,000 files) or oneline, comma-separated")
     ap.add_argument("--vocab-size", type=int, default=2000)
     ap.add_argument("--train-steps", type=int, default=30,
                     help="steps of the memory-while-training child (0: skip it)")
@@ -198,17 +227,18 @@ def main() -> None:
     try:
         base = min(run_side(script, ["--child", "baseline"])["peak_bytes"] for _ in range(2))
         print(f"baseline child (imports rnnchat and torch): peak {base / MB:.0f} MB")
-        for charset in charsets:
+        for charset, shape in itertools.product(charsets, args.shapes.split(",")):
             for size in sizes:
-                corpus = work / f"shakespeare-{size:g}MB-{charset}.txt"
-                file_bytes = build_corpus(corpus, size, charset)
+                corpus = work / f"shakespeare-{size:g}MB-{charset}-{shape}" if shape == "folder" else \
+                    work / f"shakespeare-{size:g}MB-{charset}-{shape}.txt"
+                file_bytes = build_shape(corpus, size, charset, shape)
                 for level in levels:
-                    cache = work / f"cache-{size:g}-{charset}-{level}"
+                    cache = work / f"cache-{size:g}-{charset}-{shape}-{level}"
                     env = {"RNNCHAT_CACHE": str(cache), "RNNCHAT_CHECKPOINTS": str(work / "checkpoints")}
                     common = ["--file", str(corpus), "--level", level, "--vocab-size", str(args.vocab_size)]
                     progress(f"  {size:g} MB {charset} {level} ...")
                     r = run_side(script, ["--child", "prep", *common], env=env)
-                    r.update(size_mb=size, charset=charset, level=level, file_bytes=file_bytes,
+                    r.update(size_mb=size, charset=charset, shape=shape, level=level, file_bytes=file_bytes,
                              peak_over_base_bytes=r["peak_bytes"] - base)
                     r["peak_ratio"] = r["peak_over_base_bytes"] / file_bytes
                     if train_steps:
@@ -219,7 +249,7 @@ def main() -> None:
                                  train_cache_hit=t["cache_hit"])
                     rows.append(r)
                     shutil.rmtree(cache, ignore_errors=True)
-                corpus.unlink()
+                shutil.rmtree(corpus) if corpus.is_dir() else corpus.unlink()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -234,7 +264,8 @@ def main() -> None:
         headers += ["while training MB"]
     table = []
     for r in rows:
-        row = [f"{r['size_mb']:g} MB {r['charset']}", r["level"], f"{r['seconds']:.1f}", f"{r['load_s']:.1f}",
+        row = [f"{r['size_mb']:g} MB {r['charset']} {r['shape']}", r["level"], f"{r['seconds']:.1f}",
+               f"{r['load_s']:.1f}",
                f"{r['tokenizer_s']:.1f}" if r["level"] != "char" else "-",
                f"{r['peak_over_base_bytes'] / MB:.0f}", f"{r['peak_ratio']:.2f}x",
                f"{r['text_bytes_in_memory'] / MB:.0f}"]
