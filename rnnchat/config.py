@@ -52,11 +52,9 @@ def likely_memorises(parameters: int, train_tokens: int) -> bool:
 class TrainConfig:
     level: str = "char"           # characters need no tokenizer training and show learning most plainly
     vocab_size: int = 2000        # subword levels only; small corpora cannot fill a larger vocabulary
-    seq_len: int = 128            # BPTT window: 64 learnt faster in 2-minute runs, but 128 was ahead at 3 minutes
-                                  # (1.490 vs 1.507) and level at 5 (1.446 vs 1.447); runs default to 10 minutes
+    seq_len: int = 128            # BPTT window: 64 learns faster at first, 128 catches up by 3-5 minutes
     batch_size: int = 64          # keeps both cores busy on CPU; 128 learnt less per second, 32 no more
-    lr: float = 5e-3              # 5-minute sweep: 5e-3 reached 1.446 nats/char, 3e-3 1.467-1.476, 1e-2 1.481
-                                  # (1e-2 won 2-minute runs; 2e-2 was unstable for the GRU)
+    lr: float = 5e-3              # won the 5-minute sweep (benchmarks/RESULTS.md); 2e-2 was unstable
     min_lr_ratio: float = 0.1     # cosine decay ends at 10% of the peak rate
     warmup_steps: int = 50        # a short ramp avoids the early gradient spikes of fresh recurrent nets
     weight_decay: float = 0.01

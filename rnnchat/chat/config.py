@@ -31,11 +31,8 @@ class Seq2SeqConfig:
         check_tie(self.tie, self.embed, self.hidden)
 
 
-# Training defaults for --task chat where they differ from the language model's. Measured on the
-# built-in dialogues, 3 minutes on 2 CPU cores: characters reached 2.33 bits/char in 400 steps and
-# replied with non-words; bpe-1000 pieces reached 1.44 in 1,436 steps with real words; a higher rate
-# and smaller batches (more updates on a small corpus) reached 1.36 and answered greetings in kind
-# (with clipping at 1, the language model's earlier default, kept here as measured).
+# Training defaults for --task chat where they differ from the language model's: subwords give real
+# words, more and smaller updates suit a small corpus (measured on the built-in dialogues; RESULTS.md).
 CHAT_TRAIN_DEFAULTS = {"level": "bpe", "vocab_size": 1000, "lr": 6e-3, "batch_size": 32, "clip": 1.0}
 
 

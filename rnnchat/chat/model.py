@@ -11,9 +11,8 @@ Token ids: the tokenizer's EOD id separates context turns in the encoder input, 
 (the decoder's first input) and ends it (the last target). Padding uses UNK's id and is masked out
 of attention and of the loss.
 
-The encoder does not use packed sequences: on the CPU, torch's packed LSTM ran 10-40x slower than the
-padded one (64 x 300 tokens, 2 layers, forward + backward: 11-18 s against 0.45-1.1 s on one core).
-Instead each direction is its own single-layer LSTM per layer, and the backward one reads every row
+The encoder does not use packed sequences, which ran an order of magnitude slower on the CPU
+(benchmarks/RESULTS.md). Instead each direction is its own single-layer LSTM per layer, and the backward one reads every row
 reversed within its own length (pads last), so padding never reaches a valid position. The decoder
 starts from a learned bridge of the encoder's summary (the forward output at the last real token and
 the backward output at the first), with zero cell states.
@@ -69,9 +68,8 @@ class Seq2Seq(Weights, nn.Module):
         self.head = nn.Linear(H, cfg.vocab_size)
         if cfg.tie:
             self.head.weight = self.embed.weight
-        # PyTorch's own initialisation, as the LM's: at equal steps on the built-in dialogues it reached a best
-        # held-out loss of 2.78 nats/token where an N(0, 0.1) embedding with forget-gate bias 1 reached 2.82
-        # (benchmarks/RESULTS.md). A tied head shares the embedding, so tied tables start small.
+        # PyTorch's own initialisation, as the LM's: it reached a better best held-out loss at equal steps
+        # (benchmarks/chat_init.py, RESULTS.md). A tied head shares the embedding, so tied tables start small.
         if cfg.tie:
             nn.init.normal_(self.embed.weight, std=cfg.hidden ** -0.5)
 

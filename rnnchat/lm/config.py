@@ -10,15 +10,12 @@ from rnnchat.config import CELLS, check_choice, check_float, check_int, check_ti
 @dataclass(frozen=True)
 class ModelConfig:
     vocab_size: int = 0           # filled in from the tokenizer
-    # Defaults chosen by sweeps of 2- and 5-minute Shakespeare runs on 2 CPU cores (benchmarks/RESULTS.md):
-    # at 2 minutes the GRU reached 1.51 nats/char where the LSTM reached 1.60 (bf16 CPU, where the LSTM
-    # runs twice the steps per second) and 1.55 (fp32 CPU).
-    cell: str = "gru"
+    # The defaults won sweeps of 2- and 5-minute Shakespeare runs on 2 CPU cores (benchmarks/RESULTS.md).
+    cell: str = "gru"             # learnt more per minute than the LSTM on both CPU classes
     layers: int = 2               # two layers beat one of the same parameter count on character text
-    hidden: int = 256             # 2x384 matched it at 2 minutes with twice the parameters and half the speed
+    hidden: int = 256             # 2x384 matched it with twice the parameters and half the speed
     embed: int = 64               # characters need few dimensions; the recurrent layers do the work
     dropout: float = 0.0          # in minutes a model sees a corpus a few times: dropout only slowed learning
-                                  # (the best checkpoint is kept, so a later overfit loses nothing)
     tie: bool = False             # tying needs embed == hidden; it saves parameters for large vocabularies
 
     def validate(self) -> None:

@@ -40,11 +40,8 @@ class RNNLM(Weights, nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # PyTorch's own initialisation throughout (embedding N(0, 1)). Measured against a plain loop at
-        # equal optimizer settings (benchmarks/training.py --peer-optimizer, 2x256 LSTM, 250 steps):
-        # an embedding of std 0.1 and a forget-gate bias of 1 left the loss at 2.25 nats/char where the
-        # plain loop reached 1.89; without them rnnchat reaches 1.86. A tied head shares the embedding,
-        # and N(0, 1) output weights would start with huge logits: tied tables start small.
+        # PyTorch's own initialisation: it beat a small embedding with forget-gate bias 1 at equal steps
+        # (benchmarks/RESULTS.md). A tied head shares the embedding, so tied tables start small.
         if self.cfg.tie:
             nn.init.normal_(self.embed.weight, std=self.cfg.hidden ** -0.5)
 

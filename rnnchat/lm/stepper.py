@@ -84,10 +84,8 @@ class _Packed:
                   else torch.zeros(self.vocab, dtype=torch.float64))
 
         # mats[k]: (H + 1, N_k), the last row holding the biases (the hidden vector ends in a constant 1),
-        # split by columns into equal zero-padded blocks, (splits, H + 1, N_k / splits), one per thread:
-        # torch.bmm hands each thread its own block, so each core keeps the same weights in its L2
-        # between steps (2x256 LSTM: 27 us per step for both products vs 32 us with torch.mm). Below
-        # ~256 KB a matrix is not worth splitting (hidden 64: 12.9 us per step unsplit, 14.0 split).
+        # split by columns into one zero-padded block per thread, so each core keeps the same weights in
+        # its L2 between steps; small matrices are not split (docs/sampling.md).
         threads = max(1, min(8, torch.get_num_threads()))
         self.mats: list[torch.Tensor] = []
         for k in range(L):
