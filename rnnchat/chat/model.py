@@ -12,8 +12,8 @@ Token ids: the tokenizer's EOD id separates context turns in the encoder input, 
 of attention and of the loss.
 
 The encoder does not use packed sequences, which ran an order of magnitude slower on the CPU
-(benchmarks/RESULTS.md). Instead each direction is its own single-layer LSTM per layer, and the backward one reads every row
-reversed within its own length (pads last), so padding never reaches a valid position. The decoder
+(benchmarks/RESULTS.md). Instead each direction is its own single-layer LSTM per layer, and the backward
+one reads every row reversed within its own length (pads last), so padding never reaches a valid position. The decoder
 starts from a learned bridge of the encoder's summary (the forward output at the last real token and
 the backward output at the first), with zero cell states.
 """
