@@ -13,6 +13,10 @@ class CheckpointError(RnnchatError):
     pass
 
 
+class SaveError(RnnchatError):
+    """Writing a run's files failed (a full disk, say): the CLI exits 1, since the input was fine."""
+
+
 class ConfigError(RnnchatError):
     """A setting the engine refuses. With ``field`` (a config field name such as "seq_len") the message
     is "<field> <detail>", and each front end names the field its own way (``--seq-len``, "Window")."""

@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -39,12 +40,16 @@ def test_layout(run_dir):
     for which in ("last", "best"):
         files = {p.name for p in (run_dir / which).iterdir()}
         assert files == {"model.safetensors", "optimizer.safetensors", "trainer.json", "manifest.json"}
-    assert not list(run_dir.glob(".*")), "no temporary directories left behind"
+        manifest = json.loads((run_dir / which / "manifest.json").read_text())
+        assert set(manifest["run_files"]) == {"tokenizer.json"}
+    # Only the previous copies stay (the fallback of a copy that fails its check): no temporaries, no lock.
+    assert {p.name for p in run_dir.glob(".*")} <= {".last.old", ".best.old"}
 
 
 def test_interrupted_save_leaves_previous_checkpoint_loadable(run_dir):
     before = load_checkpoint(run_dir, "last")
     # A save killed after renaming the old checkpoint aside but before the new one was renamed in:
+    shutil.rmtree(run_dir / ".last.old")
     os.rename(run_dir / "last", run_dir / ".last.old")
     (run_dir / ".last.tmp-999").mkdir()
     (run_dir / ".last.tmp-999" / "model.safetensors").write_bytes(b"partial")
@@ -61,12 +66,12 @@ def test_write_killed_mid_file_keeps_old_checkpoint(run_dir):
     script = textwrap.dedent(f"""
         import os, torch
         from rnnchat.runs import checkpoints as c
-        real = c.save_file
-        def dying(tensors, path, metadata=None):
-            real(tensors, path, metadata=metadata)
-            if path.endswith("optimizer.safetensors"):
+        real = c._write_file
+        def dying(path, data):
+            real(path, data)
+            if path.name == "optimizer.safetensors":
                 os._exit(9)   # like SIGKILL: no cleanup, no finally blocks
-        c.save_file = dying
+        c._write_file = dying
         c.save_checkpoint(c.Path({str(run_dir)!r}), "last", {{"x": torch.zeros(3)}}, {{}}, {{"step": 999}})
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True)
@@ -74,19 +79,49 @@ def test_write_killed_mid_file_keeps_old_checkpoint(run_dir):
     assert load_checkpoint(run_dir, "last").trainer["step"] == 12
 
 
+def copies(run_dir, which):
+    """A checkpoint and its previous copy: a test that damages one must damage both to see a refusal."""
+    return [p for p in (run_dir / which, run_dir / f".{which}.old") if p.is_dir()]
+
+
 def test_truncated_weights_are_refused(run_dir):
-    path = run_dir / "best" / "model.safetensors"
-    path.write_bytes(path.read_bytes()[:100])
+    for ckpt in copies(run_dir, "best"):
+        path = ckpt / "model.safetensors"
+        path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="truncated"):
         open_language_model(str(run_dir), "best")
 
 
 def test_tampered_weights_are_refused(run_dir):
-    path = run_dir / "best" / "model.safetensors"
+    for ckpt in copies(run_dir, "best"):
+        path = ckpt / "model.safetensors"
+        data = bytearray(path.read_bytes())
+        data[-5] ^= 0xFF
+        path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum"):
+        open_language_model(str(run_dir), "best")
+
+
+def test_tampered_last_falls_back_to_its_previous_copy(run_dir):
+    """Issue 11, item 8: a `last` that fails its checksum loads the copy it replaced, and says so."""
+    previous = load_checkpoint(run_dir, "last").trainer["step"]
+    save_checkpoint(run_dir, "last", load_checkpoint(run_dir, "last").model, {}, {"step": previous + 1})
+    path = run_dir / "last" / "model.safetensors"
     data = bytearray(path.read_bytes())
     data[-5] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="checksum"):
+    loaded = load_checkpoint(run_dir, "last")
+    assert loaded.path == run_dir / ".last.old" and loaded.trainer["step"] == previous
+    assert "checksum" in loaded.note and "previous copy" in loaded.note
+
+
+def test_tampered_tokenizer_is_refused(run_dir):
+    """Issue 11, item 10: the tokenizer files are in every manifest and checked on load."""
+    path = run_dir / "tokenizer.json"
+    meta = json.loads(path.read_text())
+    meta["chars"] = meta["chars"][::-1]
+    path.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="tokenizer.json does not match its checksum"):
         open_language_model(str(run_dir), "best")
 
 
@@ -96,13 +131,14 @@ class Boom:
 
 
 def test_pickle_in_place_of_weights_never_runs(run_dir, tmp_path):
-    path = run_dir / "best" / "model.safetensors"
-    path.write_bytes(pickle.dumps({"w": Boom()}))
-    manifest = json.loads((run_dir / "best" / "manifest.json").read_text())
     import hashlib
-    manifest["files"]["model.safetensors"] = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                                              "size": path.stat().st_size}
-    (run_dir / "best" / "manifest.json").write_text(json.dumps(manifest))
+    for ckpt in copies(run_dir, "best"):
+        path = ckpt / "model.safetensors"
+        path.write_bytes(pickle.dumps({"w": Boom()}))
+        manifest = json.loads((ckpt / "manifest.json").read_text())
+        manifest["files"]["model.safetensors"] = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                                                  "size": path.stat().st_size}
+        (ckpt / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError):
         open_language_model(str(run_dir), "best")
     assert not (tmp_path / "pwned").exists()
