@@ -7,6 +7,7 @@ options given); this module keeps only the checks that are about the command lin
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import sys
 
@@ -20,16 +21,59 @@ _TRAIN_OPTIONS = ("level", "vocab_size", "val_fraction", "seq_len", "batch_size"
 
 
 def cmd_train(args) -> int:
+    from rnnchat.cli.console import err
+    from rnnchat.errors import SaveError
     from rnnchat.train import distributed
 
     if not distributed.launched():
-        return _train(args)
-    # Started by torchrun: every process trains; rank 0 alone writes the run and prints.
-    group = distributed.init(args.device or "auto")
+        try:
+            return _train(args)
+        except SaveError as exc:    # the input was fine: a failed save is exit 1, not a usage error
+            err(str(exc))
+            return EXIT_FAILED
+    # Started by torchrun: every process trains; rank 0 alone writes the run and prints. A resume trains
+    # on the run's own device unless told otherwise, so the backend must follow it.
+    group = distributed.init(args.device or (args.resume and _saved_device(args.resume)) or "auto")
+    watch = distributed.FailureWatch(group, err)
     try:
         return _train(args, quiet=not group.is_main)
+    except (Exception, KeyboardInterrupt) as exc:
+        rank, code, line = watch.fail(*_failure(exc))
+        watch.announce(rank, line)
+        if not group.is_main:   # rank 0 reports it; waiting on a teardown with a failed peer could hang
+            sys.stdout.flush()
+            os._exit(code)
+        return code
     finally:
+        watch.close()
         distributed.close()
+
+
+def _saved_device(run: str) -> str | None:
+    """The device a run was trained on (run.json), or None when it cannot be read (the trainer says why)."""
+    from rnnchat.errors import RnnchatError
+    from rnnchat.runs.checkpoints import read_run_meta, resolve_run
+
+    try:
+        device = read_run_meta(resolve_run(run)).get("train", {}).get("device")
+    except (RnnchatError, AttributeError):
+        return None
+    return device if isinstance(device, str) else None
+
+
+def _failure(exc: BaseException) -> tuple[int, str]:
+    """A failure as the exit code and the one line ``rnnchat`` would print for it alone."""
+    from rnnchat.errors import ConfigError, RnnchatError, SaveError
+
+    if isinstance(exc, ConfigError):
+        return EXIT_USAGE, exc.phrased("--" + exc.field.replace("_", "-")) if exc.field else str(exc)
+    if isinstance(exc, SaveError):
+        return EXIT_FAILED, str(exc)
+    if isinstance(exc, RnnchatError):
+        return EXIT_USAGE, str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted"
+    return EXIT_FAILED, f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
 def _train(args, quiet: bool = False) -> int:

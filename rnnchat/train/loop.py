@@ -74,6 +74,7 @@ class Trainer:
                 raise ConfigError("cannot change when resuming: a run keeps its data, split and model "
                                   "settings (only the limits, the eval cadence and the device may change)", key)
         self._stop = threading.Event()
+        self._lock: run_dir.RunLock | None = None       # this process's hold of the run, until run() ends
         # Set up by _setup() when run() starts:
         self.dist: distributed.Group | None = None      # the process group, when launched by torchrun
         self.run_dir: Path | None = None
@@ -122,6 +123,8 @@ class Trainer:
         self.dist = distributed.current()
         if self.resume_from is not None:
             self.run_dir = ckpt.resolve_run(self.resume_from)
+            if self.is_main:
+                self._lock = run_dir.lock(self.run_dir)
             meta = ckpt.read_run_meta(self.run_dir)
             try:
                 self.model_cfg = model_config_of(meta)
@@ -135,6 +138,9 @@ class Trainer:
                 yield ev.Warning(f"corpus '{corpus.name}' has changed since this run started; "
                                  "continuing with the run's own vocabulary")
             resumed = ckpt.load_checkpoint(self.run_dir, "last", with_optimizer=True)
+            ckpt.check_model_size(self.run_dir.name, meta, resumed)
+            if resumed.note:
+                yield ev.Warning(resumed.note)
             self.task = make_task(corpus, self.cfg, tokenizer)
             self.meta = meta
         else:
@@ -144,7 +150,8 @@ class Trainer:
                 pick_precision(self.cfg.precision, pick_device(self.cfg.device))   # refuse before creating the run
                 self.run_dir = run_dir.create(self.name or run_dir.default_name(corpus.name, self.cfg.level,
                                                                                 self.model_cfg),
-                                              self.task.tokenizer)
+                                              self.task.tokenizer, unique=not self.name)
+                self._lock = run_dir.lock(self.run_dir)
                 if self.dist:
                     self.dist.share(str(self.run_dir))
             else:   # wait for rank 0 to build the vocabulary and the run, then use both
@@ -177,7 +184,7 @@ class Trainer:
                                            weight_decay=self.cfg.weight_decay, betas=(0.9, 0.99))
         if resumed is not None:
             self.progress, self.state = run_dir.restore(resumed, self.model, self.optimizer, self.device,
-                                                        self.run_dir.name)
+                                                        self.run_dir.name, self.dist.rank if self.dist else 0)
         elif self.is_main:
             self._write_meta()
         # With DDP the task's loss runs inside the wrapper, which averages gradients across processes.
@@ -206,6 +213,14 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------------
 
     def run(self) -> Iterator[ev.Event]:
+        try:
+            yield from self._run()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def _run(self) -> Iterator[ev.Event]:
         yield from self._setup()
         yield ev.Started(
             run=self.run_dir.name, run_dir=str(self.run_dir), corpus=self.corpus.name, level=self.cfg.level,
@@ -307,9 +322,9 @@ class Trainer:
             reason = self._finished()
             if reason or self.step % cfg.eval_every == 0:
                 paused = time.perf_counter()
-                if self.is_main:   # the others wait for it at the next gradient exchange
+                if self.is_main:   # the others wait for it in _save, which takes every rank's state
                     yield from self._evaluate(ema)
-                    yield from self._save("last")
+                yield from self._save("last")
                 if reason:
                     yield self._done(reason, "")
                     return
@@ -418,7 +433,12 @@ class Trainer:
         self.progress.step = snap["step"]
         self.state = None
 
-    def _save(self, which: str) -> Iterator[ev.Event]:
+    def _save(self, which: str, alone: bool = False) -> Iterator[ev.Event]:
+        """Every rank calls this for "last" (its RNG and carried state go in too); "best" and ``alone``
+        (after a crash, when the others may be gone) are rank 0's only."""
+        ranks = None
+        if self.dist and which == "last" and not alone:
+            ranks = self.dist.gather(run_dir.rank_state(self.state if self.cfg.carry_state else None))
         if not self.is_main:
             return
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
@@ -427,7 +447,7 @@ class Trainer:
         try:
             path = run_dir.save(self.run_dir, which, self.model, self.optimizer, self.progress,
                                 self.state if self.cfg.carry_state else None,
-                                self.step / max(1e-9, self.task.steps_per_epoch()))
+                                self.step / max(1e-9, self.task.steps_per_epoch()), ranks)
             self._write_meta()
         except OSError as exc:
             raise RnnchatError(f"could not save the checkpoint in {self.run_dir}: {exc}") from None
@@ -438,7 +458,7 @@ class Trainer:
         if self.model is None or self.run_dir is None or self.step == 0 or not self.is_main:
             return
         try:
-            for _ in self._save("last"):
+            for _ in self._save("last", alone=True):
                 pass
         except Exception:  # noqa: BLE001 - the original error is the one to report
             pass

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import errno
+import fcntl
 import json
 import math
+import os
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +19,7 @@ import torch
 
 from rnnchat import CHECKPOINT_FORMAT, __version__
 from rnnchat import events as ev
-from rnnchat.errors import CheckpointError, ConfigError
+from rnnchat.errors import CheckpointError, ConfigError, SaveError
 from rnnchat.paths import checkpoints_dir
 from rnnchat.runs import checkpoints as ckpt
 
@@ -49,16 +53,78 @@ def default_name(corpus: str, level: str, model_cfg) -> str:
                                      datetime.now().strftime("%Y%m%d-%H%M%S"))
 
 
-def create(name: str, tokenizer) -> Path:
-    """A new run folder under checkpoints/ holding the tokenizer; refuses unusable and existing names."""
+def create(name: str, tokenizer, unique: bool = False) -> Path:
+    """A new run folder under checkpoints/ holding the tokenizer; refuses unusable and existing names.
+
+    The folder is made with an exclusive mkdir, so two runs never share one; with ``unique`` (a default
+    name) a taken name gets the first free suffix -2, -3, ... instead."""
     if "/" in name or name.startswith(".") or not name.strip():
         raise ConfigError(f"{name!r} is not a usable run name (no slashes, not hidden)", "name")
-    run_dir = checkpoints_dir() / name
-    if (run_dir / "run.json").exists():
+    root = checkpoints_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000 if unique else 2):
+        run_dir = root / (name if n == 1 else f"{name}-{n}")
+        try:
+            os.mkdir(run_dir)
+        except FileExistsError:
+            continue
+        tokenizer.save(run_dir)
+        return run_dir
+    run_dir = root / name
+    if os.path.lexists(run_dir / "run.json"):
         raise ConfigError(f"run '{name}' already exists; continue it with --resume {name} or pick another --name")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(run_dir)
-    return run_dir
+    raise ConfigError(f"folder {run_dir} already exists but holds no run (no run.json); remove it or pick "
+                      "another --name")
+
+
+class RunLock:
+    """The exclusive hold of one run directory by one trainer (see ``lock``)."""
+
+    def __init__(self, path: Path, fd: int):
+        self.path, self.fd = path, fd
+
+    def release(self) -> None:
+        if self.fd < 0:
+            return
+        try:
+            os.unlink(self.path)   # while still held: a waiter that opened it sees a new file and retries
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = -1
+
+
+def lock(run_dir: Path) -> RunLock:
+    """Hold ``run_dir`` for this process (flock: the kernel drops it when the process dies, however)."""
+    path = run_dir / ".lock"
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            what = "is a symbolic link" if exc.errno == errno.ELOOP else f"cannot be opened ({exc.strerror})"
+            raise CheckpointError(f"the lock file {path} of run '{run_dir.name}' {what}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise CheckpointError(f"the lock file {path} of run '{run_dir.name}' is not a regular file")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                raise ConfigError(f"run '{run_dir.name}' is in use by another training"
+                                  f"{f' (process {holder})' if holder.isdigit() else ''}; wait for it to finish "
+                                  "or stop it") from None
+            try:
+                same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if same:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+            return RunLock(path, fd)
+        os.close(fd)   # its holder removed it as we opened it: take the new one
 
 
 def write_meta(run_dir: Path, *, kind: str, model_cfg, train_cfg, tokenizer, parameters: int, corpus: CorpusInfo,
@@ -74,33 +140,74 @@ def write_meta(run_dir: Path, *, kind: str, model_cfg, train_cfg, tokenizer, par
         "created": created or datetime.now().isoformat(timespec="seconds"),
         "summary": progress.summary(),
     }
-    ckpt.write_json_atomic(run_dir / "run.json", meta)
+    try:
+        ckpt.write_json_atomic(run_dir / "run.json", meta)
+    except OSError as exc:
+        raise SaveError(ckpt.save_failure(run_dir, "run.json", exc)) from None
     return meta
 
 
 def append_metrics(run_dir: Path, event: ev.Eval) -> None:
-    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(event.to_dict()) + "\n")
+    """One line at the end of metrics.jsonl, never through a link or into anything but a regular file."""
+    path = run_dir / "metrics.jsonl"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CheckpointError(f"{path} is a symbolic link; a run directory may hold only its own files") from None
+        raise SaveError(ckpt.save_failure(run_dir, "metrics.jsonl", exc)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CheckpointError(f"{path} is not a regular file")
+        os.write(fd, (json.dumps(event.to_dict()) + "\n").encode("utf-8"))
+    except OSError as exc:
+        raise SaveError(ckpt.save_failure(run_dir, "metrics.jsonl", exc)) from None
+    finally:
+        os.close(fd)
 
 
-def save(run_dir: Path, which: str, model, optimizer, progress: Progress, carried, epoch: float) -> Path:
-    """One checkpoint: weights, optimizer state (with any carried recurrent state) and the trainer state."""
+def rank_state(carried) -> dict:
+    """What one process must keep for an exact resume: its RNG states (CPU, and CUDA when in use) and the
+    recurrent state it carries, as CPU tensors (picklable across processes)."""
+    parts = () if carried is None else carried if isinstance(carried, tuple) else (carried,)
+    return {"rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "carry": [p.detach().to("cpu") for p in parts]}
+
+
+def _b64(t: torch.Tensor) -> str:
+    return base64.b64encode(t.numpy().tobytes()).decode("ascii")
+
+
+def _unb64(text: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
+
+
+def save(run_dir: Path, which: str, model, optimizer, progress: Progress, carried, epoch: float,
+         ranks: list[dict] | None = None) -> Path:
+    """One checkpoint: weights, optimizer state (with any carried recurrent state) and the trainer state.
+    ``ranks``: every process's ``rank_state`` under torchrun (rank 0's is also this process's own)."""
+    ranks = ranks or [rank_state(carried)]
     opt_tensors, groups = ckpt.optimizer_to_tensors(optimizer.state_dict())
-    if carried is not None:
-        parts = carried if isinstance(carried, tuple) else (carried,)
-        opt_tensors.update({f"carry.{i}": p for i, p in enumerate(parts)})
+    for r, share in enumerate(ranks):   # rank 0 keeps the names older runs used: carry.0, carry.1
+        opt_tensors.update({f"carry.{i}" if r == 0 else f"carry.rank{r}.{i}": p for i, p in enumerate(share["carry"])})
     state = {
         "step": progress.step, "elapsed": progress.elapsed,
         "best_val": None if math.isinf(progress.best_val) else progress.best_val, "best_bpc": progress.best_bpc,
         "lr_scale": progress.lr_scale, "param_groups": groups,
-        "rng": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii"),
+        "rng": _b64(ranks[0]["rng"]), "cuda_rng": [_b64(s) for s in ranks[0]["cuda_rng"]],
         "epoch": epoch,
     }
+    if len(ranks) > 1:
+        state["ranks"] = [{"rng": _b64(s["rng"]), "cuda_rng": [_b64(c) for c in s["cuda_rng"]]} for s in ranks]
     return ckpt.save_checkpoint(run_dir, which, model.weights(), opt_tensors, state)
 
 
-def restore(loaded: ckpt.LoadedCheckpoint, model, optimizer, device: torch.device, run_name: str):
-    """Put a checkpoint back into the model and optimizer; returns (Progress, carried state or None)."""
+def restore(loaded: ckpt.LoadedCheckpoint, model, optimizer, device: torch.device, run_name: str,
+            rank: int = 0):
+    """Put a checkpoint back into the model and optimizer; returns (Progress, carried state or None).
+    Process ``rank`` takes its own RNG and carried state; one the checkpoint lacks starts afresh."""
     try:
         model.load_weights(loaded.model)
         t = loaded.trainer
@@ -109,9 +216,16 @@ def restore(loaded: ckpt.LoadedCheckpoint, model, optimizer, device: torch.devic
         progress = Progress(step=int(t["step"]), elapsed=float(t["elapsed"]),
                             best_val=float(t["best_val"]) if t.get("best_val") is not None else math.inf,
                             best_bpc=t.get("best_bpc"), lr_scale=float(t.get("lr_scale", 1.0)))
-        torch.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(t["rng"])), dtype=torch.uint8))
-        carry = [loaded.optimizer[k].to(device) for k in sorted(loaded.optimizer) if k.startswith("carry.")]
-    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        ranks = t.get("ranks") or [t]
+        own = ranks[rank] if rank < len(ranks) else t
+        torch.set_rng_state(_unb64(own["rng"]))
+        if device.type == "cuda" and own.get("cuda_rng"):
+            for i, s in enumerate(own["cuda_rng"][:torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(_unb64(s), i)
+        prefix = "carry." if rank == 0 else f"carry.rank{rank}."
+        names = [k for k in loaded.optimizer if k.startswith(prefix) and k[len(prefix):].isdigit()]
+        carry = [loaded.optimizer[k].to(device) for k in sorted(names, key=lambda k: int(k[len(prefix):]))]
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint of '{run_name}' does not fit its run: {exc}") from None
     carried = (tuple(carry) if len(carry) == 2 else carry[0]) if carry else None
     return progress, carried
