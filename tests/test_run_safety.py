@@ -100,6 +100,7 @@ _COUNTED = ("rename", "replace", "fsync", "unlink", "rmdir", "mkdir")
 def _save_dying_at(run: Path, k: int, step: int) -> bool:
     """A forked child saves ``step`` and dies (os._exit, no cleanup) at its k-th file-system call;
     True when the save finished first."""
+    weights = {"w": torch.full((256,), float(step))}   # made before the fork: the child runs no torch kernels
     pid = os.fork()
     if pid == 0:
         try:
@@ -117,7 +118,7 @@ def _save_dying_at(run: Path, k: int, step: int) -> bool:
             for name in ("_write_file", "save_file"):   # the file writer (save_file before issue 11)
                 if hasattr(c, name):
                     setattr(c, name, counting(getattr(c, name)))
-            save_checkpoint(run, "last", {"w": torch.full((256,), float(step))}, {}, {"step": step})
+            save_checkpoint(run, "last", weights, {}, {"step": step})
             os._exit(0)
         finally:
             os._exit(3)

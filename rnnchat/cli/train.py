@@ -119,6 +119,8 @@ def _train(args, quiet: bool = False) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    # Past a file-size limit (ulimit -f) a write then fails with EFBIG, a clean SaveError, instead of killing us.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     events = trainer.run()
     if quiet:
         done = None
