@@ -287,9 +287,11 @@ class Trainer:
             acc_loss += loss_v if check_every == 1 else loss.detach()
             acc_norm = torch.maximum(acc_norm, norm.detach())
             acc_steps += 1
-            if self.step % check_every:
+            # Checked every interval, and at any step that ends the run or evaluates, so both happen at the
+            # exact step asked for even when the interval is longer (on a GPU).
+            if self.step % check_every and not (self.step == self.max_steps or self.step % cfg.eval_every == 0):
                 continue
-            loss_v, norm_v = acc_loss.item() / acc_steps, acc_norm.item()
+            loss_v, norm_v, steps = acc_loss.item() / acc_steps, acc_norm.item(), acc_steps
             acc_loss.zero_()
             acc_norm.zero_()
             acc_steps = 0
@@ -300,9 +302,9 @@ class Trainer:
                 if verdict == "end":
                     return
             ema = loss_v if ema is None else 0.98 * ema + 0.02 * loss_v
-            interval_loss += loss_v * check_every
+            interval_loss += loss_v * steps
             interval_norm = max(interval_norm, norm_v)
-            interval_steps += check_every
+            interval_steps += steps
             # Every process must see the same clock, or they would stop after different steps.
             progress.elapsed = self._agreed_elapsed if self.dist else time.perf_counter() - start_time
             if self.step % _SNAPSHOT_EVERY == 0:
