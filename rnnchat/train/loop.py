@@ -10,7 +10,6 @@ object's (``lm/task.py``, ``chat/task.py``); the run directory is written by ``r
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import threading
@@ -30,12 +29,11 @@ from rnnchat.text.corpus import Corpus
 from rnnchat.text.load import load_corpus
 from rnnchat.text.tokenizers import Tokenizer, load_tokenizer
 from rnnchat.train import distributed, run_dir
+from rnnchat.train.guard import Guard
 from rnnchat.train.run_dir import CorpusInfo, Progress
-from rnnchat.train.schedule import learning_rate
+from rnnchat.train.schedule import Limits, learning_rate
 
 _SNAPSHOT_EVERY = 100         # steps between in-memory copies of the last known-good state
-_MAX_FAILURES = 5             # bad steps (NaN, inf, explosion) within _FAILURE_WINDOW before giving up
-_FAILURE_WINDOW = 500
 _LIMIT_KEYS = ("max_steps", "epochs", "minutes")
 
 
@@ -86,13 +84,12 @@ class Trainer:
         self.step_module = None                        # the DDP wrapper of the task's loss
         self.device = torch.device("cpu")
         self.precision = "fp32"
-        self.max_steps = 0
+        self.limits = Limits(0, 0.0)
         self.progress = Progress()
         self.state = None                              # recurrent state carried across steps (carry_state)
         # Set by the loop:
         self.train_loss: float | None = None           # mean training loss of the last log interval
-        self.good: dict | None = None                  # the last known-good snapshot
-        self.failures: list[int] = []                  # steps of recent bad steps
+        self.guard = Guard(spike_check=True, warmup_steps=self.cfg.warmup_steps)
         self._agreed_elapsed = 0.0
 
     def stop(self) -> None:
@@ -169,10 +166,12 @@ class Trainer:
             self.cfg = dataclasses.replace(self.cfg, minutes=DEFAULT_MINUTES)
             yield ev.Warning(f"no --max-steps, --epochs or --minutes given: training for {DEFAULT_MINUTES:g} "
                              "minutes (Ctrl+C stops early and saves)")
-        self.max_steps = self.cfg.max_steps
+        max_steps = self.cfg.max_steps
         if self.cfg.epochs:
             by_epochs = math.ceil(self.cfg.epochs * self.task.steps_per_epoch() / self.world)
-            self.max_steps = min(self.max_steps, by_epochs) if self.max_steps else by_epochs
+            max_steps = min(max_steps, by_epochs) if max_steps else by_epochs
+        self.limits = Limits(max_steps, self.cfg.minutes, bool(self.cfg.epochs and not self.cfg.max_steps))
+        self.guard = Guard(self.task.spike_check, self.cfg.warmup_steps)
 
         self.device = pick_device(self.cfg.device)
         if self.dist and self.device.type == "cuda":
@@ -193,7 +192,7 @@ class Trainer:
         if likely_memorises(params, self.task.train_tokens):
             yield ev.Warning(f"the model has {params:,} parameters for {self.task.train_tokens:,} training tokens; "
                              "it will memorise the corpus rather than learn its style (try a smaller preset)")
-        if self._finished():
+        if self.limits.reached(self.step, self.progress.elapsed):
             raise ConfigError(f"run '{self.run_dir.name}' already reached its limit (step {self.step}); "
                               "give a larger --max-steps, --epochs or --minutes to train further")
 
@@ -227,7 +226,7 @@ class Trainer:
             vocab_size=self.task.tokenizer.vocab_size, parameters=self.model.num_parameters(),
             train_tokens=self.task.train_tokens, val_tokens=self.task.val_tokens,
             device=describe(self.device), precision=self.precision, step=self.step,
-            max_steps=self.max_steps, minutes=self.cfg.minutes, resumed=self.resume_from is not None,
+            max_steps=self.limits.max_steps, minutes=self.cfg.minutes, resumed=self.resume_from is not None,
             processes=self.world)
         try:
             yield from self._loop()
@@ -243,7 +242,7 @@ class Trainer:
         # nothing). On a GPU reading it would stall the pipeline, so figures stay on the device and
         # are checked every log interval; a bad interval rolls back to the last good snapshot.
         check_every = self._check_interval()
-        self.good = self._snapshot()
+        self.guard.keep(model, opt, self.step)
         ema = None
         acc_loss = torch.zeros((), device=self.device)
         acc_norm = torch.zeros((), device=self.device)
@@ -260,8 +259,8 @@ class Trainer:
             if self._stop.is_set() and self.dist is None:
                 yield from self._interrupted()
                 return
-            lr = learning_rate(cfg.lr, self.step, cfg.warmup_steps, self._progress(), cfg.min_lr_ratio)
-            lr *= progress.lr_scale
+            done_share = self.limits.progress(self.step, progress.elapsed)
+            lr = learning_rate(cfg.lr, self.step, cfg.warmup_steps, done_share, cfg.min_lr_ratio) * progress.lr_scale
             for group in opt.param_groups:
                 group["lr"] = lr
             batch = task.batch(self.step, self.device, *shard)
@@ -289,7 +288,8 @@ class Trainer:
             acc_steps += 1
             # Checked every interval, and at any step that ends the run or evaluates, so both happen at the
             # exact step asked for even when the interval is longer (on a GPU).
-            if self.step % check_every and not (self.step == self.max_steps or self.step % cfg.eval_every == 0):
+            due = self.step == self.limits.max_steps or self.step % cfg.eval_every == 0
+            if self.step % check_every and not due:
                 continue
             loss_v, norm_v, steps = acc_loss.item() / acc_steps, acc_norm.item(), acc_steps
             acc_loss.zero_()
@@ -308,7 +308,7 @@ class Trainer:
             # Every process must see the same clock, or they would stop after different steps.
             progress.elapsed = self._agreed_elapsed if self.dist else time.perf_counter() - start_time
             if self.step % _SNAPSHOT_EVERY == 0:
-                self.good = self._snapshot()
+                self.guard.keep(model, opt, self.step)
 
             if self.step % cfg.log_every == 0:
                 seconds = max(1e-9, time.perf_counter() - last_log_time)
@@ -316,12 +316,13 @@ class Trainer:
                 self.train_loss = interval_loss / interval_steps
                 yield ev.Step(step=self.step, loss=self.train_loss, lr=lr, grad_norm=interval_norm,
                               tokens_per_s=tok_s, chars_per_s=tok_s * chars_per_token, elapsed=progress.elapsed,
-                              progress=max(0.0, self._progress()),
-                              eta=self._eta(seconds / max(1, self.step - last_log_step)))
+                              progress=max(0.0, self.limits.progress(self.step, progress.elapsed)),
+                              eta=self.limits.eta(self.step, progress.elapsed,
+                                                  seconds / max(1, self.step - last_log_step)))
                 interval_loss, interval_steps, interval_norm, interval_tokens = 0.0, 0, 0.0, 0
                 last_log_time, last_log_step = time.perf_counter(), self.step
 
-            reason = self._finished()
+            reason = self.limits.reached(self.step, progress.elapsed)
             if reason or self.step % cfg.eval_every == 0:
                 paused = time.perf_counter()
                 if self.is_main:   # the others wait for it in _save, which takes every rank's state
@@ -343,7 +344,7 @@ class Trainer:
             if stops > 0:
                 yield from self._interrupted()
                 return loss, "end"
-        bad = self._badness(loss, norm, ema)
+        bad = self.guard.badness(loss, norm, ema, self.step)
         if not bad:
             return loss, "ok"
         failed = yield from self._recover(bad)
@@ -357,53 +358,18 @@ class Trainer:
         yield self._done("interrupted", f"stopped at step {self.step}; continue with "
                          f"rnnchat train --resume {self.run_dir.name}")
 
-    def _badness(self, loss: float, norm: float, ema: float | None) -> str:
-        """Why this loss or gradient norm must not be applied, or "" when it is fine."""
-        if not math.isfinite(loss):
-            return "non-finite loss"
-        if not math.isfinite(norm):
-            return "non-finite gradient"
-        if (self.task.spike_check and ema is not None and self.step > self.cfg.warmup_steps
-                and loss > max(2 * ema, ema + 1.0)):
-            return f"loss spike to {loss:.2f}"
-        return ""
-
     def _recover(self, what: str):
         """Roll back to the last good state with half the learning rate; returns True when giving up."""
-        self.failures = [s for s in self.failures if self.step - s < _FAILURE_WINDOW] + [self.step]
-        self._restore_snapshot(self.good)
-        if len(self.failures) >= _MAX_FAILURES:
+        self.progress.step, give_up = self.guard.roll_back(self.model, self.optimizer, self.step)
+        self.state = None
+        if give_up:
             yield from self._save("last")
-            yield self._done("failed", f"training diverged ({what}) {len(self.failures)} times in "
-                             f"{_FAILURE_WINDOW} steps; try a lower --lr or --clip")
+            yield self._done("failed", self.guard.given_up(what))
             return True
         self.progress.lr_scale *= 0.5
         yield ev.Warning(f"{what}; went back to the last good state (step {self.step}) and halved the "
                          f"learning rate (now x{self.progress.lr_scale:g})")
         return False
-
-    def _progress(self) -> float:
-        parts = []
-        if self.max_steps:
-            parts.append(self.step / self.max_steps)
-        if self.cfg.minutes:
-            parts.append(self.progress.elapsed / (self.cfg.minutes * 60))
-        return max(parts) if parts else -1.0
-
-    def _eta(self, seconds_per_step: float) -> float | None:
-        etas = []
-        if self.max_steps and seconds_per_step > 0:
-            etas.append((self.max_steps - self.step) * seconds_per_step)
-        if self.cfg.minutes:
-            etas.append(max(0.0, self.cfg.minutes * 60 - self.progress.elapsed))
-        return min(etas) if etas else None
-
-    def _finished(self) -> str:
-        if self.max_steps and self.step >= self.max_steps:
-            return "epochs" if self.cfg.epochs and not self.cfg.max_steps else "max_steps"
-        if self.cfg.minutes and self.progress.elapsed >= self.cfg.minutes * 60:
-            return "time"
-        return ""
 
     def _evaluate(self, ema: float | None) -> Iterator[ev.Event]:
         figures = self.task.evaluate(self.model, self.device, self.precision)
@@ -423,17 +389,6 @@ class Trainer:
             yield from self._save("best")
 
     # ---- state ---------------------------------------------------------------------------------
-
-    def _snapshot(self) -> dict:
-        return {"model": copy.deepcopy(self.model.state_dict()), "opt": copy.deepcopy(self.optimizer.state_dict()),
-                "step": self.step}
-
-    def _restore_snapshot(self, snap: dict) -> None:
-        """Back to a known-good state; the steps since are trained again (same batches, lower rate)."""
-        self.model.load_state_dict(snap["model"])
-        self.optimizer.load_state_dict(copy.deepcopy(snap["opt"]))
-        self.progress.step = snap["step"]
-        self.state = None
 
     def _save(self, which: str, alone: bool = False) -> Iterator[ev.Event]:
         """Every rank calls this for "last" (its RNG and carried state go in too); "best" and ``alone``

@@ -20,7 +20,7 @@ import torch
 from rnnchat import CHECKPOINT_FORMAT, __version__
 from rnnchat import events as ev
 from rnnchat.errors import CheckpointError, ConfigError, SaveError
-from rnnchat.paths import checkpoints_dir
+from rnnchat.paths import check_run_name, checkpoints_dir
 from rnnchat.runs import checkpoints as ckpt
 
 
@@ -58,8 +58,7 @@ def create(name: str, tokenizer, unique: bool = False) -> Path:
 
     The folder is made with an exclusive mkdir, so two runs never share one; with ``unique`` (a default
     name) a taken name gets the first free suffix -2, -3, ... instead."""
-    if "/" in name or name.startswith(".") or not name.strip():
-        raise ConfigError(f"{name!r} is not a usable run name (no slashes, not hidden)", "name")
+    check_run_name(name)
     root = checkpoints_dir()
     root.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000 if unique else 2):
