@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rnnchat.errors import ConfigError
+from rnnchat.safetext import neutralise
+
+MAX_RUN_NAME = 120            # characters; file systems allow 255 bytes per name, suffixes need room
+
 
 def corpora_dir() -> Path:
     return Path(os.environ.get("RNNCHAT_CORPORA", "corpora"))
@@ -19,3 +24,13 @@ def cache_dir() -> Path:
         return Path(os.environ["RNNCHAT_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "rnnchat"
+
+
+def check_run_name(name: str) -> None:
+    """Refuse a run name that cannot be a folder name or would not show as itself (one ConfigError line)."""
+    if not name.strip() or "/" in name or "\\" in name or name.startswith("."):
+        raise ConfigError(f"{neutralise(name)!r} is not a usable run name (not empty, no slashes, not hidden)", "name")
+    if neutralise(name) != name or any(c in name for c in "\t\n"):
+        raise ConfigError(f"{neutralise(name)!r} has tabs, line breaks, control, bidi or invisible characters; use plain text", "name")
+    if len(name) > MAX_RUN_NAME or len(name.encode("utf-8", "surrogatepass")) > 200:
+        raise ConfigError(f"is {len(name)} characters long; use at most {MAX_RUN_NAME}", "name")

@@ -16,8 +16,9 @@ from rnnchat.chat.evaluate import distinct_n
 from rnnchat.chat.generate import beam_search, decode_reply, greedy_batch, rerank
 from rnnchat.chat.session import ChatSession
 from rnnchat.config import TrainConfig
+from rnnchat.errors import CheckpointError
 from rnnchat.events import Done, Eval, Sample, SampleDone, Token
-from rnnchat.runs.checkpoints import CheckpointError, open_chat_model, open_language_model
+from rnnchat.runs.store import open_chat_model, open_language_model
 from rnnchat.train.loop import Trainer
 
 ALPHABET = "abcdefgh"

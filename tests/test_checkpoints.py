@@ -15,13 +15,8 @@ from rnnchat import CHECKPOINT_FORMAT
 from rnnchat.config import TrainConfig
 from rnnchat.errors import CheckpointError
 from rnnchat.lm.config import ModelConfig
-from rnnchat.runs.checkpoints import (
-    checkpoint_dir,
-    load_checkpoint,
-    open_language_model,
-    read_run_meta,
-    save_checkpoint,
-)
+from rnnchat.runs.checkpoints import checkpoint_dir, load_checkpoint, save_checkpoint
+from rnnchat.runs.store import open_language_model, read_run_meta
 from rnnchat.train.loop import Trainer
 
 
@@ -66,12 +61,12 @@ def test_write_killed_mid_file_keeps_old_checkpoint(run_dir):
     script = textwrap.dedent(f"""
         import os, torch
         from rnnchat.runs import checkpoints as c
-        real = c._write_file
+        real = c.write_file
         def dying(path, data):
             real(path, data)
             if path.name == "optimizer.safetensors":
                 os._exit(9)   # like SIGKILL: no cleanup, no finally blocks
-        c._write_file = dying
+        c.write_file = dying
         c.save_checkpoint(c.Path({str(run_dir)!r}), "last", {{"x": torch.zeros(3)}}, {{}}, {{"step": 999}})
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True)

@@ -17,7 +17,7 @@ from rnnchat.chat.session import ChatSession
 from rnnchat.config import TrainConfig
 from rnnchat.lm.config import ModelConfig, SampleConfig
 from rnnchat.lm.generate import generate
-from rnnchat.runs.checkpoints import list_runs, open_chat_model, open_language_model
+from rnnchat.runs.store import list_runs, open_chat_model, open_language_model
 from rnnchat.train.loop import Trainer
 
 

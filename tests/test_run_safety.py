@@ -18,7 +18,8 @@ from rnnchat.config import TrainConfig
 from rnnchat.errors import CheckpointError, ConfigError
 from rnnchat.lm.config import ModelConfig
 from rnnchat.runs import checkpoints as c
-from rnnchat.runs.checkpoints import load_checkpoint, open_language_model, save_checkpoint
+from rnnchat.runs.checkpoints import load_checkpoint, save_checkpoint
+from rnnchat.runs.store import open_language_model
 from rnnchat.train import run_dir as rd
 from rnnchat.train.loop import Trainer
 
@@ -62,8 +63,31 @@ def test_a_run_in_use_is_refused_to_a_second_trainer(trained):
     assert done.reason == "max_steps" and done.step == 9
 
 
+def test_a_run_in_use_cannot_be_deleted(trained):
+    """Before: the app's Delete removed a run while it trained."""
+    from rnnchat.runs.store import delete_run
+
+    events = Trainer(resume="safe", overrides={"max_steps": 1000}).run()
+    next(e for e in events if isinstance(e, ev.Started))
+    with pytest.raises(ConfigError, match="in use"):
+        delete_run("safe")
+    assert (trained / "run.json").exists()
+    events.close()
+    delete_run("safe")
+    assert not trained.exists()
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "a\u202eb", "tab\there", "zero\u200bwidth"])
+def test_unusable_run_names_are_one_line(play_file, name):
+    """Before: an over-long name was 'internal error: OSError: File name too long'; a NUL one 'embedded null
+    byte'; bidi and zero-width characters went into the folder name."""
+    res = cli("train", str(play_file), "--max-steps", "1", "--name", name)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "--name" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_a_lock_left_by_a_dead_process_does_not_block(trained):
-    script = f"from rnnchat.train import run_dir; import os; run_dir.lock(run_dir.Path({str(trained)!r})); os._exit(9)"
+    script = f"from rnnchat.runs import files; import os; files.lock(files.Path({str(trained)!r})); os._exit(9)"
     assert subprocess.run([sys.executable, "-c", script]).returncode == 9
     assert (trained / ".lock").exists()
     done = list(Trainer(resume="safe", overrides={"max_steps": 9}).run())[-1]
@@ -115,7 +139,7 @@ def _save_dying_at(run: Path, k: int, step: int) -> bool:
                 return wrapper
             for name in _COUNTED:
                 setattr(os, name, counting(getattr(os, name)))
-            for name in ("_write_file", "save_file"):   # the file writer (save_file before issue 11)
+            for name in ("write_file", "save_file"):   # the file writer (save_file before issue 11)
                 if hasattr(c, name):
                     setattr(c, name, counting(getattr(c, name)))
             save_checkpoint(run, "last", weights, {}, {"step": step})
@@ -224,7 +248,7 @@ def test_a_run_json_asking_for_a_huge_model_is_refused_before_building_it(traine
     script = textwrap.dedent(f"""
         import resource
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
-        from rnnchat.runs.checkpoints import open_language_model
+        from rnnchat.runs.store import open_language_model
         from rnnchat.train.loop import Trainer
         for attempt in (lambda: open_language_model({str(trained)!r}),
                         lambda: list(Trainer(resume={str(trained)!r}, overrides={{"max_steps": 99}}).run())):

@@ -10,7 +10,8 @@ from rnnchat import events as ev
 from rnnchat.config import TrainConfig
 from rnnchat.errors import ConfigError, CorpusError
 from rnnchat.lm.config import ModelConfig
-from rnnchat.runs.checkpoints import load_checkpoint, open_language_model
+from rnnchat.runs.checkpoints import load_checkpoint
+from rnnchat.runs.store import open_language_model
 from rnnchat.train.loop import Trainer
 
 TINY = ModelConfig(layers=1, hidden=48, embed=16, dropout=0.0)

@@ -24,7 +24,7 @@ from rnnchat.chat.session import ChatSession
 from rnnchat.config import TrainConfig
 from rnnchat.events import SampleDone, Token
 from rnnchat.lm.config import ModelConfig
-from rnnchat.runs.checkpoints import open_chat_model
+from rnnchat.runs.store import open_chat_model
 from rnnchat.safetext import neutralise
 from rnnchat.train.loop import Trainer
 from rnnchat.tui import torch_thread

@@ -22,7 +22,7 @@ from rnnchat.config import TrainConfig
 from rnnchat.events import Token
 from rnnchat.lm.config import ModelConfig, SampleConfig
 from rnnchat.lm.generate import generate
-from rnnchat.runs.checkpoints import open_language_model
+from rnnchat.runs.store import open_language_model
 from rnnchat.safetext import neutralise
 from rnnchat.train.loop import Trainer
 from rnnchat.tui.panes.generate import EMPTY_MESSAGE, GeneratePane

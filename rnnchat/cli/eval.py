@@ -11,8 +11,8 @@ from rnnchat.cli import EXIT_USAGE
 
 def cmd_eval(args) -> int:
     from rnnchat.cli.console import err
-    from rnnchat.runs.checkpoints import read_run_meta, resolve_run
     from rnnchat.runs.kinds import kind_of
+    from rnnchat.runs.store import read_run_meta, resolve_run
 
     if args.text is not None and not os.path.exists(args.text):
         err(f"text file '{args.text}' not found")
@@ -25,7 +25,7 @@ def cmd_eval(args) -> int:
 def _eval_lm(args) -> int:
     from rnnchat.cli.console import err, warn
     from rnnchat.lm.evaluate import score_texts
-    from rnnchat.runs.checkpoints import open_language_model
+    from rnnchat.runs.store import open_language_model
     from rnnchat.safetext import neutralise
     from rnnchat.text.load import load_corpus
 
@@ -51,7 +51,7 @@ def _eval_lm(args) -> int:
 def _eval_chat(args) -> int:
     from rnnchat.chat.evaluate import evaluate_chat
     from rnnchat.cli.console import err
-    from rnnchat.runs.checkpoints import open_chat_model
+    from rnnchat.runs.store import open_chat_model
     from rnnchat.safetext import neutralise
     from rnnchat.text.load import load_corpus
 

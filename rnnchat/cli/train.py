@@ -52,7 +52,7 @@ def cmd_train(args) -> int:
 def _saved_device(run: str) -> str | None:
     """The device a run was trained on (run.json), or None when it cannot be read (the trainer says why)."""
     from rnnchat.errors import RnnchatError
-    from rnnchat.runs.checkpoints import read_run_meta, resolve_run
+    from rnnchat.runs.store import read_run_meta, resolve_run
 
     try:
         device = read_run_meta(resolve_run(run)).get("train", {}).get("device")

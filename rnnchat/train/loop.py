@@ -24,6 +24,7 @@ from rnnchat.config import DEFAULT_MINUTES, RESUMABLE, TrainConfig, likely_memor
 from rnnchat.device import autocast, describe, pick_device, pick_precision
 from rnnchat.errors import CheckpointError, ConfigError, RnnchatError
 from rnnchat.runs import checkpoints as ckpt
+from rnnchat.runs import files, store
 from rnnchat.runs.kinds import KINDS, model_config_of, train_config_of
 from rnnchat.text.corpus import Corpus
 from rnnchat.text.load import load_corpus
@@ -72,7 +73,7 @@ class Trainer:
                 raise ConfigError("cannot change when resuming: a run keeps its data, split and model "
                                   "settings (only the limits, the eval cadence and the device may change)", key)
         self._stop = threading.Event()
-        self._lock: run_dir.RunLock | None = None       # this process's hold of the run, until run() ends
+        self._lock: files.RunLock | None = None       # this process's hold of the run, until run() ends
         # Set up by _setup() when run() starts:
         self.dist: distributed.Group | None = None      # the process group, when launched by torchrun
         self.run_dir: Path | None = None
@@ -119,10 +120,10 @@ class Trainer:
         resumed = None
         self.dist = distributed.current()
         if self.resume_from is not None:
-            self.run_dir = ckpt.resolve_run(self.resume_from)
+            self.run_dir = store.resolve_run(self.resume_from)
             if self.is_main:
-                self._lock = run_dir.lock(self.run_dir)
-            meta = ckpt.read_run_meta(self.run_dir)
+                self._lock = files.lock(self.run_dir)
+            meta = store.read_run_meta(self.run_dir)
             try:
                 self.model_cfg = model_config_of(meta)
                 self.cfg = dataclasses.replace(train_config_of(meta), **self.overrides)
@@ -148,7 +149,7 @@ class Trainer:
                 self.run_dir = run_dir.create(self.name or run_dir.default_name(corpus.name, self.cfg.level,
                                                                                 self.model_cfg),
                                               self.task.tokenizer, unique=not self.name)
-                self._lock = run_dir.lock(self.run_dir)
+                self._lock = files.lock(self.run_dir)
                 if self.dist:
                     self.dist.share(str(self.run_dir))
             else:   # wait for rank 0 to build the vocabulary and the run, then use both

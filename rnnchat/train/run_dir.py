@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import errno
-import fcntl
 import json
 import math
 import os
@@ -22,6 +21,7 @@ from rnnchat import events as ev
 from rnnchat.errors import CheckpointError, ConfigError, SaveError
 from rnnchat.paths import check_run_name, checkpoints_dir
 from rnnchat.runs import checkpoints as ckpt
+from rnnchat.runs import files
 
 
 @dataclass(frozen=True)
@@ -76,56 +76,6 @@ def create(name: str, tokenizer, unique: bool = False) -> Path:
                       "another --name")
 
 
-class RunLock:
-    """The exclusive hold of one run directory by one trainer (see ``lock``)."""
-
-    def __init__(self, path: Path, fd: int):
-        self.path, self.fd = path, fd
-
-    def release(self) -> None:
-        if self.fd < 0:
-            return
-        try:
-            os.unlink(self.path)   # while still held: a waiter that opened it sees a new file and retries
-        except OSError:
-            pass
-        os.close(self.fd)
-        self.fd = -1
-
-
-def lock(run_dir: Path) -> RunLock:
-    """Hold ``run_dir`` for this process (flock: the kernel drops it when the process dies, however)."""
-    path = run_dir / ".lock"
-    while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            what = "is a symbolic link" if exc.errno == errno.ELOOP else f"cannot be opened ({exc.strerror})"
-            raise CheckpointError(f"the lock file {path} of run '{run_dir.name}' {what}") from None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise CheckpointError(f"the lock file {path} of run '{run_dir.name}' is not a regular file")
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-                raise ConfigError(f"run '{run_dir.name}' is in use by another training"
-                                  f"{f' (process {holder})' if holder.isdigit() else ''}; wait for it to finish "
-                                  "or stop it") from None
-            try:
-                same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-        except BaseException:
-            os.close(fd)
-            raise
-        if same:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
-            return RunLock(path, fd)
-        os.close(fd)   # its holder removed it as we opened it: take the new one
-
-
 def write_meta(run_dir: Path, *, kind: str, model_cfg, train_cfg, tokenizer, parameters: int, corpus: CorpusInfo,
                data: dict, progress: Progress, created: str | None = None) -> dict:
     """Write run.json (atomically) and return what was written."""
@@ -140,7 +90,7 @@ def write_meta(run_dir: Path, *, kind: str, model_cfg, train_cfg, tokenizer, par
         "summary": progress.summary(),
     }
     try:
-        ckpt.write_json_atomic(run_dir / "run.json", meta)
+        files.write_json_atomic(run_dir / "run.json", meta)
     except OSError as exc:
         raise SaveError(ckpt.save_failure(run_dir, "run.json", exc)) from None
     return meta

@@ -11,8 +11,8 @@ from textual.reactive import reactive
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from rnnchat.errors import CheckpointError
-from rnnchat.runs.checkpoints import list_runs
 from rnnchat.runs.kinds import kind_named
+from rnnchat.runs.store import list_runs
 from rnnchat.text.load import list_corpora
 from rnnchat.tui.messages import CorpusChosen, OpenRun, ResumeRun, TrainingChanged
 from rnnchat.tui.panes.base import RunPane

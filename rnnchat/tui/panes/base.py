@@ -19,7 +19,7 @@ from textual.widgets import Input, Select
 
 from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.events import Event
-from rnnchat.runs.checkpoints import RunSummary, checkpoint_stamp, list_runs, resolve_run
+from rnnchat.runs.store import RunSummary, checkpoint_stamp, list_runs, resolve_run
 from rnnchat.safetext import neutralise
 from rnnchat.tui import torch_thread
 from rnnchat.tui.bridge import StreamFailed, pump

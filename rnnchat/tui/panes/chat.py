@@ -30,7 +30,7 @@ from rnnchat import events as ev
 from rnnchat.chat.config import DecodeConfig
 from rnnchat.chat.session import ChatSession
 from rnnchat.errors import ConfigError
-from rnnchat.runs.checkpoints import RunSummary, open_chat_model
+from rnnchat.runs.store import RunSummary, open_chat_model
 from rnnchat.safetext import neutralise
 from rnnchat.stream import LiveControls
 from rnnchat.tui import torch_thread

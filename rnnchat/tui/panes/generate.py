@@ -34,7 +34,7 @@ from rnnchat.config import CHECKPOINTS
 from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.lm.config import SampleConfig
 from rnnchat.lm.generate import generate
-from rnnchat.runs.checkpoints import OpenedRun, RunSummary, open_language_model
+from rnnchat.runs.store import OpenedRun, RunSummary, open_language_model
 from rnnchat.safetext import neutralise
 from rnnchat.stream import LiveControls
 from rnnchat.tui.bridge import EventBatch, StreamFailed

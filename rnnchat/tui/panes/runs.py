@@ -12,8 +12,8 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
 from rnnchat.errors import RnnchatError
-from rnnchat.runs.checkpoints import RunSummary, delete_run, list_runs
 from rnnchat.runs.kinds import KINDS
+from rnnchat.runs.store import RunSummary, delete_run, list_runs
 from rnnchat.safetext import neutralise
 from rnnchat.tui.messages import OpenRun, ResumeRun
 from rnnchat.tui.screens.confirm import ConfirmScreen
