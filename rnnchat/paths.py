@@ -31,6 +31,7 @@ def check_run_name(name: str) -> None:
     if not name.strip() or "/" in name or "\\" in name or name.startswith("."):
         raise ConfigError(f"{neutralise(name)!r} is not a usable run name (not empty, no slashes, not hidden)", "name")
     if neutralise(name) != name or any(c in name for c in "\t\n"):
-        raise ConfigError(f"{neutralise(name)!r} has tabs, line breaks, control, bidi or invisible characters; use plain text", "name")
+        raise ConfigError(f"{neutralise(name)!r} has tabs, line breaks, control, bidi or invisible characters; "
+                          "use plain text", "name")
     if len(name) > MAX_RUN_NAME or len(name.encode("utf-8", "surrogatepass")) > 200:
         raise ConfigError(f"is {len(name)} characters long; use at most {MAX_RUN_NAME}", "name")
