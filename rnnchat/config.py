@@ -65,7 +65,6 @@ class TrainConfig:
     eval_every: int = 200         # steps between evaluations (and samples and checkpoints)
     eval_chars: int = 100_000     # validation characters scored at each evaluation: the same text at every
                                   # level, so bits per character compare across char, bpe and unigram runs
-    eval_tokens: int = 0          # unused: read from runs saved before eval_chars
     sample_length: int = 200      # characters of the sample shown at each evaluation
     sample_seed: int = 1234       # the same seed every evaluation, so the sample shows the model improving
     carry_state: bool = False     # carry hidden state across consecutive windows (stateful training)

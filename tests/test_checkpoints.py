@@ -23,7 +23,7 @@ from rnnchat.train.loop import Trainer
 @pytest.fixture
 def run_dir(play_file):
     trainer = Trainer(str(play_file), ModelConfig(layers=1, hidden=32, embed=8, dropout=0.0),
-                      TrainConfig(seq_len=16, batch_size=8, max_steps=12, eval_every=6, eval_tokens=500,
+                      TrainConfig(seq_len=16, batch_size=8, max_steps=12, eval_every=6, eval_chars=500,
                                   sample_length=10, precision="fp32"), name="ck")
     list(trainer.run())
     return trainer.run_dir
@@ -178,7 +178,7 @@ def test_loaded_weights_are_on_the_cpu(run_dir):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_run_saved_on_gpu_loads_on_cpu(play_file):
     trainer = Trainer(str(play_file), ModelConfig(layers=1, hidden=32, embed=8, dropout=0.0),
-                      TrainConfig(seq_len=16, batch_size=8, max_steps=6, eval_every=3, eval_tokens=500,
+                      TrainConfig(seq_len=16, batch_size=8, max_steps=6, eval_every=3, eval_chars=500,
                                   sample_length=10, device="cuda"), name="gpu")
     list(trainer.run())
     run = open_language_model("gpu")

@@ -212,7 +212,7 @@ async def test_runs_tab_lists_opens_and_deletes(isolated_paths, play_file, no_sp
     from rnnchat.train.loop import Trainer
 
     trainer = Trainer(str(play_file), ModelConfig(layers=1, hidden=24, embed=8, dropout=0.0),
-                      TrainConfig(seq_len=16, batch_size=8, max_steps=10, eval_every=10, eval_tokens=500,
+                      TrainConfig(seq_len=16, batch_size=8, max_steps=10, eval_every=10, eval_chars=500,
                                   sample_length=10, precision="fp32"), name="listed")
     list(trainer.run())
     app = RecordingApp()

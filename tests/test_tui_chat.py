@@ -68,7 +68,7 @@ def trained_runs(tmp_path_factory):
             mp.setenv("RNNCHAT_CACHE", str(root / "cache"))
             mp.setenv("RNNCHAT_CORPORA", str(root / "corpora"))
             list(Trainer(str(play), ModelConfig(layers=1, hidden=24, embed=8, dropout=0.0),
-                         TrainConfig(seq_len=16, batch_size=8, max_steps=10, eval_every=10, eval_tokens=500,
+                         TrainConfig(seq_len=16, batch_size=8, max_steps=10, eval_every=10, eval_chars=500,
                                      sample_length=10, precision="fp32", device="cpu"), name="prose").run())
             for name, corpus, steps in (("babble", babble, 30), ("talk", talk, 20)):
                 time.sleep(0.05)     # distinct modification times: "talk" is the newest run

@@ -52,7 +52,7 @@ def trained_runs(tmp_path_factory):
         mp.setenv("RNNCHAT_CORPORA", str(root / "corpora"))
         for name, corpus in (("tiny", play), ("hostile", hostile)):
             trainer = Trainer(str(corpus), ModelConfig(layers=1, hidden=32, embed=16, dropout=0.0),
-                              TrainConfig(seq_len=32, batch_size=16, max_steps=40, eval_every=20, eval_tokens=1000,
+                              TrainConfig(seq_len=32, batch_size=16, max_steps=40, eval_every=20, eval_chars=1000,
                                           sample_length=20, precision="fp32", device="cpu"), name=name)
             list(trainer.run())
     return root / "checkpoints"
