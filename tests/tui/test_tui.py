@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-import pytest
+from conftest import wait_for
 from textual.widgets import DataTable, Input, Static
 
 from rnnchat.tui.app import RnnchatApp
@@ -37,12 +37,7 @@ def shown(widget: Static) -> str:
     return visual.plain if hasattr(visual, "plain") else str(visual)
 
 
-async def wait_for(pilot, condition, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.1)
+
 
 
 def fill_form(pane: TrainPane, **values) -> None:
@@ -60,10 +55,7 @@ async def start_training(app, pilot, corpus, **form) -> TrainPane:
     return pane
 
 
-@pytest.fixture
-def no_speed_probe(monkeypatch):
-    """The preset estimate measures real training speed; tests that don't look at it skip the cost."""
-    monkeypatch.setattr("rnnchat.train.speed.estimate_tokens_per_s", lambda model, train: 12345.0)
+
 
 
 async def test_corpus_tab_shows_builtin_stats_and_literal_preview(isolated_paths, no_speed_probe):

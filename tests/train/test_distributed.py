@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch.distributed as dist
+from conftest import FAST, json_events
 from safetensors.numpy import load_file
-from test_cli import FAST, json_events
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                                 reason="this PyTorch has no gloo backend")
