@@ -14,6 +14,7 @@ from rnnchat.cli.chat import cmd_chat
 from rnnchat.cli.corpus import cmd_corpus_list, cmd_corpus_show
 from rnnchat.cli.eval import cmd_eval
 from rnnchat.cli.generate import cmd_generate
+from rnnchat.cli.inspect import cmd_inspect
 from rnnchat.cli.train import cmd_train
 from rnnchat.config import ATTENTIONS, CELLS, CHECKPOINTS, DEFAULT_PRESET, DEVICES, LEVELS, PRECISIONS, PRESETS, TASKS
 
@@ -126,6 +127,26 @@ def _add_chat(sub) -> None:
     p.set_defaults(func=cmd_chat)
 
 
+def _add_inspect(sub) -> None:
+    p = sub.add_parser("inspect", help="inside a language model: units, gates and gradients through time",
+                       description="Run a text through a language model and show one unit's value at every "
+                                   "position, the units that track properties of the text, gate saturation and "
+                                   "(--gradients) how the gradient fades back in time.")
+    p.add_argument("run", help="run name under checkpoints/ or a run directory")
+    p.add_argument("--text", help="a text file or folder to run through the model")
+    p.add_argument("--prompt", help="a text to run through the model")
+    p.add_argument("--max-chars", type=int, default=10_000, help="characters of the text to use (default 10000)")
+    p.add_argument("--layer", type=int, default=0, help="which layer (default 0)")
+    p.add_argument("--unit", type=int, default=0, help="which unit of the layer (default 0)")
+    p.add_argument("--show", default="hidden", help="hidden, cell (LSTM) or a gate: input, forget, output "
+                                                    "(LSTM), reset, update (GRU)")
+    p.add_argument("--top", type=int, default=5, help="interesting units to list (0: none)")
+    p.add_argument("--gradients", action="store_true", help="gradient norm by steps back (first 100 tokens)")
+    p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best")
+    p.add_argument("--json", action="store_true", help="one JSON object with the values at every position")
+    p.set_defaults(func=cmd_inspect)
+
+
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="loss, bits per character and perplexity of a text (chat runs: of "
                                     "held-out pairs, with distinct-1/2 per decoding strategy)")
@@ -161,5 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_chat(sub)
     _add_eval(sub)
+    _add_inspect(sub)
     _add_corpus(sub)
     return parser

@@ -249,3 +249,23 @@ def test_nul_in_a_corpus_name_is_one_line():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert_one_line_error(proc, "NUL")
+
+
+def test_inspect_prints_the_inside_view_and_json(trained):
+    shown = rnnchat("inspect", "cli", "--prompt", "ALDO:\nI see the moon, and Brina keeps a crown.\n", "--gradients")
+    assert "units that track the text" in shown.stdout and "h_t = (1 - z) * n + z * h_(t-1)" in shown.stdout
+    assert "gate saturation" in shown.stdout and "t =  10" in shown.stdout
+    out = json.loads(rnnchat("inspect", "cli", "--prompt", "ALDO:\nI see the moon.\n", "--show", "update",
+                             "--unit", "3", "--json", "--gradients").stdout)
+    assert out["cell"] == "gru" and len(out["values"]) == len(out["tokens"]) == len("ALDO:\nI see the moon.\n")
+    assert all(0.0 <= v <= 1.0 for v in out["values"]) and len(out["gradients"]) == len(out["tokens"]) - 1
+    assert {s["gate"] for s in out["saturation"]} == {"reset", "update"}
+
+
+@pytest.mark.parametrize("option, fragment", [(["--show", "cell"], "--show must be one of hidden, reset"),
+                                              (["--unit", "999"], "--unit must be from 0 to 47"),
+                                              (["--layer", "3"], "--layer must be from 0 to 0")])
+def test_inspect_bad_options_are_one_line(trained, option, fragment):
+    proc = rnnchat("inspect", "cli", "--prompt", "ALDO:", *option, check=False)
+    assert proc.returncode == 2
+    assert_one_line_error(proc, fragment)
