@@ -73,6 +73,8 @@ class Sample(Event):
     kind: ClassVar[str] = "sample"
     step: int
     text: str
+    longest_copy: int | None = None     # characters of the longest span found verbatim in the training text
+    copied_share: float | None = None   # share of its 20-character windows found there
 
 
 @dataclass(frozen=True)

@@ -120,8 +120,10 @@ class TrainView:
                         f"{e.bits_per_char:.4f} bits/char  ppl {e.perplexity:.2f}{distinct}{mark}"))
 
     def on_sample(self, e: ev.Sample) -> None:
-        self.print(Panel(Text(neutralise(e.text)), title=f"sample at step {e.step:,}", title_align="left",
-                         border_style="dim"))
+        title = f"sample at step {e.step:,}"
+        if e.longest_copy is not None:
+            title += f" · longest copy {e.longest_copy} chars, {100 * e.copied_share:.0f}% of 20-char windows copied"
+        self.print(Panel(Text(neutralise(e.text)), title=title, title_align="left", border_style="dim"))
 
     def on_warning(self, e: ev.Warning) -> None:
         self.print(Text("warning: " + neutralise(e.message), style="yellow"))

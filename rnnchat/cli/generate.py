@@ -28,6 +28,7 @@ def cmd_generate(args) -> int:
     unknown = run.tokenizer.count_unknown(prompt_ids)
     if 0 < unknown < len(prompt_ids):  # all unknown is refused by the sampler itself
         warn(f"{unknown} character(s) of the prompt are unknown to the model and were mapped to <unk>")
+    index = None if args.no_novelty else _copy_index(run.meta, warn)
     tty = sys.stdout.isatty()
     out = sys.stdout
     for i in range(args.count):
@@ -45,13 +46,39 @@ def cmd_generate(args) -> int:
                     out.flush()
             elif isinstance(event, SampleDone):
                 done = event
+        copied = index.measure("".join(pieces)) if index is not None else None
         if args.json:
-            out.write(json.dumps({"sample": i, "text": "".join(pieces), **(done.to_dict() if done else {})},
-                                 ensure_ascii=False) + "\n")
+            record = {"sample": i, "text": "".join(pieces), **(done.to_dict() if done else {}),
+                      **(copied.to_dict() if copied else {})}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
         else:
             out.write("\n")
         out.flush()
         if tty and done is not None and not args.json:
             rate = done.chars / done.seconds if done.seconds > 0 else 0.0
             sys.stderr.write(f"[{done.chars} chars in {done.seconds:.2f}s, {rate:,.0f} chars/s; {done.reason}]\n")
+        if copied is not None and not args.json:
+            sys.stderr.write(f"[copied from the training text: longest span {copied.longest_copy} chars, "
+                             f"{100 * copied.copied_share:.0f}% of {copied.windows} 20-char windows]\n")
     return 0
+
+
+def _copy_index(meta: dict, warn):
+    """The copy index of the run's training text (from the cache, or built once from its corpus); None,
+    with a warning, when the corpus is no longer there."""
+    from rnnchat.errors import RnnchatError
+    from rnnchat.text.load import load_corpus
+    from rnnchat.text.novelty import NoveltyIndex, index_path, training_index
+
+    corpus, fraction = meta.get("corpus", {}), float(meta.get("train", {}).get("val_fraction", 0.1))
+    path = index_path(str(corpus.get("hash", "")), fraction)
+    if NoveltyIndex.exists(path):
+        return NoveltyIndex.open(path)
+    try:
+        loaded = load_corpus(str(corpus.get("source", "")).removeprefix("builtin:"))
+    except RnnchatError as exc:
+        warn(f"cannot tell how much is copied from the training text: {exc}")
+        return None
+    if loaded.content_hash() != corpus.get("hash"):
+        warn("the run's corpus has changed since training; copies are measured against today's text")
+    return training_index(loaded, fraction)

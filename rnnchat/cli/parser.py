@@ -96,6 +96,8 @@ def _add_generate(sub) -> None:
     p.add_argument("--stop", action="append", default=[], help="stop after this string (repeatable)")
     p.add_argument("--count", type=int, default=1, help="number of samples")
     p.add_argument("--json", action="store_true", help="print one JSON object per sample")
+    p.add_argument("--no-novelty", action="store_true",
+                   help="do not measure how much of each sample is copied from the training text")
     _add_sampling_options(p)
     p.set_defaults(func=cmd_generate)
 

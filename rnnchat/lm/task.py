@@ -18,6 +18,7 @@ from rnnchat.lm.evaluate import mean_loss
 from rnnchat.lm.generate import sample_text
 from rnnchat.lm.model import RNNLM, detach_state
 from rnnchat.text.corpus import Corpus
+from rnnchat.text.novelty import Novelty, training_index
 from rnnchat.text.tokenizers import Tokenizer
 
 
@@ -35,6 +36,8 @@ class LMTask:
         self.chars_per_token = self.data.chars_per_token
         self.train_chars_per_token = self.data.train_chars_per_token
         self.eval_ids, self.eval_chars = eval_span(corpus, cfg.val_fraction, cfg.eval_chars, self.tokenizer)
+        # Built (or read from the cache) now, while the corpus text is at hand: training drops it.
+        self._index = training_index(corpus, cfg.val_fraction) if cfg.sample_length else None
 
     def warnings(self) -> list[str]:
         n = self.data.unknown
@@ -80,6 +83,10 @@ class LMTask:
 
     def sample(self, model: RNNLM) -> str:
         return sample_text(model, self.tokenizer, self.cfg.sample_length, self.cfg.sample_seed)
+
+    def novelty(self, text: str) -> Novelty | None:
+        """How much of a sample is copied from the training text."""
+        return self._index.measure(text) if self._index is not None else None
 
 
 def _to(t: torch.Tensor, device: torch.device) -> torch.Tensor:

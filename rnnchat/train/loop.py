@@ -385,7 +385,10 @@ class Trainer:
         run_dir.append_metrics(self.run_dir, event)
         yield event
         if self.cfg.sample_length:
-            yield ev.Sample(step=self.step, text=self.task.sample(self.model))
+            text = self.task.sample(self.model)
+            copied = self.task.novelty(text)
+            yield ev.Sample(step=self.step, text=text, longest_copy=copied and copied.longest_copy,
+                            copied_share=copied and copied.copied_share)
         if best:
             yield from self._save("best")
 

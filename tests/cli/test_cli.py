@@ -269,3 +269,15 @@ def test_inspect_bad_options_are_one_line(trained, option, fragment):
     proc = rnnchat("inspect", "cli", "--prompt", "ALDO:", *option, check=False)
     assert proc.returncode == 2
     assert_one_line_error(proc, fragment)
+
+
+def test_generate_reports_what_is_copied_from_the_training_text(trained):
+    out = json_events(rnnchat("generate", "cli", "--length", "200", "--seed", "3", "--json").stdout)[0]
+    assert isinstance(out["longest_copy"], int) and 0 <= out["copied_share"] <= 1
+    assert out["longest_copy"] <= len(out["text"])
+    plain = rnnchat("generate", "cli", "--length", "200", "--seed", "3")
+    assert f"longest span {out['longest_copy']} chars" in plain.stderr
+    quiet = rnnchat("generate", "cli", "--length", "50", "--no-novelty")
+    assert "copied" not in quiet.stderr
+    samples = [e for e in trained if e["event"] == "sample"]
+    assert samples and all(isinstance(e["longest_copy"], int) for e in samples)

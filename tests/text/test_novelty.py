@@ -1,0 +1,53 @@
+"""The copy index: how much of a sample is found verbatim in the training text."""
+
+import random
+
+import pytest
+from conftest import make_play_text
+
+from rnnchat.text.corpus import Corpus, Document
+from rnnchat.text.novelty import WINDOW, NoveltyIndex, index_path, training_index
+
+
+@pytest.fixture(scope="module")
+def corpus_text():
+    return make_play_text(3000, seed=1)
+
+
+@pytest.fixture
+def index(corpus_text, tmp_path):
+    return NoveltyIndex.build([(corpus_text, 0, len(corpus_text))], tmp_path / "idx")
+
+
+def test_a_copied_sample_is_all_copied(index, corpus_text):
+    sample = corpus_text[10_000:12_000]
+    n = index.measure(sample)
+    assert n.longest_copy == 2000 and n.copied_share == 1.0 and n.windows == 2000 - WINDOW + 1
+    assert n.spans == ((0, 2000),)
+
+
+def test_random_text_is_not_copied(index):
+    rng = random.Random(0)
+    sample = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ,.\n") for _ in range(2000))
+    n = index.measure(sample)
+    assert n.copied_share == 0.0 and n.longest_copy < 10
+
+
+def test_a_planted_span_is_found_exactly(index, corpus_text):
+    rng = random.Random(1)
+    noise = "".join(rng.choice("qxzjvw") for _ in range(300))
+    planted = corpus_text[5000:5137]
+    n = index.measure(noise + planted + noise)
+    assert n.longest_copy == 137
+    assert n.spans == ((300, 437),)
+    assert n.copied_share == pytest.approx((137 - WINDOW + 1) / (737 - WINDOW + 1))
+
+
+def test_non_ascii_text_and_boundaries_between_documents(tmp_path):
+    corpus = Corpus("c", "test", (Document("a", "Grüße aus Köln, schöne Grüße!"), Document("b", "naïve café")))
+    idx = training_index(corpus, 0.1)
+    assert NoveltyIndex.exists(index_path(corpus.content_hash(), 0.1))
+    assert idx.measure("aus Köln, schö").longest_copy == len("aus Köln, schö")
+    joined = "Grüße!naïve"                              # across two documents: never one copied span
+    assert idx.measure(joined).longest_copy < len(joined)
+    assert training_index(corpus, 0.1).measure("Köln").longest_copy == 4      # opened from the cache
