@@ -28,6 +28,8 @@ def cmd_generate(args) -> int:
     unknown = run.tokenizer.count_unknown(prompt_ids)
     if 0 < unknown < len(prompt_ids):  # all unknown is refused by the sampler itself
         warn(f"{unknown} character(s) of the prompt are unknown to the model and were mapped to <unk>")
+    if args.interactive:
+        return _interactive(run, cfg, args.prompt, args.choices)
     index = None if args.no_novelty else _copy_index(run.meta, warn)
     tty = sys.stdout.isatty()
     out = sys.stdout
@@ -82,3 +84,45 @@ def _copy_index(meta: dict, warn):
     if loaded.content_hash() != corpus.get("hash"):
         warn("the run's corpus has changed since training; copies are measured against today's text")
     return training_index(loaded, fraction)
+
+
+def _interactive(run, cfg, prompt: str, k: int) -> int:
+    """Pick the next token: the top ``k`` are listed with their probabilities; a number takes one, an empty
+    line lets the model sample it, q stops. With piped input, one choice per line (EOF stops), so it can be
+    scripted; the text goes to stdout as it grows (on a terminal) or once at the end (piped)."""
+    from rnnchat.cli.console import err
+    from rnnchat.lm.generate import Picker
+    from rnnchat.safetext import neutralise
+
+    if not 1 <= k <= 50:
+        err(f"--choices must be from 1 to 50; got {k}")
+        return EXIT_USAGE
+    picker = Picker(run.model, run.tokenizer, cfg, prompt)
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    for _ in range(cfg.length):
+        options = picker.options(k)
+        if tty:
+            sys.stdout.write("\n" + neutralise(prompt + picker.text) + "\n")
+            sys.stdout.write("   ".join(f"{n}) {_shown(text, neutralise)} {100 * p:.0f}%"
+                                        for n, (_, text, p) in enumerate(options, 1)))
+            sys.stdout.write("   [Enter: the model picks, q: stop] > ")
+            sys.stdout.flush()
+        line = sys.stdin.readline()
+        if not line or line.strip().lower() in ("q", "quit"):
+            break
+        choice = line.strip()
+        if not choice:
+            picker.auto()
+        elif choice.isdigit() and 1 <= int(choice) <= len(options):
+            picker.take(options[int(choice) - 1][0])
+        else:
+            sys.stderr.write(f"rnnchat: choose 1 to {len(options)}, Enter for the model's pick, or q; "
+                             f"got {neutralise(choice)!r}\n")
+            if not tty:
+                return EXIT_USAGE
+    sys.stdout.write(("\n" if tty else "") + (neutralise(picker.text) if tty else picker.text) + "\n")
+    return 0
+
+
+def _shown(text: str, neutralise) -> str:
+    return repr(text)[1:-1] if text.strip() != text or not text else neutralise(text)

@@ -96,6 +96,9 @@ def _add_generate(sub) -> None:
     p.add_argument("--stop", action="append", default=[], help="stop after this string (repeatable)")
     p.add_argument("--count", type=int, default=1, help="number of samples")
     p.add_argument("--json", action="store_true", help="print one JSON object per sample")
+    p.add_argument("--interactive", action="store_true",
+                   help="pick each next token yourself from the most likely ones (piped: one choice per line)")
+    p.add_argument("--choices", type=int, default=5, help="with --interactive: tokens offered (default 5)")
     p.add_argument("--no-novelty", action="store_true",
                    help="do not measure how much of each sample is copied from the training text")
     _add_sampling_options(p)

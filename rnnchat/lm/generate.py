@@ -19,7 +19,7 @@ from rnnchat.lm.config import SampleConfig
 from rnnchat.lm.model import RNNLM
 from rnnchat.lm.stepper import FastStepper
 from rnnchat.stream import LiveControls, Stream, TokenFilter
-from rnnchat.text.tokenizers import EOD
+from rnnchat.text.tokenizers import EOD, UNK
 
 
 def generate(model: RNNLM, tokenizer, cfg: SampleConfig, prompt: str = "", *, alternatives: int = 0,
@@ -122,3 +122,49 @@ def sample_text(model: RNNLM, tokenizer, length: int, seed: int, prompt: str = "
     """``length`` tokens of text continuing ``prompt`` (the prompt is not included), the same text for
     the same seed and weights; used for the trainer's sample at each evaluation."""
     return generate(model, tokenizer, SampleConfig(length=length, temperature=temperature, seed=seed), prompt).text()
+
+
+class Picker:
+    """Generation where a person picks the next token: ``options(k)`` are the k most likely next tokens
+    as (id, text, probability) under the model's own distribution (UNK never); ``take(id)`` appends one
+    and carries the state on from it; ``auto()`` lets the model sample it (with ``cfg``'s settings)."""
+
+    def __init__(self, model: RNNLM, tokenizer, cfg: SampleConfig, prompt: str = ""):
+        cfg.validate()
+        ids = np.asarray(tokenizer.encode(prompt) if prompt else np.empty(0, np.int64), dtype=np.int64)
+        if prompt and tokenizer.count_unknown(ids) == len(ids):
+            raise ConfigError("the prompt has no characters the model knows; "
+                              "use characters that appear in the training corpus")
+        self.tokenizer = tokenizer
+        self._stepper = FastStepper(model)
+        self._filter = TokenFilter(self._stepper.vocab_size, cfg.seed)
+        self._controls = LiveControls(cfg.temperature, cfg.top_k, cfg.top_p)
+        self._feed = tokenizer.decoder().feed
+        self.pieces: list[str] = []
+        with torch.inference_mode():
+            self._logits = self._stepper.prime(np.concatenate([[EOD], ids]))
+
+    def options(self, k: int) -> list[tuple[int, str, float]]:
+        logits = np.asarray(self._logits, dtype=np.float64).copy()
+        logits[UNK] = -np.inf
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        top = np.argsort(-p, kind="stable")[:max(1, min(k, len(p) - 1))]
+        return [(int(i), self.tokenizer.token_text(int(i)), float(p[i])) for i in top]
+
+    def take(self, token_id: int) -> str:
+        if not 0 <= token_id < self._stepper.vocab_size or token_id == UNK:
+            raise ConfigError(f"token {token_id} is not one the model can write")
+        text = self._feed(token_id)
+        self.pieces.append(text)
+        self._logits = self._stepper.step(token_id)
+        return text
+
+    def auto(self) -> int:
+        token_id = self._filter.pick(self._logits, self._controls)
+        self.take(token_id)
+        return token_id
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)

@@ -281,3 +281,22 @@ def test_generate_reports_what_is_copied_from_the_training_text(trained):
     assert "copied" not in quiet.stderr
     samples = [e for e in trained if e["event"] == "sample"]
     assert samples and all(isinstance(e["longest_copy"], int) for e in samples)
+
+
+def test_interactive_generation_takes_one_choice_per_line(trained):
+    from rnnchat.lm.config import SampleConfig
+    from rnnchat.lm.generate import Picker
+    from rnnchat.runs.store import open_language_model
+
+    run = open_language_model("cli")
+    picker = Picker(run.model, run.tokenizer, SampleConfig(seed=4), "ALDO:")
+    want = []
+    for choice in (1, 2, 1, 3):
+        options = picker.options(5)
+        assert options[0][2] >= options[1][2] >= options[2][2]            # most likely first
+        want.append(picker.take(options[choice - 1][0]))
+    picker.auto()
+    proc = rnnchat("generate", "cli", "--prompt", "ALDO:", "--interactive", "--seed", "4", input="1\n2\n1\n3\n\n")
+    assert proc.stdout == picker.text + "\n" and proc.stdout.startswith("".join(want))
+    bad = rnnchat("generate", "cli", "--interactive", input="9\n", check=False)
+    assert bad.returncode == 2 and "choose 1 to 5" in bad.stderr
