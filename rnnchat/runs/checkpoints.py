@@ -27,12 +27,12 @@ from safetensors.torch import save as to_safetensors
 
 from rnnchat import CHECKPOINT_FORMAT
 from rnnchat.errors import CheckpointError, ConfigError, SaveError
+from rnnchat.paths import read_bounded
 from rnnchat.runs.files import (
     DISK_FULL,
     entry_of,
     fsync_dir,
     pid_alive,
-    read_bounded,
     refuse_links,
     sha256_of,
     unlink_quietly,

@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnchat.errors import CheckpointError, ConfigError
-
-MAX_JSON_BYTES = 64 << 20         # run.json, manifest.json, trainer.json: far above any real one
-
+from rnnchat.paths import open_regular
 
 DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
@@ -57,38 +55,6 @@ def unlink_quietly(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def open_regular(path: Path) -> int:
-    """A read descriptor of ``path`` if it is a regular file and not a link (a FIFO never blocks here)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise CheckpointError(f"{path} is a symbolic link; a run directory may hold only its own files") from None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise CheckpointError(f"{path} is not a regular file")
-    return fd
-
-
-def read_bounded(path: Path, limit: int = MAX_JSON_BYTES) -> bytes:
-    fd = open_regular(path)
-    try:
-        size = os.fstat(fd).st_size
-        if size > limit:
-            raise CheckpointError(f"{path} is too large ({size:,} bytes; at most {limit:,} expected)")
-        chunks, left = [], limit + 1
-        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
-            chunks.append(chunk)
-            left -= len(chunk)
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > limit:
-        raise CheckpointError(f"{path} is too large (more than {limit:,} bytes)")
-    return data
 
 
 def refuse_links(directory: Path) -> None:

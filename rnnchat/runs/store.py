@@ -12,9 +12,9 @@ from typing import Any
 
 from rnnchat import CHECKPOINT_FORMAT, __version__
 from rnnchat.errors import CheckpointError, ConfigError
-from rnnchat.paths import checkpoints_dir
+from rnnchat.paths import checkpoints_dir, read_bounded
 from rnnchat.runs.checkpoints import check_model_size, checkpoint_dir, load_checkpoint
-from rnnchat.runs.files import lock, read_bounded, refuse_links
+from rnnchat.runs.files import lock, refuse_links
 from rnnchat.runs.kinds import KINDS, kind_of, model_config_of
 from rnnchat.text.tokenizers import load_tokenizer
 

@@ -8,18 +8,16 @@ Encoding works on numpy arrays in chunks, so a 100 MB corpus never becomes a Pyt
 from __future__ import annotations
 
 import codecs
-import errno
 import io
 import json
-import os
 import re
-import stat
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
 import numpy as np
 
 from rnnchat.errors import CheckpointError, ConfigError
+from rnnchat.paths import read_bounded
 from rnnchat.vocab import EOD, UNK
 
 _CHUNK_CHARS = 1 << 20
@@ -277,34 +275,11 @@ def train_tokenizer(level: str, texts: list[str], vocab_size: int) -> Tokenizer:
 _MAX_TOKENIZER_BYTES = 256 << 20   # far above any real vocabulary file
 
 
-def _read_regular(path: Path, limit: int = _MAX_TOKENIZER_BYTES) -> bytes:
-    """The bytes of ``path`` only if it is a regular file (not a link, FIFO or device) of at most ``limit``."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ValueError(f"{path.name} is a symbolic link") from None
-        raise
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{path.name} is not a regular file")
-        if st.st_size > limit:
-            raise ValueError(f"{path.name} is too large ({st.st_size:,} bytes)")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read(limit + 1)
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise ValueError(f"{path.name} is too large")
-    return data
-
-
 def load_tokenizer(directory: Path) -> Tokenizer:
     """Read a tokenizer saved by ``save``; refuses anything malformed with a CheckpointError."""
     path = Path(directory) / "tokenizer.json"
     try:
-        meta = json.loads(_read_regular(path).decode("utf-8"))
+        meta = json.loads(read_bounded(path, _MAX_TOKENIZER_BYTES).decode("utf-8"))
         kind = meta["kind"]
         if kind == "char":
             chars = meta["chars"]
@@ -312,7 +287,7 @@ def load_tokenizer(directory: Path) -> Tokenizer:
                 raise ValueError("bad character table")
             return CharTokenizer(chars)
         if kind in ("bpe", "unigram"):
-            return SentencePieceTokenizer(kind, _read_regular(Path(directory) / "tokenizer.model"))
+            return SentencePieceTokenizer(kind, read_bounded(Path(directory) / "tokenizer.model", _MAX_TOKENIZER_BYTES))
         raise ValueError(f"unknown kind {kind!r}")
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"cannot read tokenizer in {directory}: {exc}") from None
