@@ -123,6 +123,15 @@ class SampleDone(Event):
 
 
 @dataclass(frozen=True)
+class Copied(Event):
+    """How much of a finished sample is found verbatim in the training text (after its SampleDone)."""
+    kind: ClassVar[str] = "copied"
+    longest_copy: int                   # characters of the longest span found verbatim
+    copied_share: float                 # share of its 20-character windows found
+    spans: tuple[tuple[int, int], ...] = ()   # (start, end) characters of the copied windows, merged
+
+
+@dataclass(frozen=True)
 class Beams(Event):
     """Beam search in progress (only when asked for): the live hypotheses after ``step`` tokens."""
     kind: ClassVar[str] = "beams"

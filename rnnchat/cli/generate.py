@@ -14,7 +14,7 @@ def cmd_generate(args) -> int:
     from rnnchat.events import SampleDone, Token
     from rnnchat.lm.config import SampleConfig
     from rnnchat.lm.generate import generate
-    from rnnchat.runs.store import open_language_model
+    from rnnchat.runs.store import copy_index, open_language_model
     from rnnchat.safetext import neutralise
 
     cfg = replace(SampleConfig(), length=args.length, temperature=args.temperature, top_k=args.top_k,
@@ -30,7 +30,11 @@ def cmd_generate(args) -> int:
         warn(f"{unknown} character(s) of the prompt are unknown to the model and were mapped to <unk>")
     if args.interactive:
         return _interactive(run, cfg, args.prompt, args.choices)
-    index = None if args.no_novelty else _copy_index(run.meta, warn)
+    index = None
+    if not args.no_novelty:
+        index, note = copy_index(run.meta)
+        if note:
+            warn(note)
     tty = sys.stdout.isatty()
     out = sys.stdout
     for i in range(args.count):
@@ -63,27 +67,6 @@ def cmd_generate(args) -> int:
             sys.stderr.write(f"[copied from the training text: longest span {copied.longest_copy} chars, "
                              f"{100 * copied.copied_share:.0f}% of {copied.windows} 20-char windows]\n")
     return 0
-
-
-def _copy_index(meta: dict, warn):
-    """The copy index of the run's training text (from the cache, or built once from its corpus); None,
-    with a warning, when the corpus is no longer there."""
-    from rnnchat.errors import RnnchatError
-    from rnnchat.text.load import load_corpus
-    from rnnchat.text.novelty import NoveltyIndex, index_path, training_index
-
-    corpus, fraction = meta.get("corpus", {}), float(meta.get("train", {}).get("val_fraction", 0.1))
-    path = index_path(str(corpus.get("hash", "")), fraction)
-    if NoveltyIndex.exists(path):
-        return NoveltyIndex.open(path)
-    try:
-        loaded = load_corpus(str(corpus.get("source", "")).removeprefix("builtin:"))
-    except RnnchatError as exc:
-        warn(f"cannot tell how much is copied from the training text: {exc}")
-        return None
-    if loaded.content_hash() != corpus.get("hash"):
-        warn("the run's corpus has changed since training; copies are measured against today's text")
-    return training_index(loaded, fraction)
 
 
 def _interactive(run, cfg, prompt: str, k: int) -> int:

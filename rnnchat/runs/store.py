@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnchat import CHECKPOINT_FORMAT, __version__
-from rnnchat.errors import CheckpointError, ConfigError
+from rnnchat.errors import CheckpointError, ConfigError, RnnchatError
 from rnnchat.paths import checkpoints_dir, read_bounded
 from rnnchat.runs.checkpoints import check_model_size, checkpoint_dir, load_checkpoint
 from rnnchat.runs.files import lock, refuse_links
@@ -142,6 +142,25 @@ def open_run(run: str | os.PathLike, which: str = "best", kind: str | None = Non
                               f"{str(exc).splitlines()[0][:300]}") from None
     model.eval()
     return OpenedRun(run_dir.name, run_dir, which, meta, model, tokenizer)
+
+
+def copy_index(meta: dict):
+    """(the copy index of a run's training text, a warning or ""): from the cache, or built once from the
+    run's corpus; no index, with the reason, when the corpus is no longer there."""
+    from rnnchat.text.load import load_corpus
+    from rnnchat.text.novelty import NoveltyIndex, index_path, training_index
+
+    corpus, fraction = meta.get("corpus", {}), float(meta.get("train", {}).get("val_fraction", 0.1))
+    path = index_path(str(corpus.get("hash", "")), fraction)
+    if NoveltyIndex.exists(path):
+        return NoveltyIndex.open(path), ""
+    try:
+        loaded = load_corpus(str(corpus.get("source", "")).removeprefix("builtin:"))
+    except RnnchatError as exc:
+        return None, f"cannot tell how much is copied from the training text: {exc}"
+    note = "" if loaded.content_hash() == corpus.get("hash") else \
+        "the run's corpus has changed since training; copies are measured against today's text"
+    return training_index(loaded, fraction), note
 
 
 def checkpoint_stamp(run_dir: Path) -> tuple[int, ...]:

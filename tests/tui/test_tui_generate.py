@@ -146,6 +146,13 @@ async def test_streams_the_same_text_as_generate_in_few_updates(runs):
         assert drawn_lines(out) == [line.rstrip() for line in out.lines[top:top + out.size.height]] + \
             [""] * max(0, top + out.size.height - len(out.lines))
         assert app.focused is out                       # keys act on the output at once
+        # What the sample copies from the training text, measured as rnnchat generate measures it.
+        await wait_for(pilot, lambda: "copied: longest" in pane.status_text, what="the copy figures")
+        from rnnchat.runs.store import copy_index, open_language_model
+
+        index, _ = copy_index(open_language_model("tiny").meta)
+        want = index.measure(text)
+        assert f"copied: longest {want.longest_copy} chars, {100 * want.copied_share:.0f}%" in pane.status_text
 
 
 async def test_plus_minus_change_live_temperature_and_escape_cancels(runs, monkeypatch):

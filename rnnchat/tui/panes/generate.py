@@ -34,7 +34,7 @@ from rnnchat.config import CHECKPOINTS
 from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.lm.config import SampleConfig
 from rnnchat.lm.generate import generate
-from rnnchat.runs.store import OpenedRun, RunSummary, open_language_model
+from rnnchat.runs.store import OpenedRun, RunSummary, copy_index, open_language_model
 from rnnchat.safetext import neutralise
 from rnnchat.stream import LiveControls
 from rnnchat.tui.bridge import EventBatch, StreamFailed
@@ -45,11 +45,13 @@ from rnnchat.tui.panes.sampling import (
     by_column,
     clamp_temperature,
     column_temperatures,
+    copies_of,
     interleave,
+    with_copies,
 )
 from rnnchat.tui.widgets.columns import COLUMNS, SampleColumns
 from rnnchat.tui.widgets.probtext import ProbText
-from rnnchat.tui.widgets.status import StatusLine, describe_lm, generation_parts
+from rnnchat.tui.widgets.status import StatusLine, copied_text, describe_lm, generation_parts
 from rnnchat.tui.widgets.toolbars import fmt_temperature, generate_toolbars
 
 __all__ = ["GeneratePane", "EMPTY_MESSAGE"]
@@ -90,6 +92,7 @@ class GeneratePane(RunPane):
         self._request: Request | None = None
         self._controls: list[LiveControls] = []
         self._done: list[ev.SampleDone | None] = []
+        self._copied: dict[int, ev.Copied] = {}
         self._chars: list[int] = []
         self._started = 0.0
         self._error = ""
@@ -239,6 +242,7 @@ class GeneratePane(RunPane):
         n = len(req.temperatures)
         self._controls = controls = [LiveControls(t, req.cfg.top_k, req.cfg.top_p) for t in req.temperatures]
         self._done = [None] * n
+        self._copied = {}
         self._chars = [0] * n
         self.batches_received = self.tokens_received = 0
         self._error = ""
@@ -265,7 +269,11 @@ class GeneratePane(RunPane):
                                               "and were read as <unk>", "warning"))
         streams = [generate(opened.model, tok, replace(req.cfg, temperature=c.temperature), req.prompt,
                             alternatives=req.alternatives, controls=c) for c in controls]
-        return streams[0] if len(streams) == 1 else interleave(streams)
+        index, note = copy_index(opened.meta)
+        if note:
+            self.post_message(self.Notice(note, "warning"))
+        events = streams[0] if len(streams) == 1 else interleave(streams)
+        return with_copies(events, len(streams), index) if index is not None else events
 
     def stop_all(self) -> None:
         for c in self._controls:
@@ -297,6 +305,8 @@ class GeneratePane(RunPane):
         per, done = by_column(message.events, len(self._controls))
         for column, event in done.items():
             self._done[column] = event
+        for column, event in copies_of(message.events).items():
+            self._copied[column] = event
         self.columns.append(per)
         for i, tokens in enumerate(per):
             self.tokens_received += len(tokens)
@@ -390,6 +400,8 @@ class GeneratePane(RunPane):
             parts = generation_parts(self.state, self._done, self._chars, time.monotonic() - self._started,
                                      [c.temperature for c in self._controls], req.cfg.seed, req.run,
                                      self._error, stopping)
+            if self._copied:
+                parts.insert(2, copied_text([self._copied.get(i) for i in range(len(self._controls))]))
         elif run is None:
             parts = [EMPTY_MESSAGE if not self._option_values else "choose a run"]
         else:

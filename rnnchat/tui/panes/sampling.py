@@ -69,6 +69,32 @@ def clamp_temperature(t: float) -> float:
     return min(high, max(low, round(t, 2)))
 
 
+def with_copies(events: Iterator[ev.Event], columns: int, index) -> Iterator[ev.Event]:
+    """The events, then for each column how much of its text is copied from the training text (measured
+    on the torch thread, where the stream is drained)."""
+    pieces: list[list[str]] = [[] for _ in range(columns)]
+    for event in events:
+        inner, column = (event.event, event.column) if isinstance(event, ColumnEvent) else (event, 0)
+        if isinstance(inner, ev.Token):
+            pieces[column].append(inner.text)
+        yield event
+    for column, text in enumerate(pieces):
+        n = index.measure("".join(text))
+        copied = ev.Copied(n.longest_copy, n.copied_share, n.spans)
+        yield copied if columns == 1 else ColumnEvent(column, copied)
+
+
+def copies_of(events: Sequence[ev.Event]) -> dict[int, ev.Copied]:
+    found = {}
+    for event in events:
+        column = 0
+        if isinstance(event, ColumnEvent):
+            column, event = event.column, event.event
+        if isinstance(event, ev.Copied):
+            found[column] = event
+    return found
+
+
 def by_column(events: Sequence[ev.Event], columns: int) -> tuple[list[list[ev.Token]], dict[int, ev.SampleDone]]:
     """The tokens of a batch of events, per column, and the columns that ended in it."""
     tokens: list[list[ev.Token]] = [[] for _ in range(columns)]

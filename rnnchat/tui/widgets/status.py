@@ -10,7 +10,7 @@ from rich.highlighter import Highlighter
 from rich.text import Text
 from textual.widgets import Static
 
-from rnnchat.events import SampleDone
+from rnnchat.events import Copied, SampleDone
 from rnnchat.safetext import neutralise
 
 SEPARATOR = "  \u00b7  "
@@ -44,6 +44,14 @@ class NeutralHighlighter(Highlighter):
 def rate_text(chars: int, seconds: float) -> str:
     """The speed shown in the Generate pane's status line."""
     return f"{chars / seconds if seconds > 0 else 0.0:,.0f} chars/s"
+
+
+def copied_text(copied: Sequence[Copied | None]) -> str:
+    """How much of the sample(s) is copied from the training text, for the status line."""
+    if len(copied) == 1 and copied[0] is not None:
+        c = copied[0]
+        return f"copied: longest {c.longest_copy} chars, {100 * c.copied_share:.0f}% of 20-char windows"
+    return "copied " + "/".join(f"{100 * c.copied_share:.0f}%" if c is not None else "-" for c in copied)
 
 
 def generation_parts(state: str, done: Sequence[SampleDone | None], chars: Sequence[int], elapsed: float,
