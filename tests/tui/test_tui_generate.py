@@ -153,6 +153,10 @@ async def test_streams_the_same_text_as_generate_in_few_updates(runs):
         index, _ = copy_index(open_language_model("tiny").meta)
         want = index.measure(text)
         assert f"copied: longest {want.longest_copy} chars, {100 * want.copied_share:.0f}%" in pane.status_text
+        await pilot.press("u")                          # underline the copied spans, and again to stop
+        assert pane.underline_copies and out.copied_spans == [tuple(span) for span in want.spans]
+        await pilot.press("u")
+        assert not pane.underline_copies and out.copied_spans == []
 
 
 async def test_plus_minus_change_live_temperature_and_escape_cancels(runs, monkeypatch):
@@ -409,3 +413,24 @@ def test_snapshot_after_fixed_seed_generation(runs, snap_compare, monkeypatch):
         await pilot.pause(0.1)
 
     assert snap_compare(SnapshotHarness(), terminal_size=(80, 24), run_before=run_before)
+
+
+class OneProbText(App):
+    def compose(self):
+        yield ProbText(id="out")
+
+
+async def test_copied_spans_are_underlined_and_nothing_else():
+    app = OneProbText()
+    async with app.run_test(size=(40, 5)) as pilot:
+        out = app.query_one(ProbText)
+        out.clear("P:")
+        out.append([Token("abc", 2, 0.5), Token("def", 3, 0.5), Token("ghi", 4, 0.5)])
+        out.mark_copied([(2, 7)])                       # "cdefg" of the generated "abcdefghi"
+        await pilot.pause()
+        line = out.render_line(0)
+        underlined = "".join(seg.text for seg in line if seg.style is not None and seg.style.underline)
+        assert underlined == "cdefg"
+        out.mark_copied([])
+        await pilot.pause()
+        assert not any(seg.style is not None and seg.style.underline for seg in out.render_line(0))

@@ -79,6 +79,7 @@ class GeneratePane(RunPane):
         Binding("ctrl+s", "save", "Save"),
         Binding("p", "toggle_colour", "Colour"),
         Binding("t", "toggle_side_by_side", "3 temps"),
+        Binding("u", "toggle_copies", "Copies", show=False),
         Binding("slash", "focus_prompt", "Prompt", show=False),
     ]
 
@@ -93,6 +94,7 @@ class GeneratePane(RunPane):
         self._controls: list[LiveControls] = []
         self._done: list[ev.SampleDone | None] = []
         self._copied: dict[int, ev.Copied] = {}
+        self.underline_copies = False
         self._chars: list[int] = []
         self._started = 0.0
         self._error = ""
@@ -307,6 +309,7 @@ class GeneratePane(RunPane):
             self._done[column] = event
         for column, event in copies_of(message.events).items():
             self._copied[column] = event
+        self.columns.mark_copied(self._copied, self.underline_copies)
         self.columns.append(per)
         for i, tokens in enumerate(per):
             self.tokens_received += len(tokens)
@@ -366,6 +369,13 @@ class GeneratePane(RunPane):
             return
         self.saved_path = path
         self._notify(f"saved {len(text):,} characters to {path}")
+
+    def action_toggle_copies(self) -> None:
+        """Underline (or not) the spans of each sample found verbatim in the training text."""
+        self.underline_copies = not self.underline_copies
+        self.columns.mark_copied(self._copied, self.underline_copies)
+        if self.underline_copies and not self._copied:
+            self._notify("copied spans are underlined once a sample has ended")
 
     def action_toggle_colour(self) -> None:
         colour = not self.colour

@@ -55,6 +55,12 @@ class SampleColumns(Horizontal):
         if self._source is not None and self._source.cursor is not None:
             self.show_alternatives()
 
+    def mark_copied(self, copied: dict, underline: bool) -> None:
+        """Underline each column's spans copied from the training text (``copied``: column -> Copied)."""
+        for column, out in enumerate(self.outputs):
+            event = copied.get(column)
+            out.mark_copied(event.spans if event is not None and underline else [])
+
     def set_colour(self, colour: bool) -> None:
         self.colour = colour
         for out in self.outputs:

@@ -26,6 +26,7 @@ from textual.strip import Strip
 
 from rnnchat.events import Token
 from rnnchat.safetext import neutralise
+from rnnchat.tui.widgets.cursor import TokenCursor
 from rnnchat.tui.widgets.wrap import TAB_CELLS, cells, wrap_lines
 
 __all__ = ["ProbText", "BUCKETS", "bucket"]
@@ -41,7 +42,7 @@ def bucket(prob: float) -> int:
     return min(BUCKETS - 1, int(prob * BUCKETS))
 
 
-class ProbText(ScrollView, can_focus=True):
+class ProbText(TokenCursor, ScrollView, can_focus=True):
     """Streaming text (a dimmed prompt, then tokens) with optional probability colouring and a cursor.
 
     ``clear(prompt)`` starts a new text, ``append(tokens)`` adds ``Token`` events. With ``colour`` on,
@@ -89,6 +90,7 @@ class ProbText(ScrollView, can_focus=True):
         self._palette: list[Style] = []
         self._colours: list[Style] = []
         self.cursor: int | None = None
+        self._copied: list[tuple[int, int]] = []   # spans of _text found verbatim in the training text
 
     # ------------------------------------------------------------------------------------ content
 
@@ -100,6 +102,7 @@ class ProbText(ScrollView, can_focus=True):
         self._starts = array("q")
         self._probs = array("d")
         self._alts = []
+        self._copied = []
         self._set_cursor(None)
         self._lines, self._line_starts = [], array("q")
         self._rewrap(0)
@@ -128,6 +131,15 @@ class ProbText(ScrollView, can_focus=True):
         if follow:
             self.scroll_end(animate=False, x_axis=False)
         self.refresh()
+
+    def mark_copied(self, spans: Sequence[tuple[int, int]]) -> None:
+        """Underline these (start, end) spans of the generated text (copied from the training text)."""
+        self._copied = [(a + self._prompt_len, b + self._prompt_len) for a, b in spans]
+        self.refresh()
+
+    @property
+    def copied_spans(self) -> list[tuple[int, int]]:
+        return [(a - self._prompt_len, b - self._prompt_len) for a, b in self._copied]
 
     @property
     def text(self) -> str:
@@ -264,7 +276,7 @@ class ProbText(ScrollView, can_focus=True):
                     style = palette[bucket(probs[t])]
                     if t == cursor:
                         style = style + cursor_style
-                pieces.append((text[pos:end], style))
+                pieces.extend(self._underlined(pos, end, style))
             pos = end
             t += 1
         # A cursor on a token made of (or ending in) a newline: mark the end of the line.
@@ -285,6 +297,21 @@ class ProbText(ScrollView, can_focus=True):
             segments.append(Segment("".join(buf).replace("\t", " " * TAB_CELLS), last_style))
         return segments
 
+    def _underlined(self, pos: int, end: int, style: Style) -> list[tuple[str, Style]]:
+        """text[pos:end] in ``style``, the parts inside copied spans underlined."""
+        out, text = [], self._text
+        for a, b in self._copied:
+            if b <= pos or a >= end:
+                continue
+            if a > pos:
+                out.append((text[pos:a], style))
+            cut = min(b, end)
+            out.append((text[max(a, pos):cut], style + Style(underline=True)))
+            pos = cut
+        if pos < end:
+            out.append((text[pos:end], style))
+        return out
+
     def watch_colour(self, colour: bool) -> None:
         if colour and self.cursor is None and self._starts:
             self._set_cursor(self._next_token(-1, +1))
@@ -294,85 +321,6 @@ class ProbText(ScrollView, can_focus=True):
         super().notify_style_update()
         self._palette_key = None
         self.refresh()
-
-    # ------------------------------------------------------------------------------------- cursor
-
-    def _next_token(self, index: int, step: int) -> int | None:
-        """The nearest token from ``index`` in direction ``step`` that shows any text."""
-        n = len(self._starts)
-        i = index + step
-        while 0 <= i < n:
-            s, e = self.token_span(i)
-            if e > s:
-                return i
-            i += step
-        return None
-
-    def _set_cursor(self, index: int | None) -> None:
-        if index == self.cursor:
-            return
-        self.cursor = index
-        if self.is_attached:
-            self.post_message(self.CursorMoved(self, index))
-            self._scroll_to_cursor()
-            self.refresh()
-
-    def move_cursor(self, index: int | None) -> None:
-        """Put the cursor on token ``index`` (or on the nearest visible token before it)."""
-        if index is None or not self._starts:
-            self._set_cursor(None)
-            return
-        index = max(0, min(index, len(self._starts) - 1))
-        s, e = self.token_span(index)
-        if e == s:
-            before, after = self._next_token(index, -1), self._next_token(index, +1)
-            index = before if before is not None else (after if after is not None else index)
-        self._set_cursor(index)
-
-    def _scroll_to_cursor(self) -> None:
-        if self.cursor is None or not self._lines:
-            return
-        line = self._line_of(self._starts[self.cursor])
-        height = self.scrollable_content_region.height
-        if line < self.scroll_y:
-            self.scroll_to(y=line, animate=False)
-        elif height > 0 and line >= self.scroll_y + height:
-            self.scroll_to(y=line - height + 1, animate=False)
-
-    def action_cursor_left(self) -> None:
-        if not self.colour:
-            self.scroll_left(animate=False)
-            return
-        if self.cursor is None:
-            self._set_cursor(self._next_token(len(self._starts), -1))
-        else:
-            nxt = self._next_token(self.cursor, -1)
-            if nxt is not None:
-                self._set_cursor(nxt)
-
-    def action_cursor_right(self) -> None:
-        if not self.colour:
-            self.scroll_right(animate=False)
-            return
-        nxt = self._next_token(-1 if self.cursor is None else self.cursor, +1)
-        if nxt is not None:
-            self._set_cursor(nxt)
-
-    def action_cursor_home(self) -> None:
-        if not self.colour:
-            self.scroll_home(animate=False)
-            return
-        first = self._next_token(-1, +1)
-        if first is not None:
-            self._set_cursor(first)
-
-    def action_cursor_end(self) -> None:
-        if not self.colour:
-            self.scroll_end(animate=False)
-            return
-        last = self._next_token(len(self._starts), -1)
-        if last is not None:
-            self._set_cursor(last)
 
     def on_click(self, event: Click) -> None:
         self.focus()
