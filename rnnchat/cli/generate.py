@@ -108,4 +108,5 @@ def _interactive(run, cfg, prompt: str, k: int) -> int:
 
 
 def _shown(text: str, neutralise) -> str:
-    return repr(text)[1:-1] if text.strip() != text or not text else neutralise(text)
+    """A choice as it reads in one line: spaces and line breaks made visible."""
+    return neutralise(text).replace(" ", "\u2423").replace("\n", "\u21b5").replace("\t", "\u21e5") or "\u2205"
