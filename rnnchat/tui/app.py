@@ -1,4 +1,4 @@
-"""The rnnchat app: tabs for Corpus, Train, Generate, Runs and Chat; the panes do the work."""
+"""The rnnchat app: tabs for Corpus, Train, Generate, Runs, Chat and Inspect; the panes do the work."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from rnnchat.tui.panes.base import RunPane
 from rnnchat.tui.panes.chat import ChatPane
 from rnnchat.tui.panes.corpus import CorpusPane
 from rnnchat.tui.panes.generate import GeneratePane
+from rnnchat.tui.panes.inspect import InspectPane
 from rnnchat.tui.panes.runs import RunsPane
 from rnnchat.tui.panes.train import TrainPane
 from rnnchat.tui.screens.confirm import ConfirmScreen
 
-TABS = ("corpus", "train", "generate", "runs", "chat")
+TABS = ("corpus", "train", "generate", "runs", "chat", "inspect")
 
 
 class RnnchatCommands(Provider):
@@ -87,6 +88,9 @@ class RnnchatApp(App):
             with TabPane("5 Chat", id="chat"):
                 self.chat_pane = ChatPane().data_bind(RnnchatApp.training)
                 yield self.chat_pane
+            with TabPane("6 Inspect", id="inspect"):
+                self.inspect_pane = InspectPane().data_bind(RnnchatApp.training)
+                yield self.inspect_pane
         yield Footer()
 
     def on_mount(self) -> None:
@@ -115,6 +119,8 @@ class RnnchatApp(App):
             self.generate_pane.action_focus_prompt()  # so the pane's keys work at once
         elif event.pane.id == "chat":
             self.chat_pane.focus_input()
+        elif event.pane.id == "inspect":
+            self.inspect_pane.action_focus_text()
 
     def choose_corpus(self, spec: str) -> None:
         self.action_show_tab("corpus")

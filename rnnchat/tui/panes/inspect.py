@@ -1,0 +1,354 @@
+"""The Inspect pane: look inside a language model as ``rnnchat inspect`` does, in the app.
+
+Layout (the inspect section of ``rnnchat.tcss``): a toolbar (run, checkpoint, layer, unit, what to show),
+the text to look inside, then the text coloured by the chosen unit's value (``UnitView``) beside the cell's
+equations with that unit's live values at the cursor, the units that track the text and gate saturation,
+and a status line.
+
+Enter or ctrl+g traces the text (``rnnchat.lm.inspect.trace``) on the app's torch thread, from a thread
+worker, with the interesting units and the saturation; the result comes back as one ``Traced`` message.
+Changing the layer, unit or what is shown only picks another series of that result (no new trace):
+left/right move the cursor along the text, up/down the unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Input, Label, Select, Static
+
+from rnnchat.config import CHECKPOINTS
+from rnnchat.errors import ConfigError, RnnchatError
+from rnnchat.lm import inspect as ins
+from rnnchat.runs.store import OpenedRun, RunSummary, open_language_model
+from rnnchat.safetext import neutralise
+from rnnchat.tui import torch_thread
+from rnnchat.tui.panes.base import RunCache, RunPane
+from rnnchat.tui.widgets.status import NeutralHighlighter, StatusLine, describe_lm
+from rnnchat.tui.widgets.unitview import UnitView, equations_text, saturation_text, units_text
+
+__all__ = ["InspectPane", "Inspected", "MAX_CHARS"]
+
+EMPTY_MESSAGE = "No trained runs yet \u2014 train one in the Train tab"
+MAX_CHARS = 2_000                  # a trace of 10,000 characters takes about a second (RESULTS.md)
+TOP_UNITS = 8
+
+
+@dataclass
+class Inspected:
+    """One trace and what was computed from it (on the torch thread)."""
+
+    run: str
+    description: str
+    layers: int
+    hidden: int
+    trace: ins.Trace
+    pieces: list[str]              # each position's token text
+    units: list[ins.UnitMatch]
+    saturation: list[dict]
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """What can be shown for this cell."""
+        return ("hidden", *(("cell",) if self.trace.cell == "lstm" else ()), *ins.GATES[self.trace.cell])
+
+
+class InspectPane(RunPane):
+    """Look inside a language model (see the module docstring)."""
+
+    KIND = "lm"
+    NOUN = "run"
+    PREFIX = "insp"
+    FIELD_LABELS = {"show": "show"}
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+g", "trace", "Trace"),
+        Binding("slash", "focus_text", "Text", show=False),
+    ]
+
+    class Traced(Message):
+        def __init__(self, tag: str, result: Inspected) -> None:
+            super().__init__()
+            self.tag = tag
+            self.result = result
+
+    class TraceEnded(Message):
+        def __init__(self, tag: str) -> None:
+            super().__init__()
+            self.tag = tag
+
+    def __init__(self, *, name: str | None = None, id: str | None = "inspect-pane",
+                 classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._opened: RunCache[OpenedRun] = RunCache()
+        self._count = 0
+        self.result: Inspected | None = None
+        self.state = "idle"
+        """idle, tracing, done or failed."""
+        self.choice: tuple[int, str, int] | None = None
+        """(layer, what, unit) now shown."""
+
+    # ------------------------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        label = lambda text: Label(text, classes="insp-label")
+        with Horizontal(classes="insp-bar", id="insp-bar-run"):
+            yield label("Run")
+            yield Select([], prompt="choose a run", id="insp-run", compact=True)
+            yield Select([(c, c) for c in CHECKPOINTS], value=CHECKPOINTS[0], allow_blank=False, id="insp-which",
+                         compact=True)
+            yield label("Layer")
+            yield Input("0", id="insp-layer", compact=True, type="integer")
+            yield label("Unit")
+            yield Input("0", id="insp-unit", compact=True, type="integer")
+            yield label("Show")
+            yield Input("hidden", id="insp-show", compact=True,
+                        tooltip="hidden, cell (LSTM) or a gate: input forget cell output / reset update new")
+        with Horizontal(classes="insp-bar", id="insp-bar-text"):
+            yield label("Text")
+            yield Input("", placeholder="text to look inside, enter to trace", id="insp-text", compact=True,
+                        highlighter=NeutralHighlighter())
+        with Horizontal(id="insp-body"):
+            with VerticalScroll(id="insp-text-box"):
+                yield UnitView(id="insp-view")
+            with VerticalScroll(id="insp-side"):
+                yield Static(Text(""), id="insp-equations", markup=False)
+                yield Static(Text(""), id="insp-units", markup=False)
+                yield Static(Text(""), id="insp-saturation", markup=False)
+        yield Static(Text(EMPTY_MESSAGE), id="insp-empty", classes="empty-state", markup=False)
+        yield StatusLine(id="insp-status")
+
+    @property
+    def view(self) -> UnitView:
+        return self.query_one(UnitView)
+
+    def panel_text(self, which: str) -> str:
+        """What a side panel shows ("equations", "units" or "saturation"), as plain text."""
+        rendered = self.query_one(f"#insp-{which}", Static).render()
+        return rendered.plain if isinstance(rendered, Text) else str(rendered)
+
+    def action_focus_text(self) -> None:
+        self.query_one("#insp-text", Input).focus()
+
+    # -------------------------------------------------------------------------------------- runs
+
+    def _run_label(self, run: RunSummary) -> Text:
+        parts = [run.name, run.level, f"step {run.step:,}"]
+        if isinstance(run.best_bits_per_char, (int, float)):
+            parts.append(f"{run.best_bits_per_char:.2f} bpc")
+        return Text(neutralise(" \u00b7 ".join(parts)), no_wrap=True, overflow="ellipsis")
+
+    def open_run(self, name: str, which: str = CHECKPOINTS[0]) -> None:
+        if not self._list_run(name):
+            return
+        with self.prevent(Select.Changed):
+            self.query_one("#insp-which", Select).value = which
+            self.run_select.value = name
+        self._preload()
+
+    def _selected_which(self) -> str:
+        return self.query_one("#insp-which", Select).selection or CHECKPOINTS[0]
+
+    def _selection_changed(self) -> None:
+        self._preload()
+
+    @on(Select.Changed, "#insp-which")
+    def _which_selected(self, event: Select.Changed) -> None:
+        event.stop()
+        self._preload()
+
+    def _preload(self) -> None:
+        run = self._selected_run()
+        if run is not None:
+            self._load((run, self._selected_which()))
+        self._update_status()
+
+    def _load_job(self, run: str, which: str) -> str:
+        opened = self._open(run, which)
+        return describe_lm(opened.name, opened.which, opened.meta)
+
+    def _open(self, run: str, which: str) -> OpenedRun:
+        return self._opened.get(run, lambda: open_language_model(run, which), which)[0]
+
+    # ------------------------------------------------------------------------------------ tracing
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.input.id in ("insp-layer", "insp-unit", "insp-show") and self.result is not None:
+            self._show_choice()              # a new series of the same trace
+        else:
+            self.action_trace()
+
+    def action_trace(self) -> None:
+        run = self._selected_run()
+        if run is None:
+            self._notify(EMPTY_MESSAGE if not self._option_values else "choose a run first", "error")
+            return
+        text = self.query_one("#insp-text", Input).value
+        if len(text) < 2:
+            self._notify("type a text of at least two characters to look inside", "error")
+            return
+        try:
+            self._read_choice()
+        except RnnchatError as exc:
+            self._notify(self._phrase(exc), "error")
+            return
+        if len(text) > MAX_CHARS:
+            self._notify(f"only the first {MAX_CHARS:,} characters are traced", "warning")
+            text = text[:MAX_CHARS]
+        if self.training:
+            self._notify("Training is using the CPU: the trace runs when training stops.", "warning")
+        self._count += 1
+        self._tag = tag = f"{self._tag_prefix}{self._count}"
+        self.state = "tracing"
+        self._update_status()
+        self.run_worker(partial(self._trace_worker, tag, run, self._selected_which(), text), thread=True,
+                        exclusive=True, group="inspect", exit_on_error=False)
+
+    def _trace_worker(self, tag: str, run: str, which: str, text: str) -> None:
+        """In a thread worker: the trace on the torch thread; a failure is a notice."""
+        try:
+            result = torch_thread.run(self._trace_job, run, which, text)
+        except Exception as exc:  # noqa: BLE001 - a broken run or a bug must not take the app down
+            phrase = self._phrase(exc) if isinstance(exc, RnnchatError) else \
+                f"cannot inspect {Path(run).name}: {type(exc).__name__}: {exc}"
+            self.post_message(self.Notice(phrase, "error"))
+            self.post_message(self.TraceEnded(tag))
+            return
+        self.post_message(self.Traced(tag, result))
+
+    def _trace_job(self, run: str, which: str, text: str) -> Inspected:
+        """On the torch thread: open the run, trace the text, find the units that track it."""
+        opened = self._open(run, which)
+        tok, cfg = opened.tokenizer, opened.model.cfg
+        ids = tok.encode(text)
+        unknown = tok.count_unknown(ids)
+        if unknown:
+            self.post_message(self.Notice(f"{unknown} character(s) of the text are unknown to the model "
+                                          "and were read as <unk>", "warning"))
+        if len(ids) < 2:
+            raise ConfigError("the text is too short to inspect: give at least two tokens")
+        tr = ins.trace(opened.model, ids)
+        positions = ins.char_positions(tok, ids) if tok.kind != "char" else tok.decode(ids)
+        units = ins.interesting_units(tr, positions, TOP_UNITS) if len(positions) == len(ids) else []
+        return Inspected(opened.name, describe_lm(opened.name, opened.which, opened.meta), cfg.layers,
+                         cfg.hidden, tr, [tok.token_text(int(i)) for i in ids], units, ins.gate_saturation(tr))
+
+    @on(Traced)
+    def _traced(self, message: Traced) -> None:
+        if not self._claim(message.tag, message):
+            return
+        self.result = message.result
+        self.state = "done"
+        self.query_one("#insp-units", Static).update(units_text(message.result.units))
+        self.query_one("#insp-saturation", Static).update(saturation_text(message.result.saturation))
+        self._show_choice(keep_cursor=False)
+        self.view.focus()                # so the arrows work at once
+
+    @on(TraceEnded)
+    def _trace_ended(self, message: TraceEnded) -> None:
+        if self._claim(message.tag, message):
+            self.state = "failed"
+            self._update_status()
+
+    # ----------------------------------------------------------------------------- the unit shown
+
+    def _read_choice(self, result: Inspected | None = None) -> tuple[int, str, int]:
+        """(layer, what, unit) from the inputs; ConfigError when one is no number or, given a result,
+        out of its model's range."""
+        layer, unit = self._field("layer", int), self._field("unit", int)
+        what = self.query_one("#insp-show", Input).value.strip().lower()
+        if layer < 0 or unit < 0:
+            raise ConfigError(f"must not be negative; got {min(layer, unit)}", "layer" if layer < 0 else "unit")
+        if result is not None:
+            if layer >= result.layers:
+                raise ConfigError(f"must be from 0 to {result.layers - 1} for this {result.layers}-layer "
+                                  f"model; got {layer}", "layer")
+            if unit >= result.hidden:
+                raise ConfigError(f"must be from 0 to {result.hidden - 1} for this model of {result.hidden} "
+                                  f"units; got {unit}", "unit")
+            if what not in result.kinds:
+                raise ConfigError(f"must be one of {', '.join(result.kinds)} for a {result.trace.cell} model; "
+                                  f"got {what!r}", "show")
+        return layer, what, unit
+
+    def _show_choice(self, keep_cursor: bool = True) -> None:
+        """Show the series the inputs name, or say why not (the view keeps what it showed)."""
+        result = self.result
+        if result is None:
+            return
+        try:
+            choice = self._read_choice(result)
+        except RnnchatError as exc:
+            self._notify(self._phrase(exc), "error")
+            self._update_status()
+            return
+        self.choice = choice
+        layer, what, unit = choice
+        self.view.show_values(result.pieces, result.trace.series(layer, what, unit), keep_cursor)
+        self._show_equations()
+        self._update_status()
+
+    def _show_equations(self) -> None:
+        result, view = self.result, self.view
+        if result is None or self.choice is None or not view.pieces:
+            return
+        layer, _, unit = self.choice
+        t = view.cursor
+        self.query_one("#insp-equations", Static).update(equations_text(result.trace, layer, unit, t,
+                                                                        result.pieces[t]))
+
+    @on(UnitView.CursorMoved)
+    def _cursor_moved(self, message: UnitView.CursorMoved) -> None:
+        message.stop()
+        self._show_equations()
+        self._update_status()
+
+    @on(UnitView.UnitStep)
+    def _unit_step(self, message: UnitView.UnitStep) -> None:
+        message.stop()
+        if self.result is None or self.choice is None:
+            return
+        unit = self.choice[2] + message.step
+        if not 0 <= unit < self.result.hidden:
+            self._notify(f"unit must be from 0 to {self.result.hidden - 1}; this is the last one", "warning")
+            return
+        self.query_one("#insp-unit", Input).value = str(unit)
+        self._show_choice()
+
+    # ------------------------------------------------------------------------------------ status
+
+    @property
+    def busy(self) -> bool:
+        return self.state == "tracing"
+
+    def stop_all(self) -> None:
+        """A trace is one short job on the torch thread: nothing to stop."""
+
+    def _update_status(self, stopping: bool = False) -> None:
+        run = self._selected_run()
+        if run is None:
+            parts = [EMPTY_MESSAGE if not self._option_values else "choose a run"]
+        elif self.state == "tracing":
+            parts = [f"{Path(run).name} \u00b7 tracing\u2026"]
+        else:
+            info = self._run_info.get((run, self._selected_which()))
+            parts = [info or f"{Path(run).name} \u00b7 loading\u2026"]
+            if self.result is not None and self.choice is not None and self.view.pieces:
+                layer, what, unit = self.choice
+                t = self.view.cursor
+                parts.append(f"layer {layer} {what} unit {unit}: {float(self.view.values[t]):+.3f} at {t}")
+                parts.append("\u2190\u2192 position, \u2191\u2193 unit")
+            else:
+                parts.append("ctrl+g or enter to trace")
+        self.query_one(StatusLine).show(parts, streaming=self.state == "tracing", failed=self.state == "failed")

@@ -1,0 +1,141 @@
+"""The Inspect pane's views: the text coloured by one unit's value with a cursor on one position
+(``UnitView``), and the panels beside it as Rich Text: the cell's equations with the chosen unit's live
+values at the cursor, the units that track the text, and gate saturation. Every piece of text shown here
+passes through ``neutralise`` and is a ``Text``, never markup."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import Static
+
+from rnnchat.lm.inspect import EQUATIONS, Trace, UnitMatch
+from rnnchat.safetext import neutralise
+
+
+def colour_of(value: float) -> str:
+    """The background for a unit's value: blue negative, red positive, darker nearer zero (as the CLI)."""
+    v = max(-1.0, min(1.0, float(value)))
+    level = int(55 + 200 * abs(v))
+    return f"rgb({level},40,40)" if v >= 0 else f"rgb(40,40,{level})"
+
+
+def coloured(pieces: list[str], values: np.ndarray, cursor: int | None = None) -> Text:
+    """The pieces (one per position), each on its value's colour; the cursor's piece underlined and bold."""
+    out = Text(no_wrap=False)
+    for t, (piece, v) in enumerate(zip(pieces, values)):
+        style = f"on {colour_of(v)}" + (" bold underline reverse" if t == cursor else "")
+        shown = neutralise(piece) or " "
+        lines = shown.split("\n")
+        for part in lines[:-1]:                      # a newline is a coloured mark, then a break
+            out.append(part + "\u21b5", style=style)
+            out.append("\n")
+        out.append(lines[-1], style=style)
+    return out
+
+
+def live_values(tr: Trace, layer: int, unit: int, t: int) -> list[tuple[str, float]]:
+    """The chosen unit's values at position ``t``: gates, states and the previous states, named as in
+    ``EQUATIONS``."""
+    lt = tr.layers[layer]
+    out: list[tuple[str, float]] = []
+    short = {"input": "i", "forget": "f", "cell": "g", "output": "o", "reset": "r", "update": "z", "new": "n"}
+    for name, values in lt.gates.items():
+        out.append((short.get(name, name), float(values[t, unit])))
+    if lt.cell is not None:
+        out.append(("c_(t-1)", float(lt.cell[t - 1, unit]) if t > 0 else 0.0))
+        out.append(("c_t", float(lt.cell[t, unit])))
+    out.append(("h_(t-1)", float(lt.hidden[t - 1, unit]) if t > 0 else 0.0))
+    out.append(("h_t", float(lt.hidden[t, unit])))
+    return out
+
+
+def equations_text(tr: Trace, layer: int, unit: int, t: int, piece: str) -> Text:
+    """The cell's equations, then the live values of ``unit`` at position ``t``."""
+    out = Text()
+    out.append(f"the {tr.cell} cell\n", style="bold")
+    for line in EQUATIONS[tr.cell]:
+        out.append("  " + line + "\n")
+    out.append(f"\nlayer {layer} unit {unit} at position {t} ({neutralise(repr(piece))})\n", style="bold")
+    for name, value in live_values(tr, layer, unit, t):
+        out.append(f"  {name:<8}= {value:+.4f}\n")
+    return out
+
+
+def units_text(units: list[UnitMatch]) -> Text:
+    out = Text()
+    out.append("units that track the text (Pearson r)\n", style="bold")
+    if not units:
+        out.append("  none (the text is too short or too plain)\n")
+    for m in units:
+        out.append(neutralise(f"  layer {m.layer} {m.what:<6} unit {m.unit:>4}  r = {m.correlation:+.2f}  "
+                              f"{m.property}") + "\n")
+    return out
+
+
+def saturation_text(saturation: list[dict]) -> Text:
+    out = Text()
+    out.append("gate saturation (< 0.1 / > 0.9)\n", style="bold")
+    if not saturation:
+        out.append("  this cell has no gates\n")
+    for s in saturation:
+        out.append(f"  layer {s['layer']} {s['gate']:<7} {100 * s['below']:5.1f}% / {100 * s['above']:5.1f}%\n")
+    return out
+
+
+class UnitView(Static, can_focus=True):
+    """The traced text coloured by one unit's values, with a cursor: left/right move it, up/down ask
+    for the next or previous unit (a ``UnitStep`` message; the pane decides)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("left", "move(-1)", "Prev char", show=False),
+        Binding("right", "move(1)", "Next char", show=False),
+        Binding("home", "move_to(0)", "Start", show=False),
+        Binding("end", "move_to(-1)", "End", show=False),
+        Binding("up", "unit(1)", "Unit +", show=False),
+        Binding("down", "unit(-1)", "Unit -", show=False),
+    ]
+
+    class CursorMoved(Message):
+        def __init__(self, position: int) -> None:
+            super().__init__()
+            self.position = position
+
+    class UnitStep(Message):
+        def __init__(self, step: int) -> None:
+            super().__init__()
+            self.step = step
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(Text(""), id=id, markup=False)
+        self.pieces: list[str] = []
+        self.values: np.ndarray = np.zeros(0, np.float32)
+        """The values shown, one per position (the chosen unit's series)."""
+        self.cursor = 0
+
+    def show_values(self, pieces: list[str], values: np.ndarray, keep_cursor: bool = True) -> None:
+        self.pieces, self.values = list(pieces), np.asarray(values)
+        if not keep_cursor or self.cursor >= len(self.pieces):
+            self.cursor = 0
+        self._draw()
+
+    def _draw(self) -> None:
+        self.update(coloured(self.pieces, self.values, self.cursor if self.pieces else None))
+
+    def action_move(self, step: int) -> None:
+        self.action_move_to(self.cursor + step, clamp=True)
+
+    def action_move_to(self, position: int, clamp: bool = False) -> None:
+        if not self.pieces:
+            return
+        n = len(self.pieces)
+        self.cursor = max(0, min(n - 1, position)) if clamp or position >= 0 else n - 1
+        self._draw()
+        self.post_message(self.CursorMoved(self.cursor))
+
+    def action_unit(self, step: int) -> None:
+        self.post_message(self.UnitStep(step))
