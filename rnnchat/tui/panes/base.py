@@ -17,13 +17,14 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Select
 
+from rnnchat.config import CHECKPOINTS
 from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.events import Event
-from rnnchat.runs.store import RunSummary, checkpoint_stamp, list_runs, resolve_run
+from rnnchat.runs.store import OpenedRun, RunSummary, checkpoint_stamp, list_runs, open_language_model, resolve_run
 from rnnchat.safetext import neutralise
 from rnnchat.tui import torch_thread
 from rnnchat.tui.bridge import StreamFailed, pump
-from rnnchat.tui.widgets.status import StatusLine
+from rnnchat.tui.widgets.status import StatusLine, describe_lm
 
 T = TypeVar("T")
 
@@ -286,6 +287,58 @@ class RunPane(Container):
                 return path
             except FileExistsError:
                 path, n = folder / f"{name}-{n}{suffix}", n + 1
+
+
+
+class LMRunPane(RunPane):
+    """A pane that opens language-model runs, with a best/last checkpoint picker (``#PREFIX-which``):
+    Generate and Inspect. Subclasses create ``self._opened = RunCache()`` and the two selects."""
+
+    _opened: RunCache[OpenedRun]
+
+    def _selected_which(self) -> str:
+        return self.query_one(f"#{self.PREFIX}-which", Select).selection or CHECKPOINTS[0]
+
+    def _run_label(self, run: RunSummary) -> Text:
+        parts = [run.name, run.level, f"step {run.step:,}"]
+        if isinstance(run.best_bits_per_char, (int, float)):
+            parts.append(f"{run.best_bits_per_char:.2f} bpc")
+        return Text(neutralise(" \u00b7 ".join(parts)), no_wrap=True, overflow="ellipsis")
+
+    def open_run(self, name: str, which: str = CHECKPOINTS[0]) -> None:
+        """Select a run (a name under checkpoints/ or a path to a run directory) and load it."""
+        if which not in CHECKPOINTS:
+            self._notify(f"checkpoint must be 'best' or 'last'; got {which!r}", "error")
+            return
+        if not self._list_run(name):
+            return
+        with self.prevent(Select.Changed):
+            self.query_one(f"#{self.PREFIX}-which", Select).value = which
+            self.run_select.value = name
+        self._preload()
+
+    def _selection_changed(self) -> None:
+        self._preload()
+
+    @on(Select.Changed)
+    def _which_selected(self, event: Select.Changed) -> None:
+        if event.select.id == f"{self.PREFIX}-which":
+            event.stop()
+            self._preload()
+
+    def _preload(self) -> None:
+        run = self._selected_run()
+        if run is not None:
+            self._load((run, self._selected_which()))
+        self._update_status()
+
+    def _load_job(self, run: str, which: str) -> str:
+        opened = self._open(run, which)
+        return describe_lm(opened.name, opened.which, opened.meta)
+
+    def _open(self, run: str, which: str) -> OpenedRun:
+        """On the torch thread: the opened run, loaded again only when its checkpoints changed on disk."""
+        return self._opened.get(run, lambda: open_language_model(run, which), which)[0]
 
 
 def file_stem(run: str) -> str:

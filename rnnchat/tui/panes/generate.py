@@ -27,18 +27,16 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
-from textual.widgets import Input, Select, Static
+from textual.widgets import Input, Static
 
 from rnnchat import events as ev
-from rnnchat.config import CHECKPOINTS
 from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.lm.config import SampleConfig
 from rnnchat.lm.generate import generate
-from rnnchat.runs.store import OpenedRun, RunSummary, copy_index, open_language_model
-from rnnchat.safetext import neutralise
+from rnnchat.runs.store import OpenedRun, copy_index
 from rnnchat.stream import LiveControls
 from rnnchat.tui.bridge import EventBatch, StreamFailed
-from rnnchat.tui.panes.base import RunCache, RunPane, file_stem
+from rnnchat.tui.panes.base import LMRunPane, RunCache, file_stem
 from rnnchat.tui.panes.sampling import (
     TEMPERATURE_STEP,
     Request,
@@ -51,7 +49,7 @@ from rnnchat.tui.panes.sampling import (
 )
 from rnnchat.tui.widgets.columns import COLUMNS, SampleColumns
 from rnnchat.tui.widgets.probtext import ProbText
-from rnnchat.tui.widgets.status import StatusLine, copied_text, describe_lm, generation_parts
+from rnnchat.tui.widgets.status import StatusLine, copied_text, generation_parts
 from rnnchat.tui.widgets.toolbars import fmt_temperature, generate_toolbars
 
 __all__ = ["GeneratePane", "EMPTY_MESSAGE"]
@@ -60,7 +58,7 @@ EMPTY_MESSAGE = "No trained runs yet \u2014 train one in the Train tab"
 _DEFAULTS = SampleConfig()
 
 
-class GeneratePane(RunPane):
+class GeneratePane(LMRunPane):
     """Stream text from a trained run (see the module docstring)."""
 
     KIND = "lm"
@@ -132,51 +130,6 @@ class GeneratePane(RunPane):
     def watch_current_run(self, name: str | None) -> None:
         if name:
             self.open_run(str(name))
-
-    # -------------------------------------------------------------------------------------- runs
-
-    def _selected_which(self) -> str:
-        return self.query_one("#gen-which", Select).selection or CHECKPOINTS[0]
-
-    def _run_label(self, run: RunSummary) -> Text:
-        parts = [run.name, run.level, f"step {run.step:,}"]
-        if isinstance(run.best_bits_per_char, (int, float)):
-            parts.append(f"{run.best_bits_per_char:.2f} bpc")
-        return Text(neutralise(" \u00b7 ".join(parts)), no_wrap=True, overflow="ellipsis")
-
-    def open_run(self, name: str, which: str = CHECKPOINTS[0]) -> None:
-        """Select a run (a name under checkpoints/ or a path to a run directory) and load it."""
-        if which not in CHECKPOINTS:
-            self._notify(f"checkpoint must be 'best' or 'last'; got {which!r}", "error")
-            return
-        if not self._list_run(name):
-            return
-        with self.prevent(Select.Changed):
-            self.query_one("#gen-which", Select).value = which
-            self.run_select.value = name
-        self._preload()
-
-    def _selection_changed(self) -> None:
-        self._preload()
-
-    @on(Select.Changed, "#gen-which")
-    def _which_selected(self, event: Select.Changed) -> None:
-        event.stop()
-        self._preload()
-
-    def _preload(self) -> None:
-        run = self._selected_run()
-        if run is not None:
-            self._load((run, self._selected_which()))
-            self._update_status()
-
-    def _load_job(self, run: str, which: str) -> str:
-        opened = self._open(run, which)
-        return describe_lm(opened.name, opened.which, opened.meta)
-
-    def _open(self, run: str, which: str) -> OpenedRun:
-        """On the torch thread: the opened run, loaded again only when its checkpoints changed on disk."""
-        return self._opened.get(run, lambda: open_language_model(run, which), which)[0]
 
     # -------------------------------------------------------------------------------- generation
 

@@ -29,10 +29,9 @@ from textual.widgets import Input, Label, Select, Static
 from rnnchat.config import CHECKPOINTS
 from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.lm import inspect as ins
-from rnnchat.runs.store import OpenedRun, RunSummary, open_language_model
-from rnnchat.safetext import neutralise
+from rnnchat.runs.store import OpenedRun
 from rnnchat.tui import torch_thread
-from rnnchat.tui.panes.base import RunCache, RunPane
+from rnnchat.tui.panes.base import LMRunPane, RunCache
 from rnnchat.tui.widgets.status import NeutralHighlighter, StatusLine, describe_lm
 from rnnchat.tui.widgets.unitview import UnitView, equations_text, saturation_text, units_text
 
@@ -62,7 +61,7 @@ class Inspected:
         return ("hidden", *(("cell",) if self.trace.cell == "lstm" else ()), *ins.GATES[self.trace.cell])
 
 
-class InspectPane(RunPane):
+class InspectPane(LMRunPane):
     """Look inside a language model (see the module docstring)."""
 
     KIND = "lm"
@@ -138,46 +137,6 @@ class InspectPane(RunPane):
 
     def action_focus_text(self) -> None:
         self.query_one("#insp-text", Input).focus()
-
-    # -------------------------------------------------------------------------------------- runs
-
-    def _run_label(self, run: RunSummary) -> Text:
-        parts = [run.name, run.level, f"step {run.step:,}"]
-        if isinstance(run.best_bits_per_char, (int, float)):
-            parts.append(f"{run.best_bits_per_char:.2f} bpc")
-        return Text(neutralise(" \u00b7 ".join(parts)), no_wrap=True, overflow="ellipsis")
-
-    def open_run(self, name: str, which: str = CHECKPOINTS[0]) -> None:
-        if not self._list_run(name):
-            return
-        with self.prevent(Select.Changed):
-            self.query_one("#insp-which", Select).value = which
-            self.run_select.value = name
-        self._preload()
-
-    def _selected_which(self) -> str:
-        return self.query_one("#insp-which", Select).selection or CHECKPOINTS[0]
-
-    def _selection_changed(self) -> None:
-        self._preload()
-
-    @on(Select.Changed, "#insp-which")
-    def _which_selected(self, event: Select.Changed) -> None:
-        event.stop()
-        self._preload()
-
-    def _preload(self) -> None:
-        run = self._selected_run()
-        if run is not None:
-            self._load((run, self._selected_which()))
-        self._update_status()
-
-    def _load_job(self, run: str, which: str) -> str:
-        opened = self._open(run, which)
-        return describe_lm(opened.name, opened.which, opened.meta)
-
-    def _open(self, run: str, which: str) -> OpenedRun:
-        return self._opened.get(run, lambda: open_language_model(run, which), which)[0]
 
     # ------------------------------------------------------------------------------------ tracing
 
