@@ -83,11 +83,17 @@ async def trace_with(pilot, pane: InspectPane, *, layer="0", unit="0", show="hid
 
 
 def equation_value(pane: InspectPane, name: str) -> float:
-    text = pane.panel_text("equations")
-    for line in text[text.index("at position"):].splitlines()[1:]:      # the values, after the equations
-        key, _, value = line.strip().partition("= ")
-        if key.strip() == name and value:
-            return float(value)
+    """The value the equations panel gives ``name``: "name = value", or the last "= value" under its equation."""
+    lines = [line.strip() for line in pane.panel_text("equations").splitlines()]
+    for i, line in enumerate(lines):
+        if line.startswith(f"{name} = "):
+            rest = line.partition("= ")[2]
+            if rest[:1] in "+-" and rest[1:].replace(".", "").isdigit():
+                return float(rest)
+            values = [ln[2:] for ln in lines[i + 1:i + 3] if ln.startswith("= ") and ln[2:3] in "+-"
+                      and ln[3:].replace(".", "").isdigit()]
+            if values:
+                return float(values[-1])
     raise AssertionError(f"{name} not in the equations panel")
 
 

@@ -2,13 +2,15 @@
 
 Layout (the inspect section of ``rnnchat.tcss``): a toolbar (run, checkpoint, layer, unit, what to show),
 the text to look inside, then the text coloured by the chosen unit's value (``UnitView``) beside the cell's
-equations with that unit's live values at the cursor, the units that track the text and gate saturation,
-and a status line.
+equations with that unit's live values at the cursor, the units that track the text and gate saturation
+(``WrappedPanel``s), the gradients through time when shown (``GradientPlot``), and a status line.
 
 Enter or ctrl+g traces the text (``rnnchat.lm.inspect.trace``) on the app's torch thread, from a thread
 worker, with the interesting units and the saturation; the result comes back as one ``Traced`` message.
 Changing the layer, unit or what is shown only picks another series of that result (no new trace):
-left/right move the cursor along the text, up/down the unit.
+left/right move the cursor along the text, up/down the unit. ctrl+r (or the button) shows or hides how the
+gradient of the last position's loss fades back in time, measured on the torch thread in the same way
+(``panes/gradients.py``) over the text, or the run's validation text when no text is typed.
 """
 
 from __future__ import annotations
@@ -22,18 +24,21 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static
 
 from rnnchat.config import CHECKPOINTS
 from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.lm import inspect as ins
 from rnnchat.runs.store import OpenedRun
 from rnnchat.tui import torch_thread
+from rnnchat.tui.panes import gradients
 from rnnchat.tui.panes.base import LMRunPane, RunCache
+from rnnchat.tui.widgets.panel import WrappedPanel
+from rnnchat.tui.widgets.plot import GradientPlot
 from rnnchat.tui.widgets.status import NeutralHighlighter, StatusLine, describe_lm
-from rnnchat.tui.widgets.unitview import UnitView, equations_text, saturation_text, units_text
+from rnnchat.tui.widgets.unitview import UnitView, equation_lines, saturation_lines, unit_lines
 
 __all__ = ["InspectPane", "Inspected", "MAX_CHARS"]
 
@@ -61,7 +66,7 @@ class Inspected:
         return ("hidden", *(("cell",) if self.trace.cell == "lstm" else ()), *ins.GATES[self.trace.cell])
 
 
-class InspectPane(LMRunPane):
+class InspectPane(gradients.GradientView, LMRunPane):
     """Look inside a language model (see the module docstring)."""
 
     KIND = "lm"
@@ -71,6 +76,7 @@ class InspectPane(LMRunPane):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+g", "trace", "Trace"),
+        Binding("ctrl+r", "gradients", "Gradients"),
         Binding("slash", "focus_text", "Text", show=False),
     ]
 
@@ -95,6 +101,10 @@ class InspectPane(LMRunPane):
         """idle, tracing, done or failed."""
         self.choice: tuple[int, str, int] | None = None
         """(layer, what, unit) now shown."""
+        self.gradients: gradients.Gradients | None = None
+        """The gradients through time shown (or last shown)."""
+        self._grad_count = 0
+        self._grad_tag = ""
 
     # ------------------------------------------------------------------------------------ layout
 
@@ -116,13 +126,17 @@ class InspectPane(LMRunPane):
             yield label("Text")
             yield Input("", placeholder="text to look inside, enter to trace", id="insp-text", compact=True,
                         highlighter=NeutralHighlighter())
+            yield Button("\u2207 gradients", id="insp-grad-button", compact=True,
+                         tooltip="ctrl+r: how the last position's loss depends on the steps before it")
         with Horizontal(id="insp-body"):
             with VerticalScroll(id="insp-text-box"):
                 yield UnitView(id="insp-view")
             with VerticalScroll(id="insp-side"):
-                yield Static(Text(""), id="insp-equations", markup=False)
-                yield Static(Text(""), id="insp-units", markup=False)
-                yield Static(Text(""), id="insp-saturation", markup=False)
+                yield WrappedPanel(id="insp-equations")
+                yield WrappedPanel(id="insp-units")
+                yield WrappedPanel(id="insp-saturation")
+        with Vertical(id="insp-grad"):
+            yield GradientPlot(id="insp-grad-plot")
         yield Static(Text(EMPTY_MESSAGE), id="insp-empty", classes="empty-state", markup=False)
         yield StatusLine(id="insp-status")
 
@@ -130,10 +144,13 @@ class InspectPane(LMRunPane):
     def view(self) -> UnitView:
         return self.query_one(UnitView)
 
+    @property
+    def plot(self) -> GradientPlot:
+        return self.query_one(GradientPlot)
+
     def panel_text(self, which: str) -> str:
-        """What a side panel shows ("equations", "units" or "saturation"), as plain text."""
-        rendered = self.query_one(f"#insp-{which}", Static).render()
-        return rendered.plain if isinstance(rendered, Text) else str(rendered)
+        """What a side panel shows ("equations", "units" or "saturation"), as plain text, unwrapped."""
+        return self.query_one(f"#insp-{which}", WrappedPanel).plain
 
     def action_focus_text(self) -> None:
         self.query_one("#insp-text", Input).focus()
@@ -209,10 +226,12 @@ class InspectPane(LMRunPane):
             return
         self.result = message.result
         self.state = "done"
-        self.query_one("#insp-units", Static).update(units_text(message.result.units))
-        self.query_one("#insp-saturation", Static).update(saturation_text(message.result.saturation))
+        self.query_one("#insp-units", WrappedPanel).show(unit_lines(message.result.units))
+        self.query_one("#insp-saturation", WrappedPanel).show(saturation_lines(message.result.saturation))
         self._show_choice(keep_cursor=False)
         self.view.focus()                # so the arrows work at once
+        if self.has_class("-gradients"):
+            self._measure()              # the plot follows the text just traced
 
     @on(TraceEnded)
     def _trace_ended(self, message: TraceEnded) -> None:
@@ -264,8 +283,8 @@ class InspectPane(LMRunPane):
             return
         layer, _, unit = self.choice
         t = view.cursor
-        self.query_one("#insp-equations", Static).update(equations_text(result.trace, layer, unit, t,
-                                                                        result.pieces[t]))
+        self.query_one("#insp-equations", WrappedPanel).show(equation_lines(result.trace, layer, unit, t,
+                                                                            result.pieces[t]))
 
     @on(UnitView.CursorMoved)
     def _cursor_moved(self, message: UnitView.CursorMoved) -> None:

@@ -1,8 +1,10 @@
-"""A line plot drawn with braille dots: train and validation loss against steps."""
+"""Line plots drawn with braille dots: train and validation loss against steps (``LossPlot``), and the
+gradient of the last position's loss against the steps back in time, on a log scale (``GradientPlot``)."""
 
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 from rich.text import Text
 from textual.widget import Widget
@@ -104,3 +106,67 @@ def _line(a: tuple[int, int], b: tuple[int, int]):
         if e2 <= dx:
             err += dx
             y0 += sy
+
+
+class GradientPlot(Widget):
+    """The norm of d loss(last position) / d hidden state t steps earlier against t, on a log scale; under
+    it the lags at both ends and the share of the gradient left at a few lags."""
+
+    LINE_STYLE = "#5fafff"
+    LAGS = (1, 10, 50, 100)
+    FLOOR = 1e-30                     # an exactly-zero gradient is drawn here rather than at minus infinity
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.norms: list[float] = []
+        """The norms shown, by lag (0 is the last position)."""
+        self.message = ""
+
+    def show(self, norms: Sequence[float]) -> None:
+        self.norms = [float(g) if math.isfinite(g) else 0.0 for g in norms]
+        self.refresh()
+
+    def clear(self, message: str = "") -> None:
+        self.norms, self.message = [], message
+        self.refresh()
+
+    def summary(self) -> str:
+        """How much of the gradient at t = 0 is left at a few lags, as one line."""
+        g = self.norms
+        if not g or g[0] <= 0:
+            return ""
+        parts = [f"t={lag}: {g[lag] / g[0]:.0e}" for lag in self.LAGS if lag < len(g)]
+        return "of t=0 left at " + "  ".join(parts) if parts else ""
+
+    def render(self) -> Text:
+        width, height = self.size.width, self.size.height
+        if len(self.norms) < 2 or width < 16 or height < 4:
+            return Text(self.message or "no gradients yet", style="dim")
+        label_w = 6
+        plot_w, plot_h = width - label_w - 1, height - 2     # last rows: the lags and the summary
+        logs = [math.log10(max(g, self.FLOOR)) for g in self.norms]
+        y0, y1 = math.floor(min(logs)), math.ceil(max(logs))
+        if y1 <= y0:
+            y1 = y0 + 1
+        n = len(logs)
+        px_w, px_h = plot_w * 2, plot_h * 4
+        cells: list[list[int]] = [[0] * plot_w for _ in range(plot_h)]
+        prev = None
+        for lag, y in enumerate(logs):
+            cur = (round(lag / (n - 1) * (px_w - 1)), min(px_h - 1, max(0, round((y1 - y) / (y1 - y0) * (px_h - 1)))))
+            for px, py in _line(prev or cur, cur):
+                cells[py // 4][px // 2] |= _DOTS[px % 2][py % 4]
+            prev = cur
+        text = Text(no_wrap=True, overflow="crop")
+        for row in range(plot_h):
+            value = y1 - (y1 - y0) * row / max(1, plot_h - 1)
+            label = f"{10 ** value:.0e}".ljust(label_w) if row in (0, plot_h - 1, plot_h // 2) else " " * label_w
+            text.append(label[:label_w], style="dim")
+            text.append("\u2502", style="dim")
+            text.append("".join(chr(0x2800 + bits) if bits else " " for bits in cells[row]), style=self.LINE_STYLE)
+            text.append("\n")
+        left, right = "t = 0", f"{n - 1} steps back"
+        text.append(" " * (label_w + 1) + left + " " * max(1, plot_w - len(left) - len(right)) + right + "\n",
+                    style="dim")
+        text.append(" " * (label_w + 1) + self.summary(), style="dim")
+        return text

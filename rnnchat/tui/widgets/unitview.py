@@ -1,7 +1,7 @@
 """The Inspect pane's views: the text coloured by one unit's value with a cursor on one position
-(``UnitView``), and the panels beside it as Rich Text: the cell's equations with the chosen unit's live
-values at the cursor, the units that track the text, and gate saturation. Every piece of text shown here
-passes through ``neutralise`` and is a ``Text``, never markup."""
+(``UnitView``), and the lines of the panels beside it (``WrappedPanel``s): the cell's equations with the
+chosen unit's live values at the cursor, the units that track the text, and gate saturation. Every piece
+of text shown here passes through ``neutralise`` and is a ``Text``, never markup."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from textual.widgets import Static
 
 from rnnchat.lm.inspect import EQUATIONS, Trace, UnitMatch
 from rnnchat.safetext import neutralise
+from rnnchat.tui.widgets.alternatives import visible_token
+from rnnchat.tui.widgets.panel import NBSP, PanelLine
 
 
 def colour_of(value: float) -> str:
@@ -54,36 +56,60 @@ def live_values(tr: Trace, layer: int, unit: int, t: int) -> list[tuple[str, flo
     return out
 
 
-def equations_text(tr: Trace, layer: int, unit: int, t: int, piece: str) -> Text:
-    """The cell's equations, then the live values of ``unit`` at position ``t``."""
-    out = Text()
-    out.append(f"the {tr.cell} cell\n", style="bold")
+_LABELS = {"n": "candidate state", "c_t": "cell state", "h_t": "hidden state"}   # where EQUATIONS names none
+_SUBSTITUTED = {   # the element-wise equations, with the unit's own numbers in place of the names
+    ("lstm", "c_t"): "{f} * {c_(t-1)} + {i} * {g}",
+    ("lstm", "h_t"): "{o} * tanh({c_t bare})",
+    ("gru", "h_t"): "(1 - {z}) * {n} + {z} * {h_(t-1)}",
+}
+
+
+def _number(value: float) -> str:
+    return f"{value:.4f}" if value >= 0 else f"({value:.4f})"
+
+
+def equation_lines(tr: Trace, layer: int, unit: int, t: int, piece: str) -> list[PanelLine]:
+    """The cell's equations, each with its label and the value of ``unit`` at position ``t`` under it (the
+    element-wise ones also with the numbers put in), after the previous states they start from."""
+    values = dict(live_values(tr, layer, unit, t))
+    out = [PanelLine(f"the {tr.cell} cell \u00b7 layer{NBSP}{layer} unit{NBSP}{unit}", "bold"),
+           PanelLine(f"at position{NBSP}{t}: {visible_token(piece)}", "bold", hang=4)]
+    for name in ("h_(t-1)", "c_(t-1)"):
+        if name in values:
+            out.append(PanelLine(f"{name} = {values[name]:+.4f}", "", 2))
     for line in EQUATIONS[tr.cell]:
-        out.append("  " + line + "\n")
-    out.append(f"\nlayer {layer} unit {unit} at position {t} ({neutralise(repr(piece))})\n", style="bold")
-    for name, value in live_values(tr, layer, unit, t):
-        out.append(f"  {name:<8}= {value:+.4f}\n")
+        equation, _, label = (part.strip() for part in line.partition("  "))
+        name = equation.split(" = ", 1)[0]
+        out.append(PanelLine(label or _LABELS.get(name, ""), "dim"))
+        out.append(PanelLine(equation, "", 2, 2 + len(name) + 3))
+        pattern = _SUBSTITUTED.get((tr.cell, name))
+        if pattern is not None:
+            numbers = {k: _number(v) for k, v in values.items()} | {f"{k} bare": f"{v:.4f}" for k, v in values.items()}
+            out.append(PanelLine("= " + pattern.format_map(numbers), "",
+                                 2 + len(name) + 1, 2 + len(name) + 3))
+        if name in values:
+            out.append(PanelLine(f"= {values[name]:+.4f}", "bold", 2 + len(name) + 1))
     return out
 
 
-def units_text(units: list[UnitMatch]) -> Text:
-    out = Text()
-    out.append("units that track the text (Pearson r)\n", style="bold")
+def unit_lines(units: list[UnitMatch]) -> list[PanelLine]:
+    out = [PanelLine(f"units that track the text (Pearson{NBSP}r)", "bold")]
     if not units:
-        out.append("  none (the text is too short or too plain)\n")
+        out.append(PanelLine("none (the text is too short or too plain)", "dim", 2))
     for m in units:
-        out.append(neutralise(f"  layer {m.layer} {m.what:<6} unit {m.unit:>4}  r = {m.correlation:+.2f}  "
-                              f"{m.property}") + "\n")
+        out.append(PanelLine(f"layer {m.layer} {m.what:<6} unit {m.unit:>4}  r{NBSP}={NBSP}{m.correlation:+.2f}  "
+                             f"{m.property.replace(' ', NBSP)}", "", 2, 6))
     return out
 
 
-def saturation_text(saturation: list[dict]) -> Text:
-    out = Text()
-    out.append("gate saturation (< 0.1 / > 0.9)\n", style="bold")
+def saturation_lines(saturation: list[dict]) -> list[PanelLine]:
+    out = [PanelLine(f"gate saturation ({NBSP.join('< 0.1 / > 0.9'.split())})", "bold")]
     if not saturation:
-        out.append("  this cell has no gates\n")
+        out.append(PanelLine("this cell has no gates", "dim", 2))
     for s in saturation:
-        out.append(f"  layer {s['layer']} {s['gate']:<7} {100 * s['below']:5.1f}% / {100 * s['above']:5.1f}%\n")
+        shares = f"{100 * s['below']:5.1f}% / {100 * s['above']:5.1f}%".strip().replace(" ", NBSP)
+        out.append(PanelLine(f"layer {s['layer']} {s['gate']:<7} {' ' * (5 - len(shares.split('%')[0]))}{shares}",
+                             "", 2, 6))
     return out
 
 
