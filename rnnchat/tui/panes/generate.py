@@ -9,7 +9,8 @@ appended in one go (one refresh per batch, not per token). The sampler reads a `
 column at every token, so ``+``/``-`` change the temperature of the running generation and ``escape``
 stops it. Side by side, three samples with the same seed at T-0.3 / T / T+0.3 are interleaved token by
 token in one job, so the columns grow together (three threads would only fight over the cores).
-Alternatives are recorded as it streams, within limits (see ``sampling``).
+Alternatives are recorded as it streams, within limits (see ``sampling``). ctrl+n picks the text token by
+token instead (``picking``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from rnnchat.runs.store import OpenedRun, copy_index
 from rnnchat.stream import LiveControls
 from rnnchat.tui.bridge import EventBatch, StreamFailed
 from rnnchat.tui.panes.base import LMRunPane, RunCache, file_stem
+from rnnchat.tui.panes.picking import PickMode
 from rnnchat.tui.panes.sampling import (
     TEMPERATURE_STEP,
     Request,
@@ -58,7 +60,7 @@ EMPTY_MESSAGE = "No trained runs yet \u2014 train one in the Train tab"
 _DEFAULTS = SampleConfig()
 
 
-class GeneratePane(LMRunPane):
+class GeneratePane(PickMode, LMRunPane):
     """Stream text from a trained run (see the module docstring)."""
 
     KIND = "lm"
@@ -70,6 +72,7 @@ class GeneratePane(LMRunPane):
         Binding("ctrl+g", "generate", "Generate"),
         Binding("escape", "stop", "Stop"),
         Binding("r", "regenerate", "Again"),
+        Binding("ctrl+n", "pick", "Pick"),
         Binding("plus,equals_sign", "temperature(1)", "Temp", key_display="+",
                 group=Binding.Group("Temp", compact=True)),
         Binding("minus", "temperature(-1)", "Temp", key_display="-",
@@ -190,6 +193,7 @@ class GeneratePane(LMRunPane):
         self._start(replace(last, cfg=cfg, temperatures=self._temperatures(cfg.temperature)))
 
     def _start(self, req: Request) -> None:
+        self.leave_pick()
         self.stop_all()
         self._gen += 1
         self._tag = tag = f"{self._tag_prefix}{self._gen}"
@@ -236,7 +240,7 @@ class GeneratePane(LMRunPane):
 
     @property
     def busy(self) -> bool:
-        return self.streaming
+        return self.streaming or self.picking
 
     @property
     def streaming(self) -> bool:
@@ -284,7 +288,9 @@ class GeneratePane(LMRunPane):
     # ---------------------------------------------------------------------------------- actions
 
     def action_stop(self) -> None:
-        if self.streaming:
+        if self.picking:
+            self.leave_pick()
+        elif self.streaming:
             self.stop_all()
             self._update_status(stopping=True)
 
@@ -359,7 +365,9 @@ class GeneratePane(LMRunPane):
     def _update_status(self, stopping: bool = False) -> None:
         req = self._request
         run = self._selected_run()
-        if req is not None:
+        if req is not None and self.state in ("picking", "picked"):
+            parts = self.pick_parts()
+        elif req is not None:
             parts = generation_parts(self.state, self._done, self._chars, time.monotonic() - self._started,
                                      [c.temperature for c in self._controls], req.cfg.seed, req.run,
                                      self._error, stopping)
@@ -370,4 +378,4 @@ class GeneratePane(LMRunPane):
         else:
             info = self._run_info.get((run, self._selected_which()))
             parts = [info or f"{Path(run).name} \u00b7 loading\u2026", "ctrl+g or enter to generate"]
-        self.query_one(StatusLine).show(parts, streaming=self.streaming, failed=self.state == "failed")
+        self.query_one(StatusLine).show(parts, streaming=self.busy, failed=self.state == "failed")

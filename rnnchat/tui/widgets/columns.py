@@ -1,5 +1,6 @@
-"""The Generate pane's output: one ``ProbText``, or three side by side, and the alternatives panel for
-the token under the cursor of the column being inspected (the focused one, else the last one used)."""
+"""The Generate pane's output: one ``ProbText``, or three side by side, the alternatives panel for the
+token under the cursor of the column being inspected (the focused one, else the last one used), and the
+panel of tokens to pick from (shown while picking)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from textual.events import DescendantFocus
 
 from rnnchat.events import Token
 from rnnchat.tui.widgets.alternatives import AlternativesPanel
+from rnnchat.tui.widgets.picker import PickPanel
 from rnnchat.tui.widgets.probtext import ProbText
 
 COLUMNS = 3
@@ -27,6 +29,7 @@ class SampleColumns(Horizontal):
             for i in range(COLUMNS):
                 yield ProbText(id=f"gen-out-{i}", classes="gen-out -extra" if i else "gen-out")
         yield AlternativesPanel(id="gen-alts")
+        yield PickPanel(id="gen-pick")
 
     @property
     def outputs(self) -> list[ProbText]:
@@ -40,6 +43,7 @@ class SampleColumns(Horizontal):
             out.clear("")
         self._source = outs[0]
         self.query_one(AlternativesPanel).border_title = "Token"
+        self.query_one(PickPanel).border_title = "Pick"
 
     def start(self, prompt: str, columns: int) -> None:
         """A new text in the first ``columns`` outputs, each beginning with ``prompt``; the rest empty."""
