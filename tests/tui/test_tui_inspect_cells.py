@@ -134,14 +134,15 @@ async def test_vanilla_rnn_run_has_no_gates_and_measures_validation_text(runs):
         await trace_with(pilot, pane, show="forget")                  # an LSTM gate: said, not shown
         assert any(sev == "error" and "show must be one of hidden for a rnn model" in note
                    for note, sev in pilot.app.notes)
-        # No text: the gradients of the run's own validation text, a window of 101 characters.
+        # No text: the gradients of the run's own validation text, a window of 102 characters (lags 0 to 100).
         pane.query_one("#insp-text", Input).value = ""
         await show_gradients(pilot, pane)
         val = split_documents(load_corpus(str(runs / "play.txt")))[1][0]
         want = ins.gradients_through_time(opened.model, opened.tokenizer.encode(val[:gradients.WINDOW]))
         assert pane.gradients.source == "validation text" and pane.gradients.tokens == gradients.WINDOW
         np.testing.assert_allclose(pane.plot.norms, want, rtol=1e-5)
-        assert "101 tokens of validation text" in pane.query_one("#insp-grad").border_title
+        assert f"{gradients.WINDOW} tokens of validation text" in pane.query_one("#insp-grad").border_title
+        assert len(pane.plot.norms) == 101 and "t=100:" in pane.plot.render().plain
         await pilot.press("ctrl+r")
 
 

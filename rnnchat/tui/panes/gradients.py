@@ -19,7 +19,7 @@ from rnnchat.runs.store import OpenedRun
 from rnnchat.safetext import neutralise
 from rnnchat.tui import torch_thread
 
-WINDOW = 101                   # tokens, as rnnchat inspect --gradients: lags 0..99
+WINDOW = 102                   # tokens: lags 0..100, as benchmarks/gradients.py measures
 MIN_TOKENS = 3                 # two lags at least, or there is no line to draw
 _VAL_CHARS = WINDOW * 16       # enough characters for a window of subword tokens too
 

@@ -114,7 +114,6 @@ class GradientPlot(Widget):
 
     LINE_STYLE = "#5fafff"
     LAGS = (1, 10, 50, 100)
-    FLOOR = 1e-30                     # an exactly-zero gradient is drawn here rather than at minus infinity
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -135,17 +134,21 @@ class GradientPlot(Widget):
         g = self.norms
         if not g or g[0] <= 0:
             return ""
-        parts = [f"t={lag}: {g[lag] / g[0]:.0e}" for lag in self.LAGS if lag < len(g)]
+        parts = [f"t={lag}: " + (f"{g[lag] / g[0]:.0e}" if g[lag] > 0 else "0") for lag in self.LAGS if lag < len(g)]
+        zero = next((lag for lag, v in enumerate(g) if v <= 0), None)
+        if zero is not None:              # float32 underflow: no point on a log scale
+            parts.append(f"0 from t={zero}")
         return "of t=0 left at " + "  ".join(parts) if parts else ""
 
     def render(self) -> Text:
         width, height = self.size.width, self.size.height
-        if len(self.norms) < 2 or width < 16 or height < 4:
+        if len(self.norms) < 2 or width < 16 or height < 4 or not any(g > 0 for g in self.norms):
             return Text(self.message or "no gradients yet", style="dim")
         label_w = 6
         plot_w, plot_h = width - label_w - 1, height - 2     # last rows: the lags and the summary
-        logs = [math.log10(max(g, self.FLOOR)) for g in self.norms]
-        y0, y1 = math.floor(min(logs)), math.ceil(max(logs))
+        logs = [math.log10(g) if g > 0 else None for g in self.norms]
+        shown = [y for y in logs if y is not None]
+        y0, y1 = math.floor(min(shown)), math.ceil(max(shown))
         if y1 <= y0:
             y1 = y0 + 1
         n = len(logs)
@@ -153,6 +156,9 @@ class GradientPlot(Widget):
         cells: list[list[int]] = [[0] * plot_w for _ in range(plot_h)]
         prev = None
         for lag, y in enumerate(logs):
+            if y is None:
+                prev = None
+                continue
             cur = (round(lag / (n - 1) * (px_w - 1)), min(px_h - 1, max(0, round((y1 - y) / (y1 - y0) * (px_h - 1)))))
             for px, py in _line(prev or cur, cur):
                 cells[py // 4][px // 2] |= _DOTS[px % 2][py % 4]
