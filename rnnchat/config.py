@@ -37,7 +37,7 @@ DEFAULT_PRESET = "small"
 
 # What a resumed run may change: its limits, its evaluation cadence and where it runs. Everything else
 # shapes the data, the split or the model, which a run keeps from its run.json.
-RESUMABLE = ("max_steps", "epochs", "minutes", "eval_every", "device", "precision")
+RESUMABLE = ("max_steps", "epochs", "minutes", "eval_every", "patience", "device", "precision")
 
 # With more parameters than this many per training token a model memorises its corpus rather than
 # learning its style.
@@ -63,6 +63,7 @@ class TrainConfig:
     epochs: float = 0.0           # 0: no epoch limit
     minutes: float = 0.0          # training-time budget; 0: none
     eval_every: int = 200         # steps between evaluations (and samples and checkpoints)
+    patience: int = 0             # stop after this many evaluations without a better held-out loss (0: never)
     eval_chars: int = 100_000     # validation characters scored at each evaluation: the same text at every
                                   # level, so bits per character compare across char, bpe and unigram runs
     sample_length: int = 200      # characters of the sample shown at each evaluation
@@ -100,6 +101,7 @@ class TrainConfig:
         check_float("epochs", self.epochs, 0.0, 1e6)
         check_float("minutes", self.minutes, 0.0, 1e7)
         check_int("eval_every", self.eval_every, 1, 10**12)
+        check_int("patience", self.patience, 0, 10**6)
         check_int("eval_chars", self.eval_chars, 1, 10**12)
         check_int("sample_length", self.sample_length, 0, 100_000)
         check_float("val_fraction", self.val_fraction, 0.001, 0.5)

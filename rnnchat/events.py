@@ -39,6 +39,7 @@ class Started(Event):
     minutes: float
     resumed: bool
     processes: int = 1            # more than one when launched by torchrun (each trains its own batches)
+    started_from: str = ""        # the language-model run a chat run started from (--init-from), if any
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class Warning(Event):  # noqa: A001 - the event is a warning; shadowing the buil
 class Done(Event):
     kind: ClassVar[str] = "done"
     step: int
-    reason: str                   # "max_steps", "epochs", "time", "interrupted", "failed"
+    reason: str                   # "max_steps", "epochs", "time", "stalled", "interrupted", "failed"
     best_val_loss: float | None
     best_bits_per_char: float | None
     elapsed: float

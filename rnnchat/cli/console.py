@@ -100,7 +100,8 @@ class TrainView:
             f"{e.val_tokens:,} val tokens)\n",
             f"{e.parameters:,} parameters · {e.device}" + (f" × {e.processes} processes" if e.processes > 1 else "")
             + f" · {e.precision} · limit {' or '.join(limits)}"
-            + (f" · from step {e.step:,}" if e.step else ""))
+            + (f" · from step {e.step:,}" if e.step else "")
+            + (f"\nstarted from language model {neutralise(e.started_from)}" if e.started_from else ""))
         self.print(head)
         total = e.max_steps if e.max_steps else 1000
         self.task = self.progress.add_task("step 0", total=total, figures="starting…")
@@ -135,7 +136,8 @@ class TrainView:
         best = f"best val {e.best_val_loss:.4f} nats/token ({e.best_bits_per_char:.4f} bits/char)" \
             if e.best_val_loss is not None else "no evaluation yet"
         style = "red" if e.reason == "failed" else "green"
-        self.print(Text(f"{e.reason}: step {e.step:,} after {clock(e.elapsed)}; {best}; "
+        reason = "stopped early" if e.reason == "stalled" else e.reason
+        self.print(Text(f"{reason}: step {e.step:,} after {clock(e.elapsed)}; {best}; "
                         f"saved in {neutralise(e.run_dir)}", style=style))
         if e.message:
             self.print(Text(neutralise(e.message), style=style))

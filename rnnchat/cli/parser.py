@@ -62,6 +62,8 @@ def _add_train(sub) -> None:
     g.add_argument("--epochs", type=float)
     g.add_argument("--minutes", type=float, help="training-time budget")
     g.add_argument("--eval-every", type=int, help="steps between evaluations, samples and checkpoints")
+    g.add_argument("--patience", type=int, help="stop after this many evaluations without a better held-out "
+                                                "loss (0: never; chat default 4)")
     g.add_argument("--eval-chars", type=int, help="validation characters scored at each evaluation "
                                                   "(default 100000; the same text at every level)")
     g.add_argument("--sample-length", type=int)
@@ -71,6 +73,8 @@ def _add_train(sub) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--name", help="run name under checkpoints/ (default: corpus-level-model-date)")
     g.add_argument("--resume", metavar="RUN", help="continue a run (name or directory)")
+    g.add_argument("--init-from", metavar="RUN", help="chat: start from an LSTM language-model run (its tokenizer, "
+                                                      "shape, embedding, LSTM and output head)")
     g.add_argument("--json", action="store_true", help="print one JSON object per event")
     p.set_defaults(func=cmd_train)
 

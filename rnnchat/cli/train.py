@@ -15,7 +15,7 @@ from rnnchat.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 
 _MODEL_OPTIONS = ("cell", "layers", "hidden", "embed", "dropout", "tie", "attention")
 _TRAIN_OPTIONS = ("level", "vocab_size", "val_fraction", "seq_len", "batch_size", "lr", "warmup_steps",
-                  "weight_decay", "clip", "carry_state", "max_steps", "epochs", "minutes", "eval_every",
+                  "weight_decay", "clip", "carry_state", "max_steps", "epochs", "minutes", "eval_every", "patience",
                   "eval_chars", "sample_length", "device", "precision", "seed", "context_turns",
                   "max_turn_chars", "teacher_forcing")
 
@@ -88,7 +88,7 @@ def _train(args, quiet: bool = False) -> int:
     train_opts = {k: getattr(args, k) for k in _TRAIN_OPTIONS}
     if args.resume:
         # A resumed run keeps everything that shapes its data, split and model (config.RESUMABLE).
-        fixed = (*_MODEL_OPTIONS, "preset", "task", *(k for k in _TRAIN_OPTIONS if k not in RESUMABLE))
+        fixed = (*_MODEL_OPTIONS, "preset", "task", "init_from", *(k for k in _TRAIN_OPTIONS if k not in RESUMABLE))
         changed = [k for k in fixed if getattr(args, k) is not None]
         if changed:
             err("when resuming, the data, split and model settings come from the run; drop "
@@ -107,8 +107,16 @@ def _train(args, quiet: bool = False) -> int:
         if "attention" not in fields and args.attention is not None:
             err("--attention is for chat models; add --task chat")
             return EXIT_USAGE
+        if args.init_from:
+            from rnnchat.runs.warmstart import INHERITED
+
+            given = [k for k in ("preset", *INHERITED) if getattr(args, k) is not None]
+            if given:
+                err("with --init-from the vocabulary and the model's shape come from the language model; drop "
+                    + ", ".join("--" + k.replace("_", "-") for k in given))
+                return EXIT_USAGE
         model_cfg, train_cfg = assemble(kind.name, args.preset, model_opts, train_opts)
-        trainer = Trainer(args.corpus, model_cfg, train_cfg, name=args.name)
+        trainer = Trainer(args.corpus, model_cfg, train_cfg, name=args.name, init_from=args.init_from)
 
     def on_signal(signum, frame):
         trainer.stop()

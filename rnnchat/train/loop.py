@@ -24,7 +24,7 @@ from rnnchat.config import DEFAULT_MINUTES, RESUMABLE, TrainConfig, likely_memor
 from rnnchat.device import autocast, describe, pick_device, pick_precision
 from rnnchat.errors import CheckpointError, ConfigError, RnnchatError
 from rnnchat.runs import checkpoints as ckpt
-from rnnchat.runs import files, store
+from rnnchat.runs import files, store, warmstart
 from rnnchat.runs.kinds import KINDS, model_config_of, train_config_of
 from rnnchat.text.corpus import Corpus
 from rnnchat.text.load import load_corpus
@@ -54,7 +54,8 @@ class Trainer:
     """
 
     def __init__(self, corpus: str | Corpus | None = None, model=None, train: TrainConfig | None = None, *,
-                 name: str | None = None, resume: str | Path | None = None, overrides: dict | None = None):
+                 name: str | None = None, resume: str | Path | None = None, overrides: dict | None = None,
+                 init_from: str | Path | None = None):
         if resume is None and corpus is None:
             raise ConfigError("give a corpus to train on, or --resume RUN to continue a run")
         self.corpus_spec = corpus
@@ -67,6 +68,11 @@ class Trainer:
         self.model_cfg.validate()
         self.name = name
         self.resume_from = resume
+        if init_from is not None and (resume is not None or self.cfg.task != "chat"):
+            raise ConfigError("starts a new chat run from a language model; use it with --task chat and "
+                              "without --resume", "init_from")
+        self.init_from = init_from
+        self.start = None                               # the language model a chat run starts from
         self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
         for key in self.overrides:
             if key not in RESUMABLE:
@@ -143,8 +149,11 @@ class Trainer:
             self.meta = meta
         else:
             corpus = self.corpus_spec if isinstance(self.corpus_spec, Corpus) else load_corpus(self.corpus_spec)
+            if self.init_from is not None:
+                self.start = warmstart.open_start(self.init_from)
+                self.model_cfg, self.cfg = warmstart.fit_configs(self.start, self.model_cfg, self.cfg)
             if self.is_main:
-                self.task = make_task(corpus, self.cfg)
+                self.task = make_task(corpus, self.cfg, self.start and self.start.tokenizer)
                 pick_precision(self.cfg.precision, pick_device(self.cfg.device))   # refuse before creating the run
                 self.run_dir = run_dir.create(self.name or run_dir.default_name(corpus.name, self.cfg.level,
                                                                                 self.model_cfg),
@@ -179,7 +188,10 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
         self.precision = pick_precision(self.cfg.precision, self.device)
         torch.manual_seed(self.cfg.seed)
-        self.model = self.task.build_model(self.model_cfg).to(self.device)
+        self.model = self.task.build_model(self.model_cfg)
+        if self.start is not None and resumed is None:
+            warmstart.apply(self.start, self.model)
+        self.model = self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr,
                                            weight_decay=self.cfg.weight_decay, betas=(0.9, 0.99))
         if resumed is not None:
@@ -204,11 +216,16 @@ class Trainer:
             spec = str(meta["corpus"].get("source", "")).removeprefix("builtin:")
         return spec if isinstance(spec, Corpus) else load_corpus(spec)
 
+    def _started_from(self) -> str:
+        origin = self.start.record() if self.start else self.meta.get("init_from")
+        return f"{origin['run']} ({origin['checkpoint']}, step {origin['step']:,})" if origin else ""
+
     def _write_meta(self) -> None:
         self.meta = run_dir.write_meta(
             self.run_dir, kind=self.task.kind, model_cfg=self.model_cfg, train_cfg=self.cfg,
             tokenizer=self.task.tokenizer, parameters=self.model.num_parameters(), corpus=self.corpus,
-            data=self.task.data_meta(), progress=self.progress, created=self.meta.get("created"))
+            data=self.task.data_meta(), progress=self.progress, created=self.meta.get("created"),
+            init_from=self.start.record() if self.start else self.meta.get("init_from"))
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -228,7 +245,7 @@ class Trainer:
             train_tokens=self.task.train_tokens, val_tokens=self.task.val_tokens,
             device=describe(self.device), precision=self.precision, step=self.step,
             max_steps=self.limits.max_steps, minutes=self.cfg.minutes, resumed=self.resume_from is not None,
-            processes=self.world)
+            processes=self.world, started_from=self._started_from())
         try:
             yield from self._loop()
         except BaseException:
@@ -328,12 +345,23 @@ class Trainer:
                 paused = time.perf_counter()
                 if self.is_main:   # the others wait for it in _save, which takes every rank's state
                     yield from self._evaluate(ema)
+                stalled = not reason and self._stalled()
                 yield from self._save("last")
+                if stalled:
+                    yield self._done("stalled", f"held-out loss has not improved for {cfg.patience} evaluations; "
+                                     f"the best checkpoint (step {progress.best_step:,}) is kept")
+                    return
                 if reason:
                     yield self._done(reason, "")
                     return
                 # Evaluation time counts towards the budget but not towards throughput.
                 last_log_time += time.perf_counter() - paused
+
+    def _stalled(self) -> bool:
+        """Whether held-out loss has not improved for ``patience`` evaluations (rank 0 decides for all)."""
+        p = self.progress
+        stalled = bool(self.cfg.patience) and self.step - p.best_step >= self.cfg.patience * self.cfg.eval_every
+        return bool(self.dist.share(stalled)) if self.dist else stalled
 
     def _check(self, loss: float, norm: float, ema: float | None, start_time: float):
         """Agree with the other processes and vet a step's (or interval's) figures before applying them.
@@ -377,7 +405,7 @@ class Trainer:
         val, bpc = figures["val_loss"], figures["bits_per_char"]
         best = val < self.progress.best_val
         if best:
-            self.progress.best_val, self.progress.best_bpc = val, bpc
+            self.progress.best_val, self.progress.best_bpc, self.progress.best_step = val, bpc, self.step
         train_loss = self.train_loss if self.train_loss is not None else ema if ema is not None else math.nan
         event = ev.Eval(step=self.step, val_loss=val, bits_per_char=bpc, perplexity=math.exp(min(val, 50.0)),
                         train_loss=train_loss, best=best,

@@ -40,6 +40,7 @@ class Progress:
     elapsed: float = 0.0              # seconds of training time, across resumes
     best_val: float = math.inf
     best_bpc: float | None = None
+    best_step: int = 0                # the step of best_val, for stopping when it stops improving
     lr_scale: float = 1.0             # halved by every rollback after a bad step
 
     def summary(self) -> dict:
@@ -77,7 +78,7 @@ def create(name: str, tokenizer, unique: bool = False) -> Path:
 
 
 def write_meta(run_dir: Path, *, kind: str, model_cfg, train_cfg, tokenizer, parameters: int, corpus: CorpusInfo,
-               data: dict, progress: Progress, created: str | None = None) -> dict:
+               data: dict, progress: Progress, created: str | None = None, init_from: dict | None = None) -> dict:
     """Write run.json (atomically) and return what was written."""
     meta = {
         "format": CHECKPOINT_FORMAT, "kind": kind,
@@ -89,6 +90,8 @@ def write_meta(run_dir: Path, *, kind: str, model_cfg, train_cfg, tokenizer, par
         "created": created or datetime.now().isoformat(timespec="seconds"),
         "summary": progress.summary(),
     }
+    if init_from:
+        meta["init_from"] = init_from
     try:
         files.write_json_atomic(run_dir / "run.json", meta)
     except OSError as exc:
@@ -144,7 +147,7 @@ def save(run_dir: Path, which: str, model, optimizer, progress: Progress, carrie
     state = {
         "step": progress.step, "elapsed": progress.elapsed,
         "best_val": None if math.isinf(progress.best_val) else progress.best_val, "best_bpc": progress.best_bpc,
-        "lr_scale": progress.lr_scale, "param_groups": groups,
+        "best_step": progress.best_step, "lr_scale": progress.lr_scale, "param_groups": groups,
         "rng": _b64(ranks[0]["rng"]), "cuda_rng": [_b64(s) for s in ranks[0]["cuda_rng"]],
         "epoch": epoch,
     }
@@ -164,7 +167,8 @@ def restore(loaded: ckpt.LoadedCheckpoint, model, optimizer, device: torch.devic
             {k: v for k, v in loaded.optimizer.items() if not k.startswith("carry.")}, t["param_groups"]))
         progress = Progress(step=int(t["step"]), elapsed=float(t["elapsed"]),
                             best_val=float(t["best_val"]) if t.get("best_val") is not None else math.inf,
-                            best_bpc=t.get("best_bpc"), lr_scale=float(t.get("lr_scale", 1.0)))
+                            best_bpc=t.get("best_bpc"), best_step=int(t.get("best_step", t["step"])),
+                            lr_scale=float(t.get("lr_scale", 1.0)))
         ranks = t.get("ranks") or [t]
         own = ranks[rank] if rank < len(ranks) else t
         torch.set_rng_state(_unb64(own["rng"]))

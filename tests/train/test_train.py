@@ -223,3 +223,24 @@ def test_deferred_checks_still_stop_and_evaluate_at_the_exact_step(play_file, mo
     assert [e.step for e in of(events, ev.Eval)] == [7, 14, 21, 25]
     assert events[-1].reason == "max_steps" and events[-1].step == 25
     assert [e.step for e in of(events, ev.Step)] == [10, 20]
+
+
+def test_patience_stops_when_held_out_loss_stops_improving_and_keeps_best(tmp_path):
+    # Random letters: nothing to learn beyond their frequencies, so held-out loss soon stops improving.
+    import random
+    rng = random.Random(0)
+    corpus = tmp_path / "noise.txt"
+    corpus.write_text("".join(rng.choice("abcdefgh \n") for _ in range(6000)), encoding="utf-8")
+    model = ModelConfig(layers=1, hidden=96, embed=16, dropout=0.0)
+    events = collect(Trainer(str(corpus), model, quick(max_steps=2000, eval_every=10, patience=2, lr=2e-2,
+                                                       sample_length=0), name="noise"))
+    done, evals = events[-1], of(events, ev.Eval)
+    assert done.reason == "stalled" and done.step < 2000
+    best = min(evals, key=lambda e: e.val_loss)
+    assert [e.step for e in evals if e.step > best.step] == [best.step + 10, best.step + 20]
+    assert f"step {best.step:,}" in done.message
+    assert load_checkpoint(tmp_path / "checkpoints" / "noise", "best").trainer["step"] == best.step
+    # A resumed run remembers when its best was; patience may be changed on resume.
+    again = collect(Trainer(resume="noise", overrides={"patience": 3, "max_steps": 2000}))
+    overall = min(evals + of(again, ev.Eval), key=lambda e: e.val_loss)
+    assert again[-1].reason == "stalled" and again[-1].step == overall.step + 30
