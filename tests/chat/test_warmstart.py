@@ -1,0 +1,102 @@
+"""--init-from: a chat model starts from a language-model run's tokenizer, shape and weights."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import make_play_text
+
+from rnnchat.chat.config import Seq2SeqConfig
+from rnnchat.chat.model import Seq2Seq
+from rnnchat.config import TrainConfig
+from rnnchat.errors import CheckpointError, ConfigError
+from rnnchat.events import Done, Eval, Started
+from rnnchat.lm.config import ModelConfig
+from rnnchat.runs import warmstart
+from rnnchat.train.loop import Trainer
+
+
+def dialogue_file(tmp_path):
+    """Prompt/reply pairs cut from the invented play: the language model learns the same words first."""
+    lines = [ln for ln in make_play_text(600, seed=4).splitlines() if ln and not ln.endswith(":")]
+    path = tmp_path / "talk.tsv"
+    path.write_text("prompt\treply\n" + "".join(f"{a}\t{b}\n" for a, b in zip(lines[::2], lines[1::2])),
+                    encoding="utf-8")
+    return path, "\n".join(lines)
+
+
+def train_lm(tmp_path, text: str, cell: str = "lstm", name: str = "lm") -> str:
+    corpus = tmp_path / f"{name}.txt"
+    corpus.write_text(text, encoding="utf-8")
+    model = ModelConfig(cell=cell, layers=1, hidden=64, embed=24)
+    cfg = TrainConfig(max_steps=150, eval_every=150, seq_len=48, batch_size=16, lr=1e-2, warmup_steps=5,
+                      eval_chars=3000, sample_length=0, precision="fp32")
+    list(Trainer(str(corpus), model, cfg, name=name).run())
+    return name
+
+
+CHAT = TrainConfig(task="chat", context_turns=0, max_steps=20, eval_every=20, batch_size=16, lr=5e-3,
+                   warmup_steps=5, sample_length=0, precision="fp32", eval_chars=4000)
+
+
+def test_chat_model_starts_with_the_language_models_weights(tmp_path):
+    _, text = dialogue_file(tmp_path)
+    start = warmstart.open_start(train_lm(tmp_path, text))
+    model_cfg, train_cfg = warmstart.fit_configs(start, Seq2SeqConfig(hidden=256, embed=64), CHAT)
+    assert (model_cfg.layers, model_cfg.hidden, model_cfg.embed) == (1, 64, 24)
+    assert train_cfg.level == "char" and model_cfg.vocab_size == start.tokenizer.vocab_size
+    model = Seq2Seq(model_cfg)
+    copied = warmstart.apply(start, model)
+    own = dict(model.named_parameters())
+    for lm_name, chat_name in [("embed.weight", "embed.weight"), ("rnn.weight_hh_l0", "decoder.weight_hh_l0"),
+                               ("rnn.bias_ih_l0", "decoder.bias_ih_l0"), ("head.weight", "head.weight")]:
+        assert chat_name in copied
+        assert torch.equal(own[chat_name], start.weights[lm_name])
+    # The attention mix passes the decoder output through: tanh([0; h] W^T) == tanh(h).
+    h = torch.randn(3, 64) * 0.3
+    mixed = torch.tanh(model.combine(torch.cat([torch.zeros(3, 64), h], dim=-1)))
+    assert torch.allclose(mixed, torch.tanh(h), atol=1e-6)
+
+
+def test_starting_from_the_language_model_learns_faster(tmp_path):
+    corpus, text = dialogue_file(tmp_path)
+    lm = train_lm(tmp_path, text)
+    shape = Seq2SeqConfig(layers=1, hidden=64, embed=24, dropout=0.0)
+
+    def first_eval(**kw):
+        events = list(Trainer(str(corpus), shape, CHAT, **kw).run())
+        return events, next(e for e in events if isinstance(e, Eval)).val_loss
+
+    warm_events, warm = first_eval(name="warm", init_from=lm)
+    _, cold = first_eval(name="cold")
+    assert isinstance(warm_events[-1], Done) and warm_events[-1].reason == "max_steps"
+    started = next(e for e in warm_events if isinstance(e, Started))
+    assert started.started_from.startswith("lm (best, step 150")
+    meta = json.loads((tmp_path / "checkpoints" / "warm" / "run.json").read_text())
+    assert meta["init_from"] == {"run": "lm", "checkpoint": "best", "step": 150}
+    assert (tmp_path / "checkpoints" / "warm" / "tokenizer.json").read_bytes() == \
+        (tmp_path / "checkpoints" / "lm" / "tokenizer.json").read_bytes()
+    assert warm < cold - 0.2, (warm, cold)
+
+
+def test_what_cannot_be_a_starting_point_is_refused(tmp_path):
+    corpus, text = dialogue_file(tmp_path)
+    gru = train_lm(tmp_path, text[:4000], cell="gru", name="gru")
+    with pytest.raises(ConfigError, match="GRU cells"):
+        warmstart.open_start(gru)
+    with pytest.raises(CheckpointError, match="not found"):
+        warmstart.open_start("no-such-run")
+    with pytest.raises(ConfigError, match="--task chat"):
+        Trainer(str(corpus), ModelConfig(), TrainConfig(), init_from=gru)
+    cli = [sys.executable, "-m", "rnnchat", "train", str(corpus), "--task", "chat", "--max-steps", "2"]
+    for extra, says in [(["--init-from", gru, "--hidden", "32"], "drop --hidden"),
+                        (["--init-from", gru], "GRU cells"),
+                        (["--init-from", "missing"], "not found")]:
+        res = subprocess.run(cli + extra, capture_output=True, text=True)
+        assert res.returncode == 2, res.stderr
+        assert says in res.stderr and "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
