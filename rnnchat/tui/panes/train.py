@@ -361,7 +361,7 @@ class TrainPane(Container):
     def _on_done(self, e: ev.Done) -> None:
         best = f"best {e.best_bits_per_char:.3f} bits/char" if e.best_bits_per_char is not None else "no eval yet"
         words = {"interrupted": "stopped and saved", "time": "time budget reached", "max_steps": "done",
-                 "epochs": "done", "failed": "failed"}
+                 "epochs": "done", "stalled": "stopped early (held-out loss stopped improving)", "failed": "failed"}
         self.notify(f"{words.get(e.reason, e.reason)} at step {e.step:,}; {best}",
                     severity="error" if e.reason == "failed" else "information", timeout=8)
         if e.message and e.reason == "failed":
