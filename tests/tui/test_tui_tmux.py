@@ -77,3 +77,52 @@ def test_open_train_stop_generate_quit(isolated_paths):
         assert not term.alive(), "the app exited"
     finally:
         term.close()
+
+
+def test_inspect_gradients_and_pick_a_token(isolated_paths):
+    """A tiny trained run, looked inside (Inspect: trace, gradients) and written token by token (Generate)."""
+    from conftest import make_play_text
+
+    from rnnchat.config import TrainConfig
+    from rnnchat.lm.config import ModelConfig
+    from rnnchat.train.loop import Trainer
+
+    play = isolated_paths / "play.txt"
+    play.write_text(make_play_text(150), encoding="utf-8")
+    list(Trainer(str(play), ModelConfig(cell="lstm", layers=1, hidden=24, embed=16, dropout=0.0),
+                 TrainConfig(seq_len=32, batch_size=16, max_steps=20, eval_every=20, eval_chars=500, sample_length=10,
+                             precision="fp32", device="cpu"), name="tiny").run())
+    env = " ".join(f"{k}={v}" for k, v in {
+        "RNNCHAT_CHECKPOINTS": isolated_paths / "checkpoints", "RNNCHAT_CACHE": isolated_paths / "cache",
+        "RNNCHAT_CORPORA": isolated_paths / "corpora", "TERM": "xterm-256color"}.items())
+    term = Terminal(f"rnnchat-pick-{os.getpid()}", f"cd {isolated_paths} && env {env} {RNNCHAT}")
+    try:
+        term.wait_for(r"Corpus", timeout=30)
+        term.keys("6")
+        term.wait_for(r"Text .*∇ gradients")
+        term.keys("ALDO: I see the moon, and Brina keeps.", "Enter")   # after the Train tab's speed probe
+        term.wait_for(r"the lstm cell · layer 0 unit 0", timeout=120)
+        assert "\n ALDO: I see the moon, and Brina keeps." in term.screen()
+        term.keys("Right", "Right", "C-r")
+        term.wait_for(r"gradients through time · lstm · 38 tokens of the text", timeout=60)
+        term.wait_for(r"36 steps back")
+        term.wait_for(r"at position 2: D")
+        term.keys("3")
+        term.wait_for(r"Prompt")
+        term.keys("BRINA:", "C-n")
+        term.wait_for(r"next token", timeout=60)
+        term.wait_for(r"picking  ·  0 tokens.*\n.*Take.*Model picks", timeout=60)
+        term.keys("Down", "Enter")
+        term.wait_for(r"picking  ·  1 tokens", timeout=60)
+        term.keys("Tab")
+        term.wait_for(r"picking  ·  2 tokens", timeout=60)
+        term.keys("Escape")
+        term.wait_for(r"picked \(ctrl\+n picks again\)  ·  2 tokens")
+        assert re.search(r"│ BRINA:\S", term.screen()), "the two tokens follow the prompt"
+        term.keys("C-q")
+        deadline = time.monotonic() + 30
+        while term.alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not term.alive(), "the app exited"
+    finally:
+        term.close()
