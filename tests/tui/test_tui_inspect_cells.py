@@ -66,9 +66,12 @@ async def open_and_trace(pilot, run: str, **fields) -> InspectPane:
     return pane
 
 
-async def show_gradients(pilot, pane: InspectPane) -> None:
+async def show_gradients(pilot, pane: InspectPane, click: bool = False) -> None:
     count = pane._grad_count
-    await pilot.press("ctrl+r")
+    if click:
+        assert await pilot.click("#insp-grad-button")
+    else:
+        await pilot.press("ctrl+r")
     await wait_for(pilot, lambda: pane._grad_count > count and pane.grad_state in ("done", "failed"),
                    what="the gradients")
     await pilot.pause()
@@ -136,7 +139,7 @@ async def test_vanilla_rnn_run_has_no_gates_and_measures_validation_text(runs):
                    for note, sev in pilot.app.notes)
         # No text: the gradients of the run's own validation text, a window of 102 characters (lags 0 to 100).
         pane.query_one("#insp-text", Input).value = ""
-        await show_gradients(pilot, pane)
+        await show_gradients(pilot, pane, click=True)                 # the button does what ctrl+r does
         val = split_documents(load_corpus(str(runs / "play.txt")))[1][0]
         want = ins.gradients_through_time(opened.model, opened.tokenizer.encode(val[:gradients.WINDOW]))
         assert pane.gradients.source == "validation text" and pane.gradients.tokens == gradients.WINDOW
