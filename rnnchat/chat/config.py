@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rnnchat.config import ATTENTIONS, check_choice, check_float, check_int, check_tie, check_top_p
+from rnnchat.config import ATTENTIONS, CANDIDATES, check_choice, check_float, check_int, check_tie, check_top_p
 from rnnchat.errors import ConfigError
 
 
@@ -49,6 +49,8 @@ class DecodeConfig:
     rerank: float = 0.0           # beam: subtract this times the reply's log-prob without the prompt (anti-LM)
     max_length: int = 200         # tokens
     seed: int | None = None
+    candidates: str = "model"     # "retrieval": replies of similar training prompts and the beams, reranked
+
 
     def validate(self) -> None:
         check_float("temperature", self.temperature, 0.0, 100.0)
@@ -60,3 +62,4 @@ class DecodeConfig:
         check_float("repetition_penalty", self.repetition_penalty, 1.0, 100.0)
         check_float("rerank", self.rerank, 0.0, 5.0)
         check_int("max_length", self.max_length, 1, 100_000)
+        check_choice("candidates", self.candidates, CANDIDATES)

@@ -194,11 +194,19 @@ def score_replies(model: Seq2Seq, tokenizer, source: np.ndarray, replies: Sequen
     return sorted(out, key=lambda s: s.score, reverse=True)
 
 
+# Weight of the prompt's similarity to a candidate's training prompt in the final score: a small model
+# scores a long, right reply below a short, generic one per token; a near-identical prompt says otherwise.
+SIMILARITY_WEIGHT = 1.0
+
+
 def retrieve_and_rerank(model: Seq2Seq, tokenizer, retriever: Retriever, prompt: str,
                         context: Sequence[str] = (), k: int = 8,
-                        cfg: DecodeConfig = DecodeConfig(beam=4, rerank=0.5)) -> list[Scored]:
+                        cfg: DecodeConfig = DecodeConfig(beam=4, rerank=0.5),
+                        similarity_weight: float = SIMILARITY_WEIGHT) -> list[Scored]:
     """Candidates: ``k`` distinct replies of the training prompts most like ``prompt`` and the model's own
-    beam replies (``cfg.beam`` wide), ordered by ``score_replies`` with λ = ``cfg.rerank``, best first."""
+    beam replies (``cfg.beam`` wide), ordered by ``score_replies`` with λ = ``cfg.rerank`` plus
+    ``similarity_weight`` times the cosine similarity of the prompt that candidate answered (0 for a
+    reply only the model wrote), best first."""
     source = encode_source(tokenizer, context, prompt)
     was_training = model.training
     model.eval()
@@ -206,5 +214,15 @@ def retrieve_and_rerank(model: Seq2Seq, tokenizer, retriever: Retriever, prompt:
         beams = beam_search(model, source, cfg)             # width 1 is the greedy reply
     finally:
         model.train(was_training)
-    candidates = retriever.candidates(prompt, k) + [tokenizer.decode(h.ids) for h in beams]
-    return score_replies(model, tokenizer, source, candidates, cfg.rerank, cfg.length_penalty)
+    retrieved = retriever.candidates(prompt, k)
+    candidates = retrieved + [tokenizer.decode(h.ids) for h in beams]
+    scored = score_replies(model, tokenizer, source, candidates, cfg.rerank, cfg.length_penalty)
+    if not similarity_weight or not retrieved:
+        return scored
+    sims = retriever.similarities(prompt)
+    best_sim: dict[str, float] = {}
+    for row in np.flatnonzero(sims > 0).tolist():
+        reply = retriever.pairs[row].reply
+        best_sim[reply] = max(best_sim.get(reply, 0.0), float(sims[row]))
+    ranked = [Scored(s.score + similarity_weight * best_sim.get(s.text, 0.0), s.text) for s in scored]
+    return sorted(ranked, key=lambda s: s.score, reverse=True)

@@ -8,12 +8,15 @@ input for a message is built exactly as in training, by ``chat.pairs.build_conte
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Iterator
 
 from rnnchat.chat.config import DecodeConfig
 from rnnchat.chat.data import encode_source
 from rnnchat.chat.generate import decode_reply
 from rnnchat.chat.pairs import build_context
+from rnnchat.chat.retrieve import retrieve_and_rerank
+from rnnchat.errors import ConfigError
 from rnnchat.events import Beams, SampleDone, Token
 from rnnchat.stream import LiveControls, Stream
 from rnnchat.text.tokenizers import UNK
@@ -28,6 +31,7 @@ class ChatSession:
         self.context_turns = int(train.get("context_turns", 1))
         self.max_context_chars = int(train.get("max_turn_chars", 300))
         self.history: list[tuple[str, str]] = []      # (who, text): who is "you" or "bot"
+        self.retriever = None                          # a chat.retrieve.Retriever, for candidates "retrieval"
 
     @property
     def tokenizer(self):
@@ -53,9 +57,32 @@ class ChatSession:
         cfg.validate()
         if cfg.seed is not None:   # a seeded chat is reproducible, but each turn draws afresh
             cfg = dataclasses.replace(cfg, seed=cfg.seed + len(self.history) // 2)
-        source = encode_source(self.tokenizer, self.context(), message)
-        stream = decode_reply(self.run.model, self.tokenizer, source, cfg, controls, show_beams)
+        if cfg.candidates == "retrieval":
+            if self.retriever is None:
+                raise ConfigError("retrieval needs the run's training pairs; none were loaded", "candidates")
+            controls = controls or LiveControls(cfg.temperature, cfg.top_k, cfg.top_p)
+            stream = Stream(self._retrieved(message, cfg, controls), controls)
+        else:
+            source = encode_source(self.tokenizer, self.context(), message)
+            stream = decode_reply(self.run.model, self.tokenizer, source, cfg, controls, show_beams)
         return Stream(self._recorded(message, stream), stream.controls)
+
+    def _retrieved(self, message: str, cfg: DecodeConfig, controls: LiveControls) -> Iterator[Token | SampleDone]:
+        """The best of the training replies to similar prompts and the model's beams, by the model's
+        anti-LM score (beam at least 4 and λ 0.5 unless set), streamed token by token."""
+        t0 = time.perf_counter()
+        search = dataclasses.replace(cfg, beam=max(cfg.beam, 4), rerank=cfg.rerank or 0.5)
+        ranked = retrieve_and_rerank(self.run.model, self.tokenizer, self.retriever, message, self.context(),
+                                     k=8, cfg=search)
+        feed, n, chars = self.tokenizer.decoder().feed, 0, 0
+        for idx in self.tokenizer.encode(ranked[0].text if ranked else "").tolist()[:cfg.max_length]:
+            if controls.stop_requested:
+                break
+            text = feed(int(idx))
+            n, chars = n + 1, chars + len(text)
+            yield Token(text, int(idx), float("nan"))
+        reason = "cancelled" if controls.stop_requested else ("length" if n >= cfg.max_length else "stop")
+        yield SampleDone(n, chars, time.perf_counter() - t0, reason)
 
     def _recorded(self, message: str, stream: Stream) -> Iterator[Token | Beams | SampleDone]:
         yield from stream

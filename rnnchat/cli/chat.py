@@ -13,7 +13,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from rnnchat.errors import ConfigError
+from rnnchat.config import CANDIDATES
+from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.events import Beams, SampleDone, Token
 from rnnchat.safetext import neutralise
 
@@ -22,7 +23,8 @@ if TYPE_CHECKING:  # the session loads torch; this module is imported for every 
     from rnnchat.chat.session import ChatSession
 
 HELP = ("commands: /reset (forget the conversation), /temp F (0 = greedy), /beam N (1 = sample), "
-        "/topk N, /topp F, /rerank F (beam: against generic replies), /norepeat N, /settings, /help, /quit")
+        "/topk N, /topp F, /rerank F (beam: against generic replies), /norepeat N, "
+        "/candidates model|retrieval (answer with similar training replies too), /settings, /help, /quit")
 
 # command -> (DecodeConfig field, type)
 _SETTINGS = {"/temp": ("temperature", float), "/temperature": ("temperature", float), "/beam": ("beam", int),
@@ -44,12 +46,22 @@ def cmd_chat(args) -> int:
     cfg = replace(DecodeConfig(), temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, beam=args.beam,
                   length_penalty=args.length_penalty, no_repeat_ngram=args.no_repeat_ngram,
                   repetition_penalty=args.repetition_penalty, rerank=args.rerank, max_length=args.max_length,
-                  seed=args.seed)
+                  seed=args.seed, candidates=args.candidates)
     cfg.validate()
     session = ChatSession(open_chat_model(args.run, args.checkpoint))
+    if cfg.candidates == "retrieval":
+        use_retrieval(session)
     if hasattr(sys.stdin, "reconfigure"):   # bytes that are not UTF-8 are read as U+FFFD and answered
         sys.stdin.reconfigure(encoding="utf-8", errors="replace")
     return TerminalChat(session, cfg, json_lines=args.json, show_beams=args.show_beams).run()
+
+
+def use_retrieval(session: ChatSession) -> None:
+    """Give the session its run's training pairs to retrieve from (read once, on first use)."""
+    from rnnchat.runs.retrieval import open_retriever
+
+    if session.retriever is None:
+        session.retriever = open_retriever(session.run.meta, session.run.name)
 
 
 class TerminalChat:
@@ -148,6 +160,18 @@ class TerminalChat:
             self.note(HELP)
         elif name == "/settings":
             self.note(self.describe())
+        elif name == "/candidates":
+            if arg not in CANDIDATES:
+                self.note(f"/candidates takes one of {', '.join(CANDIDATES)}, e.g. /candidates retrieval")
+                return ""
+            try:
+                if arg == "retrieval":
+                    use_retrieval(self.session)
+            except RnnchatError as exc:
+                self.note(str(exc))
+                return ""
+            self.cfg = dataclasses.replace(self.cfg, candidates=arg)
+            self.note(self.describe())
         elif name in _SETTINGS:
             field, kind = _SETTINGS[name]
             try:
@@ -178,4 +202,6 @@ class TerminalChat:
             how = f"temperature {c.temperature:g}, top-p {c.top_p:g}" + (f", top-k {c.top_k}" if c.top_k else "")
         extra = [f"no-repeat {c.no_repeat_ngram}"] if c.no_repeat_ngram else []
         extra += [f"repetition penalty {c.repetition_penalty:g}"] if c.repetition_penalty > 1 else []
+        if c.candidates == "retrieval":
+            how = f"retrieved training replies and beam {max(c.beam, 4)}, reranked by the model (λ {c.rerank or 0.5:g})"
         return ", ".join([how, *extra, f"max {c.max_length} tokens"])

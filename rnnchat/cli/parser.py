@@ -16,7 +16,18 @@ from rnnchat.cli.eval import cmd_eval
 from rnnchat.cli.generate import cmd_generate
 from rnnchat.cli.inspect import cmd_inspect
 from rnnchat.cli.train import cmd_train
-from rnnchat.config import ATTENTIONS, CELLS, CHECKPOINTS, DEFAULT_PRESET, DEVICES, LEVELS, PRECISIONS, PRESETS, TASKS
+from rnnchat.config import (
+    ATTENTIONS,
+    CANDIDATES,
+    CELLS,
+    CHECKPOINTS,
+    DEFAULT_PRESET,
+    DEVICES,
+    LEVELS,
+    PRECISIONS,
+    PRESETS,
+    TASKS,
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -127,11 +138,15 @@ def _add_decoding_options(p) -> None:
 def _add_chat(sub) -> None:
     p = sub.add_parser("chat", help="chat with a chat run in the terminal (one reply per input line)",
                        description="Chat with a run trained with --task chat. Type a line, get a reply. Commands: "
-                                   "/reset, /temp F, /beam N, /topk N, /topp F, /rerank F, /settings, /help, /quit. "
+                                   "/reset, /temp F, /beam N, /topk N, /topp F, /rerank F, "
+                                   "/candidates model|retrieval, /settings, /help, /quit. "
                                    "With piped input, each line gets one reply line.")
     p.add_argument("run", help="run name under checkpoints/ or a run directory")
     p.add_argument("--show-beams", action="store_true", help="beam search: print the beams as they grow")
     p.add_argument("--json", action="store_true", help="one JSON object per reply")
+    p.add_argument("--candidates", choices=CANDIDATES, help="model: the model's own reply (default); retrieval: "
+                                                           "replies of similar training prompts and the model's "
+                                                           "beams, best by the model's anti-LM score")
     _add_decoding_options(p)
     p.set_defaults(func=cmd_chat)
 

@@ -211,3 +211,35 @@ def test_rerank_treats_both_terms_alike_for_replies_cut_off(copy_run):
     ranked = rerank(run.model, hyps, 0.5, 1.0)
     cut_off = next(h for h in ranked if not h.finished)
     assert cut_off.score == pytest.approx((-3.0 - 0.5 * cut) / len(ids[0]))
+
+
+def test_retrieval_candidates_answer_from_training_replies(tmp_path):
+    # Replies no model learns in 60 steps: an arbitrary word for each prompt. Retrieval finds the training
+    # prompt and the model's score only orders what it finds; a held-out conversation is never a candidate.
+    rng = random.Random(5)
+    words = sorted({"".join(rng.choice(ALPHABET) for _ in range(6)) for _ in range(400)})
+    pairs = [(f"tell me about {a}", f"{b} is what I know") for a, b in zip(words, reversed(words))]
+    corpus = tmp_path / "facts.tsv"
+    corpus.write_text("prompt\treply\n" + "".join(f"{a}\t{b}\n" for a, b in pairs), encoding="utf-8")
+    cfg = TrainConfig(task="chat", context_turns=0, max_steps=60, eval_every=60, batch_size=32, lr=1e-2,
+                      sample_length=0, precision="fp32")
+    list(Trainer(str(corpus), Seq2SeqConfig(layers=1, hidden=48, embed=16, dropout=0.0), cfg, name="facts").run())
+    from rnnchat.runs.retrieval import open_retriever
+    from rnnchat.runs.store import read_run_meta, resolve_run
+
+    train = open_retriever(read_run_meta(resolve_run("facts")), "facts").pairs
+    assert 300 < len(train) < len(pairs)                  # held-out pairs are not in it
+    prompts = [p.prompt for p in train[:5]] + ["tell me about " + train[7].prompt[-6:-2] + "xx"]
+    res = _rnnchat("chat", "facts", "--candidates", "retrieval", stdin="".join(p + "\n" for p in prompts))
+    assert res.returncode == 0, res.stderr
+    got = res.stdout.splitlines()
+    want = dict(pairs)
+    trained = {b for a, b in pairs}
+    assert sum(g == want[p] for g, p in zip(got[:5], prompts[:5])) >= 4, got
+    assert got[5] in trained and len(got) == 6               # a near miss still gets a training reply
+    res = _rnnchat("chat", "facts", "--candidates", "retrieval", stdin="/candidates model\n/candidates x\nhi\n")
+    assert res.returncode == 0 and "/candidates takes one of model, retrieval" in res.stderr
+    corpus.unlink()
+    res = _rnnchat("chat", "facts", "--candidates", "retrieval", stdin="hi\n")
+    assert res.returncode == 2 and "retrieval needs the training dialogue of run 'facts'" in res.stderr
+    assert res.stderr.count("\n") == 1
