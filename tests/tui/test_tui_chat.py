@@ -313,3 +313,23 @@ async def test_no_chat_run_explains_and_runs_tab_opens_chat_runs(isolated_paths,
         await pilot.pause(0.5)
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.query_one("TabbedContent").active == "chat", what="the chat tab")
+
+
+async def test_retrieval_candidates_from_the_toolbar(runs):
+    from textual.widgets import Select
+
+    from rnnchat.runs.retrieval import open_retriever
+
+    reference = ChatSession(open_chat_model("talk"))
+    reference.retriever = open_retriever(reference.run.meta, "talk")
+    prompt = reference.retriever.pairs[3].prompt
+    expected, _ = reply_text(reference, prompt, DecodeConfig(candidates="retrieval", max_length=40))
+    assert expected in {p.reply for p in reference.retriever.pairs}
+    app = ChatApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_chat(pilot)
+        settings(pane, max_length="40")
+        pane.query_one("#chat-candidates", Select).value = "retrieval"
+        await send(pilot, pane, prompt)
+        reply = await wait_reply(pilot, pane)
+        assert reply.text == expected and not notes_with(app, "", "error")

@@ -1,7 +1,7 @@
 """The Chat tab: talk to a chat run (a seq2seq model trained with ``--task chat``).
 
-A toolbar (run, temperature, beam width, rerank, max length), the messages (``ChatLog``), the input and a
-status line; only chat runs are offered, and with none the pane says how to train one. Enter sends (and
+A toolbar (run, temperature, beam width, rerank, max length, model or retrieval), the messages (``ChatLog``),
+the input and a status line; only chat runs are offered, and with none the pane says how to train one. Enter sends (and
 is ignored, the text kept, while a reply streams); escape stops a reply where it got to; ctrl+n starts a
 new chat; ctrl+e exports it as Markdown. A temperature typed while a reply streams applies at once.
 
@@ -30,6 +30,7 @@ from rnnchat import events as ev
 from rnnchat.chat.config import DecodeConfig
 from rnnchat.chat.session import ChatSession
 from rnnchat.errors import ConfigError
+from rnnchat.runs.retrieval import open_retriever
 from rnnchat.runs.store import RunSummary, open_chat_model
 from rnnchat.safetext import neutralise
 from rnnchat.stream import LiveControls
@@ -184,7 +185,7 @@ class ChatPane(RunPane):
         disk, keeping the conversation; a new one, with no history, for another run."""
         session, replaced = self._sessions.get(run, lambda: ChatSession(open_chat_model(run)))
         if replaced is not None:
-            session.history = replaced.history
+            session.history, session.retriever = replaced.history, replaced.retriever
         return session
 
     # ----------------------------------------------------------------------------------- settings
@@ -192,7 +193,8 @@ class ChatPane(RunPane):
     def _read_settings(self) -> DecodeConfig:
         """The decoding settings in the toolbar, validated. Raises ConfigError naming the field."""
         cfg = replace(_DEFAULTS, temperature=self._field("temperature", float), beam=self._field("beam", int),
-                      rerank=self._field("rerank", float), max_length=self._field("max_length", int))
+                      rerank=self._field("rerank", float), max_length=self._field("max_length", int),
+                      candidates=str(self.query_one("#chat-candidates", Select).value))
         cfg.validate()
         return cfg
 
@@ -291,6 +293,8 @@ class ChatPane(RunPane):
             self._abandon.discard(tag)
             return None                  # a new chat began (or another run) before this could start
         session = self._session_for(run)
+        if cfg.candidates == "retrieval" and session.retriever is None:
+            session.retriever = open_retriever(session.run.meta, session.run.name)
         unknown = session.unknown_chars(text)
         if unknown:
             self.post_message(_Unknown(tag, unknown))

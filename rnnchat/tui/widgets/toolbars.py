@@ -7,7 +7,7 @@ from textual.containers import Horizontal
 from textual.widgets import Input, Label, Select
 
 from rnnchat.chat.config import DecodeConfig
-from rnnchat.config import CHECKPOINTS
+from rnnchat.config import CANDIDATES, CHECKPOINTS
 from rnnchat.lm.config import SampleConfig
 from rnnchat.tui.widgets.status import NeutralHighlighter
 
@@ -45,7 +45,7 @@ def generate_toolbars(defaults: SampleConfig) -> list[Horizontal]:
 
 
 def chat_toolbar(defaults: DecodeConfig) -> Horizontal:
-    """Run, temperature, beam width, rerank, max length."""
+    """Run, temperature, beam width, rerank, max length, where replies come from."""
     label = lambda text: Label(text, classes="chat-label")
     return Horizontal(
         label("Run"),
@@ -62,4 +62,8 @@ def chat_toolbar(defaults: DecodeConfig) -> Horizontal:
         label("Len"),
         Input(str(defaults.max_length), id="chat-max-length", compact=True, type="integer",
               tooltip="the longest reply, in tokens"),
+        label("From"),
+        Select([(c, c) for c in CANDIDATES], value=defaults.candidates, allow_blank=False, id="chat-candidates",
+               compact=True, tooltip="model: its own reply; retrieval: replies of similar training prompts "
+                                     "and the model's beams, the best by the model's score"),
         classes="chat-bar", id="chat-bar")
