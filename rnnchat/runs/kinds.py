@@ -27,6 +27,7 @@ class Kind:
     what: str                     # "a language model": for messages
     command: str                  # the command that uses such a run
     label: str                    # the model column of run lists, given the run's tokenizer level
+    keeps: tuple[str, ...] = ()   # model settings a size preset leaves at this kind's own default
 
     def describe(self) -> str:
         return f"{self.what} (use 'rnnchat {self.command}')"
@@ -34,8 +35,9 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     "lm": Kind("lm", ModelConfig, RNNLM, LMTask, {}, "a language model", "generate", "{level}"),
+    # A chat corpus is small and memorised within minutes: its dropout is its own (chat/config.py).
     "chat": Kind("chat", Seq2SeqConfig, Seq2Seq, ChatTask, CHAT_TRAIN_DEFAULTS, "a chat model", "chat",
-                 "{level} chat"),
+                 "{level} chat", keeps=("dropout",)),
 }
 # Runs saved before the restructure wrote the chat kind as "seq2seq"; they load as chat runs.
 _ALIASES = {"seq2seq": "chat"}
@@ -67,7 +69,7 @@ def assemble(task: str = "lm", preset: str | None = None, model: dict | None = N
     for name in model:
         if name not in fields:
             raise ConfigError(f"is not a setting of {kind.what}", name)
-    shape = {k: v for k, v in PRESETS[preset or DEFAULT_PRESET].items() if k in fields}
+    shape = {k: v for k, v in PRESETS[preset or DEFAULT_PRESET].items() if k in fields and k not in kind.keeps}
     model_cfg = replace(replace(kind.model_config(), **shape), **model)
     train_cfg = replace(replace(TrainConfig(), **kind.train_defaults), **(train or {}), task=task)
     return model_cfg, train_cfg

@@ -100,3 +100,13 @@ def test_what_cannot_be_a_starting_point_is_refused(tmp_path):
         assert res.returncode == 2, res.stderr
         assert says in res.stderr and "Traceback" not in res.stderr
         assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_chat_defaults_regularise_and_presets_leave_chat_dropout_alone():
+    from rnnchat.runs.kinds import assemble
+
+    for preset in (None, "tiny", "small", "medium"):
+        model, train = assemble("chat", preset)
+        assert model.dropout == Seq2SeqConfig().dropout > 0 and train.patience > 0
+    assert assemble("chat", "small", {"dropout": 0.0})[0].dropout == 0.0      # an explicit value wins
+    assert assemble("lm", "medium")[0].dropout == 0.2 and assemble("lm")[1].patience == 0
