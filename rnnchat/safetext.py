@@ -20,3 +20,13 @@ _TABLE.update({c: "\ufffd" for c in (*_BIDI, *_INVISIBLE)})
 def neutralise(text: str) -> str:
     """The text with every control, bidi and zero-width character replaced by a visible, harmless stand-in."""
     return text.translate(_TABLE)
+
+
+NEWLINE_MARK = "\u23ce"                                                   # ⏎, wherever a line break is shown
+
+
+def visible_token(text: str) -> str:
+    """A token's text on one line: neutralised, with spaces, line breaks and tabs as marks (∅ for none)."""
+    if not text:
+        return "\u2205"                   # an incomplete multi-byte character: nothing shown yet
+    return neutralise(text).replace(" ", "\u2423").replace("\n", NEWLINE_MARK).replace("\t", "\u21e5")

@@ -75,7 +75,7 @@ def _interactive(run, cfg, prompt: str, k: int) -> int:
     scripted; the text goes to stdout as it grows (on a terminal) or once at the end (piped)."""
     from rnnchat.cli.console import err
     from rnnchat.lm.generate import Picker
-    from rnnchat.safetext import neutralise
+    from rnnchat.safetext import neutralise, visible_token
 
     if not 1 <= k <= 50:
         err(f"--choices must be from 1 to 50; got {k}")
@@ -86,7 +86,7 @@ def _interactive(run, cfg, prompt: str, k: int) -> int:
         options = picker.options(k)
         if tty:
             sys.stdout.write("\n" + neutralise(prompt + picker.text) + "\n")
-            sys.stdout.write("   ".join(f"{n}) {_shown(text, neutralise)} {100 * p:.0f}%"
+            sys.stdout.write("   ".join(f"{n}) {visible_token(text)} {100 * p:.0f}%"
                                         for n, (_, text, p) in enumerate(options, 1)))
             sys.stdout.write("   [Enter: the model picks, q: stop] > ")
             sys.stdout.flush()
@@ -107,6 +107,3 @@ def _interactive(run, cfg, prompt: str, k: int) -> int:
     return 0
 
 
-def _shown(text: str, neutralise) -> str:
-    """A choice as it reads in one line: spaces and line breaks made visible."""
-    return neutralise(text).replace(" ", "\u2423").replace("\n", "\u21b5").replace("\t", "\u21e5") or "\u2205"

@@ -108,6 +108,8 @@ def cmd_inspect(args) -> int:
 def _coloured(pieces: list[str], values, neutralise):
     from rich.text import Text
 
+    from rnnchat.safetext import NEWLINE_MARK
+
     out = Text()
     for piece, v in zip(pieces, values):
         v = max(-1.0, min(1.0, float(v)))
@@ -115,7 +117,7 @@ def _coloured(pieces: list[str], values, neutralise):
         colour = f"rgb({level},40,40)" if v >= 0 else f"rgb(40,40,{level})"
         shown = neutralise(piece)
         for part in shown.split("\n")[:-1]:          # a newline is shown as a coloured mark, then a break
-            out.append(part + "\u21b5", style=f"on {colour}")
+            out.append(part + NEWLINE_MARK, style=f"on {colour}")
             out.append("\n")
         out.append(shown.split("\n")[-1], style=f"on {colour}")
     return out

@@ -7,17 +7,12 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
-from rnnchat.safetext import neutralise
+from rnnchat.safetext import neutralise, visible_token
 from rnnchat.tui.widgets.probtext import BUCKETS, ProbText
 
 __all__ = ["AlternativesPanel", "visible_token"]
 
 
-def visible_token(text: str) -> str:
-    """A token's text made visible on one line: spaces, newlines and tabs as symbols (neutralised)."""
-    if not text:
-        return "\u2205"                   # an incomplete multi-byte character: nothing shown yet
-    return neutralise(text).replace(" ", "\u2423").replace("\n", "\u23ce").replace("\t", "\u21e5")
 
 
 class AlternativesPanel(Static):

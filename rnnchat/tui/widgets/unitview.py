@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from rnnchat.lm.inspect import EQUATIONS, Trace, UnitMatch
-from rnnchat.safetext import neutralise
+from rnnchat.safetext import NEWLINE_MARK, neutralise
 from rnnchat.tui.widgets.alternatives import visible_token
 from rnnchat.tui.widgets.panel import NBSP, PanelLine
 
@@ -34,7 +34,7 @@ def coloured(pieces: list[str], values: np.ndarray, cursor: int | None = None) -
         shown = neutralise(piece) or " "
         lines = shown.split("\n")
         for part in lines[:-1]:                      # a newline is a coloured mark, then a break
-            out.append(part + "\u21b5", style=style)
+            out.append(part + NEWLINE_MARK, style=style)
             out.append("\n")
         out.append(lines[-1], style=style)
     return out
