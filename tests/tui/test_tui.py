@@ -250,22 +250,35 @@ async def test_command_palette_offers_main_actions(isolated_paths, no_speed_prob
 async def test_chat_task_on_the_form_takes_the_chat_defaults(isolated_paths, no_speed_probe):
     from textual.widgets import Select
 
-    from rnnchat.chat.config import CHAT_TRAIN_DEFAULTS
+    from rnnchat.chat.config import CHAT_TRAIN_DEFAULTS, Seq2SeqConfig
     from rnnchat.config import TrainConfig
 
     app = RecordingApp()
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("2")
         pane = app.query_one(TrainPane)
+        assert "chars/s" not in str(pane.query_one("#preset-info").render())   # no probe until the tab shows
+        await pilot.press("2")
+        await wait_for(pilot, lambda: "12,345 chars/s here" in str(pane.query_one("#preset-info").render()),
+                       what="the speed estimate")
         pane.query_one("#f-task", Select).value = "chat"
         await pilot.pause()
         assert pane.query_one("#f-lr", Input).value == str(CHAT_TRAIN_DEFAULTS["lr"])
         _, train = pane.read_form()
         assert train.clip == CHAT_TRAIN_DEFAULTS["clip"] != TrainConfig().clip   # no field: from the defaults
         assert (train.level, train.lr, train.batch_size) == ("bpe", CHAT_TRAIN_DEFAULTS["lr"], 32)
+        assert train.patience == CHAT_TRAIN_DEFAULTS["patience"]
+        model = pane.read_form()[0]
+        assert model.dropout == Seq2SeqConfig().dropout > 0                     # not the size preset's 0
+        assert pane.query_one("#f-dropout", Input).value == str(Seq2SeqConfig().dropout)
+        pane.query_one("#preset", Select).value = "medium"
+        await pilot.pause()
+        assert pane.read_form()[0].dropout == Seq2SeqConfig().dropout and pane.read_form()[0].hidden == 512
+        pane.query_one("#preset", Select).value = "small"
+        await pilot.pause()
         fill_form(pane, lr="0.002")                                              # the form wins over them
         assert pane.read_form()[1].lr == 0.002
         pane.query_one("#f-task", Select).value = "lm"
         await pilot.pause()
-        _, train = pane.read_form()
+        model, train = pane.read_form()
         assert (train.clip, train.lr, train.level) == (TrainConfig().clip, TrainConfig().lr, "char")
+        assert model.dropout == 0.0 and train.patience == 0

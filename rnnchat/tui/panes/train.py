@@ -126,7 +126,13 @@ class TrainPane(Container):
     def on_mount(self) -> None:
         self.query_one("#train-sample").border_title = "sample"
         self.query_one("#train-plot").border_title = "loss (nats/token)"
-        self._estimate_preset(DEFAULT_PRESET)
+        self._estimated = False
+
+    def on_show(self) -> None:
+        # The speed probe holds the torch thread for seconds: only once someone looks at this tab.
+        if not self._estimated:
+            self._estimated = True
+            self._estimate_preset(str(self.query_one("#preset", Select).value))
 
     def watch_corpus(self, name: str | None) -> None:
         self.query_one("#train-corpus", Static).update(Text(f"corpus: {neutralise(name or '(none)')}"))
@@ -144,6 +150,10 @@ class TrainPane(Container):
             value = kind.train_defaults.get(key, getattr(base, key))
             widget = self.query_one(f"#f-{key}")
             widget.value = value if isinstance(widget, Select) else str(value)
+        preset = PRESETS[str(self.query_one("#preset", Select).value)]
+        for key in {k for other in KINDS.values() for k in other.keeps} & LABELS.keys():
+            value = getattr(kind.model_config(), key) if key in kind.keeps else preset.get(key)
+            self.query_one(f"#f-{key}", Input).value = str(value)
         used = _TRAIN_FIELDS | {f.name for f in dataclasses.fields(kind.model_config)}
         for name in LABELS:
             self.query_one(f"#f-{name}").disabled = name not in used or name in _NOT_READ.get(task, ())
@@ -151,8 +161,9 @@ class TrainPane(Container):
     @on(Select.Changed, "#preset")
     def _preset_changed(self, event: Select.Changed) -> None:
         preset = PRESETS[str(event.value)]
+        keeps = KINDS[str(self.query_one("#f-task", Select).value)].keeps
         for key, value in preset.items():
-            if key in LABELS:
+            if key in LABELS and key not in keeps:
                 self.query_one(f"#f-{key}", Input).value = str(value)
         self._estimate_preset(str(event.value))
 
