@@ -41,7 +41,7 @@ def copy_run(tmp_path_factory):
     corpus = root / "copy.tsv"
     corpus.write_text("prompt\treply\n" + "".join(f"{a}\t{b}\n" for a, b in train), encoding="utf-8")
     model = Seq2SeqConfig(layers=1, hidden=96, embed=32, dropout=0.0)
-    cfg = TrainConfig(task="chat", context_turns=0, max_steps=500, eval_every=250, batch_size=32, lr=1e-2,
+    cfg = TrainConfig(task="chat", context_turns=0, max_steps=500, eval_every=125, batch_size=32, lr=1e-2,
                       warmup_steps=20, sample_length=20, precision="fp32", val_fraction=0.1)
     mp = pytest.MonkeyPatch()
     mp.setenv("RNNCHAT_CHECKPOINTS", str(root / "checkpoints"))
@@ -61,7 +61,8 @@ def test_seq2seq_learns_to_copy_unseen_prompts(copy_run):
     run_dir, events, held = copy_run
     evals = [e for e in events if isinstance(e, Eval)]
     assert isinstance(events[-1], Done) and events[-1].reason == "max_steps"
-    assert len(evals) == 2 and evals[-1].val_loss < evals[0].val_loss < 2.0
+    # By step 250 the task is learnt (loss ~0.09) and later evaluations move by noise: compare with 125.
+    assert len(evals) == 4 and min(e.val_loss for e in evals[1:]) < evals[0].val_loss < 2.0
     assert evals[-1].distinct1 is not None and 0 < evals[-1].distinct1 <= 1
     samples = [e for e in events if isinstance(e, Sample)]
     assert samples and samples[-1].text.startswith("> ") and "\n< " in samples[-1].text
@@ -69,8 +70,8 @@ def test_seq2seq_learns_to_copy_unseen_prompts(copy_run):
     assert meta["kind"] == "chat" and meta["data"]["train_pairs"] > 0
     run = open_chat_model(run_dir)
     assert exact_match(run, held) >= 0.8
-    # The first checkpoint of the run (its 'last' after step 250 was overwritten) is not needed to
-    # show learning: the loss fell between the two evaluations and the final model copies.
+    # The run's earlier checkpoints are overwritten; the falling loss and the final model's copies
+    # show the learning.
 
 
 def test_beam_width_one_equals_greedy_and_beams_rank(copy_run):
