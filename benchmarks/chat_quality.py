@@ -36,6 +36,7 @@ pairs; its last checkpoint's loss is printed too.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -130,7 +131,13 @@ def side_ours(args) -> dict:
 
     model_cfg, cfg, train, val = split(args.corpus, args.minutes, args.seed)
     done, precision, t0 = None, None, time.perf_counter()
-    for e in Trainer(args.corpus, model_cfg, cfg, name=f"ours-{args.corpus}").run():
+    start = {}
+    if args.lm_first:
+        start = language_model_first(args, model_cfg, cfg, train)
+        cfg = dataclasses.replace(cfg, minutes=args.minutes - start["train_s"] / 60)
+    label = "rnnchat LM first" if args.lm_first else "rnnchat"
+    for e in Trainer(args.corpus, model_cfg, cfg, name=f"ours-{args.corpus}-{int(args.lm_first * 100)}",
+                     init_from=start.get("run_dir")).run():
         if isinstance(e, ev.Started):
             precision = e.precision
         elif isinstance(e, ev.Eval):
@@ -150,19 +157,44 @@ def side_ours(args) -> dict:
         rerank = DecodeConfig(beam=4, rerank=0.5, max_length=MAX_TOKENS)
         ranked = [retrieve_and_rerank(run.model, run.tokenizer, retriever, p.prompt, p.context, RETRIEVED, rerank)
                   for p in chosen]
-        return {"rnnchat greedy": strategy_replies(run, chosen, DecodeConfig(temperature=0, max_length=MAX_TOKENS)),
-                "rnnchat sampled (default)": strategy_replies(run, chosen,
-                                                              DecodeConfig(seed=args.seed, max_length=MAX_TOKENS)),
-                "rnnchat retrieve + rerank 0.5": [r[0].text if r else "" for r in ranked]}
+        return {f"{label} greedy": strategy_replies(run, chosen, DecodeConfig(temperature=0, max_length=MAX_TOKENS)),
+                f"{label} sampled (default)": strategy_replies(run, chosen,
+                                                               DecodeConfig(seed=args.seed, max_length=MAX_TOKENS)),
+                f"{label} retrieve + rerank 0.5": [r[0].text if r else "" for r in ranked]}
 
     progress(f"  rnnchat {args.corpus}: replying to {len(pairs)} held-out prompts")
-    return {"steps": done.step, "train_s": done.elapsed, "stopped": done.reason, "wall_s": wall, "precision": precision,
+    return {"lm_first": start,
+            "steps": done.step, "train_s": done.elapsed, "stopped": done.reason, "wall_s": wall, "precision": precision,
             "run_dir": done.run_dir, "parameters": run.model.num_parameters(),
             "tokenizer": f"{run.tokenizer.kind} {run.tokenizer.vocab_size}", "train_pairs": len(train),
             "val_pairs": len(val), "judged_pairs": len(pairs), "checkpoint": run.which,
             **held_out_loss(run.model, run.tokenizer, val),
             "loss_last": held_out_loss(last.model, last.tokenizer, val)["loss"],
             "strategies": strategies(replies(pairs), pairs, train), "everyday": replies(everyday), "speed": speed(run)}
+
+
+def language_model_first(args, model_cfg, cfg, train: list) -> dict:
+    """An LSTM language model of the chat model's shape, trained for ``lm_first`` of the budget on the
+    training pairs' turns only (never a held-out reply), for the chat run to start from (--init-from)."""
+    from rnnchat import events as ev
+    from rnnchat.config import TrainConfig
+    from rnnchat.lm.config import ModelConfig
+    from rnnchat.text.corpus import Corpus, Document
+    from rnnchat.train.loop import Trainer
+
+    text = "\n\n".join(f"{p.prompt}\n{p.reply}" for p in train)
+    corpus = Corpus(f"{args.corpus}-turns", f"benchmark:{args.corpus}-turns", (Document("turns", text),))
+    lm = ModelConfig(cell="lstm", layers=model_cfg.layers, hidden=model_cfg.hidden, embed=model_cfg.embed)
+    lm_cfg = TrainConfig(level=cfg.level, vocab_size=cfg.vocab_size, minutes=args.minutes * args.lm_first,
+                         seed=args.seed)
+    done = None
+    for e in Trainer(corpus, lm, lm_cfg, name=f"lm-{args.corpus}").run():
+        if isinstance(e, ev.Eval):
+            progress(f"  rnnchat {args.corpus} LM first: step {e.step}, held-out {e.val_loss:.3f}")
+        elif isinstance(e, ev.Done):
+            done = e
+    return {"run_dir": done.run_dir, "steps": done.step, "train_s": done.elapsed,
+            "val_loss": done.best_val_loss}
 
 
 def speed(run) -> dict:
@@ -363,7 +395,7 @@ def cell(text: str, width: int = 90) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def report(corpus: str, ours: dict, tutorial: dict, retrieval: dict) -> None:
+def report(corpus: str, ours: dict, tutorial: dict, retrieval: dict, warm: dict | None = None) -> None:
     print(f"\n### {corpus}: {ours['train_pairs']:,} training pairs, {ours['val_pairs']:,} held out "
           f"(replies judged on {ours['judged_pairs']:,} of them)\n")
     n = ours["judged_pairs"]
@@ -373,7 +405,9 @@ def report(corpus: str, ours: dict, tutorial: dict, retrieval: dict) -> None:
     print(f"Both neural sides read the same {ours['tokenizer']} tokenizer (rnnchat's run trained it on the "
           "training pairs), so their losses per token and bits per character compare directly.\n")
     rows = []
-    for side, label in ((ours, "rnnchat"), (tutorial, "tutorial"), (retrieval, None)):
+    sides = ((ours, "rnnchat"), *(((warm, "rnnchat LM first"),) if warm else ()), (tutorial, "tutorial"),
+             (retrieval, None))
+    for side, label in sides:
         for name, f in side["strategies"].items():
             neural = label is not None
             rows.append([name, f"{side['steps']:,}" if neural else "", f"{side['train_s']:.0f}" if neural else "",
@@ -388,8 +422,14 @@ def report(corpus: str, ours: dict, tutorial: dict, retrieval: dict) -> None:
           f"(its last checkpoint: {ours['loss_last']:.3f} nats/token); tutorial: {tutorial['parameters']:,} "
           f"parameters, fp32, training loss at the end {tutorial['train_loss']:.3f}. Retrieval index built in "
           f"{retrieval['build_s']:.2f} s, {retrieval['query_ms']:.2f} ms a query.\n")
-    names = [*ours["everyday"], *tutorial["everyday"], *retrieval["everyday"]]
-    table = {**ours["everyday"], **tutorial["everyday"], **retrieval["everyday"]}
+    if warm:
+        lm = warm["lm_first"]
+        print(f"rnnchat LM first: a language model trained {lm['train_s']:.0f} s ({lm['steps']:,} steps, held-out "
+              f"{lm['val_loss']:.3f} nats/token on the training turns' own split), then the chat run "
+              f"{warm['train_s']:.0f} s from it ({warm['steps']:,} steps, stopped by {warm['stopped']}).\n")
+    everyday = [ours["everyday"], *([warm["everyday"]] if warm else []), tutorial["everyday"], retrieval["everyday"]]
+    names = [name for e in everyday for name in e]
+    table = {k: v for e in everyday for k, v in e.items()}
     print(markdown_table(["prompt", *names],
                          [[p, *(cell(table[col][i]) for col in names)] for i, p in enumerate(EVERYDAY)]))
     print("\nrnnchat's decoding on the CPU, batch 1, the 20 prompts twice after a warm-up pass:\n")
@@ -407,6 +447,9 @@ def main() -> None:
     ap.add_argument("--eval-pairs", type=int, default=300, help="held-out prompts replied to (the loss uses all)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads per side (0: torch's default)")
     ap.add_argument("--json", action="store_true", help="one JSON object instead of the tables")
+    ap.add_argument("--lm-first", type=float, default=0.0, metavar="SHARE",
+                    help="also run rnnchat with a language model trained first for this share of its budget "
+                         "(on the training turns), the chat run started from it (--init-from); e.g. 0.4")
     ap.add_argument("--side", choices=("ours", "tutorial", "retrieval"), help=argparse.SUPPRESS)
     ap.add_argument("--run-dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -431,13 +474,19 @@ def main() -> None:
         for corpus in corpora:
             progress(f"{corpus}: rnnchat ({args.minutes:g} min)")
             ours = run_side(__file__, ["--side", "ours", "--corpus", corpus, *common], env)
+            warm = None
+            if args.lm_first:
+                progress(f"{corpus}: rnnchat, language model first ({args.lm_first:.0%} of {args.minutes:g} min)")
+                warm = run_side(__file__, ["--side", "ours", "--corpus", corpus, "--lm-first", str(args.lm_first),
+                                           *common], env)
             progress(f"{corpus}: the tutorial's recipe ({args.minutes:g} min)")
             tutorial = run_side(__file__, ["--side", "tutorial", "--corpus", corpus, "--run-dir", ours["run_dir"],
                                            *common], env)
             progress(f"{corpus}: retrieval")
             retrieval = run_side(__file__, ["--side", "retrieval", "--corpus", corpus, *common], env)
-            results["corpora"][corpus] = {"rnnchat": ours, "tutorial": tutorial, "retrieval": retrieval}
-            report(corpus, ours, tutorial, retrieval)
+            results["corpora"][corpus] = {"rnnchat": ours, "rnnchat_lm_first": warm, "tutorial": tutorial,
+                                          "retrieval": retrieval}
+            report(corpus, ours, tutorial, retrieval, warm)
     if args.json:
         sys.stdout = sys.__stdout__
         print(json.dumps(results))
