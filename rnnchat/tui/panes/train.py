@@ -362,7 +362,10 @@ class TrainPane(Container):
         s = self.started
         val = self.last_eval
         val_text = (f"val {val.val_loss:.3f} · {val.bits_per_char:.3f} bits/char" if val else "val –")
-        head = f"{neutralise(s.run)} · {s.device} · {s.precision}\n" if s else ""
+        # One row for the run: a long name is cut short rather than push the speed row out of the three.
+        width = max(20, self.query_one("#train-status").size.width)
+        head = f"{neutralise(s.run)} · {s.device} · {s.precision}" if s else ""
+        head = (head if len(head) <= width else head[:width - 1] + "\u2026") + "\n" if s else ""
         self._set_status(Text(
             f"{head}step {e.step:,} · loss {e.loss:.3f} · {val_text}\n"
             f"{e.chars_per_s:,.0f} chars/s · grad norm {e.grad_norm:.2f} · lr {e.lr:.2e}"))
