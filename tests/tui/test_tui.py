@@ -115,6 +115,7 @@ async def test_training_through_the_ui_fills_the_panels(isolated_paths, play_fil
         status = shown(pane.query_one("#train-status", Static))
         assert "step 60" in status and "bits/char" in status and "chars/s" in status
         assert shown(pane.query_one("#train-sample", Static)).strip()
+        assert "% of 20-char windows in the training text" in str(pane.query_one("#train-sample").border_subtitle)
         assert pane.last_done.reason == "max_steps"
         assert pane.updates < 60, "updates are batched, not one per step"
         assert (isolated_paths / "checkpoints" / pane.run_name / "best" / "model.safetensors").is_file()

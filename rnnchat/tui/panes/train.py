@@ -333,6 +333,9 @@ class TrainPane(Container):
                 box = self.query_one("#train-sample", Static)
                 box.update(Text(neutralise(e.text)))
                 box.border_title = f"sample at step {e.step:,} (same seed each time)"
+                if e.longest_copy is not None:
+                    box.border_subtitle = (f"longest copy {e.longest_copy} chars · "
+                                           f"{100 * e.copied_share:.0f}% of 20-char windows in the training text")
             elif isinstance(e, ev.Warning):
                 self.notify(neutralise(e.message), severity="warning", timeout=8)
             elif isinstance(e, ev.Done):
