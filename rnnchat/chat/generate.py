@@ -205,8 +205,6 @@ def decode_reply(model: Seq2Seq, tokenizer, source: np.ndarray, cfg: DecodeConfi
 def _reply(model: Seq2Seq, tokenizer, source: np.ndarray, cfg: DecodeConfig, controls: LiveControls,
            show_beams: bool) -> Iterator[Token | Beams | SampleDone]:
     t0 = time.perf_counter()
-    feed = tokenizer.decoder().feed
-    n = chars = 0
     if cfg.beam > 1:
         pending: list[Beams] = []
 
@@ -217,20 +215,15 @@ def _reply(model: Seq2Seq, tokenizer, source: np.ndarray, cfg: DecodeConfig, con
         hyps = beam_search(model, source, cfg, controls, on_step if show_beams else None)
         yield from pending
         hyps = rerank(model, hyps, cfg.rerank, cfg.length_penalty)
-        best = hyps[0].ids if hyps else ()
-        for idx in best:
-            if controls.stop_requested:
-                break
-            text = feed(idx)
-            n += 1
-            chars += len(text)
-            yield Token(text, idx, float("nan"))
-    else:
-        for idx, prob in sample_ids(model, source, cfg, controls):
-            text = feed(idx)
-            n += 1
-            chars += len(text)
-            yield Token(text, idx, prob)
+        yield from stream_ids(tokenizer, hyps[0].ids if hyps else (), controls, cfg.max_length, t0)
+        return
+    feed = tokenizer.decoder().feed
+    n = chars = 0
+    for idx, prob in sample_ids(model, source, cfg, controls):
+        text = feed(idx)
+        n += 1
+        chars += len(text)
+        yield Token(text, idx, prob)
     reason = "cancelled" if controls.stop_requested else ("length" if n >= cfg.max_length else "stop")
     yield SampleDone(n, chars, time.perf_counter() - t0, reason)
 
@@ -256,3 +249,17 @@ def greedy_batch(model: Seq2Seq, sources: Sequence[np.ndarray], max_length: int)
         if not alive.any():
             break
     return replies
+
+
+def stream_ids(tokenizer, ids, controls: LiveControls, max_length: int, t0: float) -> Iterator[Token | SampleDone]:
+    """A reply chosen whole (the best beam, a retrieved reply) streamed token by token, then its SampleDone."""
+    feed = tokenizer.decoder().feed
+    n = chars = 0
+    for idx in ids:
+        if controls.stop_requested:
+            break
+        text = feed(int(idx))
+        n, chars = n + 1, chars + len(text)
+        yield Token(text, int(idx), float("nan"))
+    reason = "cancelled" if controls.stop_requested else ("length" if n >= max_length else "stop")
+    yield SampleDone(n, chars, time.perf_counter() - t0, reason)

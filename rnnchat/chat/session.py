@@ -13,7 +13,7 @@ from typing import Iterator
 
 from rnnchat.chat.config import DecodeConfig
 from rnnchat.chat.data import encode_source
-from rnnchat.chat.generate import decode_reply
+from rnnchat.chat.generate import decode_reply, stream_ids
 from rnnchat.chat.pairs import build_context
 from rnnchat.chat.retrieve import retrieve_and_rerank
 from rnnchat.errors import ConfigError
@@ -74,15 +74,8 @@ class ChatSession:
         search = dataclasses.replace(cfg, beam=max(cfg.beam, 4), rerank=cfg.rerank or 0.5)
         ranked = retrieve_and_rerank(self.run.model, self.tokenizer, self.retriever, message, self.context(),
                                      k=8, cfg=search)
-        feed, n, chars = self.tokenizer.decoder().feed, 0, 0
-        for idx in self.tokenizer.encode(ranked[0].text if ranked else "").tolist()[:cfg.max_length]:
-            if controls.stop_requested:
-                break
-            text = feed(int(idx))
-            n, chars = n + 1, chars + len(text)
-            yield Token(text, int(idx), float("nan"))
-        reason = "cancelled" if controls.stop_requested else ("length" if n >= cfg.max_length else "stop")
-        yield SampleDone(n, chars, time.perf_counter() - t0, reason)
+        ids = self.tokenizer.encode(ranked[0].text if ranked else "").tolist()[:cfg.max_length]
+        yield from stream_ids(self.tokenizer, ids, controls, cfg.max_length, t0)
 
     def _recorded(self, message: str, stream: Stream) -> Iterator[Token | Beams | SampleDone]:
         yield from stream
