@@ -209,3 +209,67 @@ def peer_mean_loss(model, ids, batch_size: int = 32, seq_len: int = 128) -> floa
             count += block[:, 1:].numel()
     model.train()
     return total / max(1, count)
+
+
+# ------------------------------------------------------------------------------------- FLOPs and ceiling
+# How close a training step comes to the machine's limit: the model's matmul FLOPs per character, and
+# the speed this machine reaches on exactly the matmuls of one step (same shapes, same precision).
+
+_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def step_matmuls(cell: str, layers: int, hidden: int, embed: int, vocab: int, batch: int, window: int):
+    """(m, k, n, count) of every matmul in one training step of an embedding -> RNN -> linear model:
+    the recurrent products run once per time step (forward, and backward for the state's gradient),
+    the input projections, the head and every weight gradient once over all batch*window positions."""
+    g, rows = _GATES[cell] * hidden, batch * window
+    shapes = []
+    for layer in range(layers):
+        inp = embed if layer == 0 else hidden
+        shapes += [(batch, hidden, g, window), (batch, g, hidden, window),          # h @ W_hh, dgates @ W_hh
+                   (rows, inp, g, 1), (rows, g, inp, 1),                              # x @ W_ih, dgates @ W_ih
+                   (g, rows, inp, 1), (g, rows, hidden, 1)]                           # dW_ih, dW_hh
+    shapes += [(rows, hidden, vocab, 1), (rows, vocab, hidden, 1), (vocab, rows, hidden, 1)]   # the head
+    return shapes
+
+
+def train_flops_per_char(cell: str, layers: int, hidden: int, embed: int, vocab: int) -> float:
+    """Matmul FLOPs of one training step per character: the forward's multiply-adds, three times over
+    (the backward computes the gradients of the inputs and of the weights)."""
+    shapes = step_matmuls(cell, layers, hidden, embed, vocab, 1, 1)
+    return sum(2 * m * k * n * c for m, k, n, c in shapes)
+
+
+def matmul_ceiling(cell: str, layers: int, hidden: int, embed: int, vocab: int, batch: int, window: int,
+                   precision: str, repeats: int = 3) -> float:
+    """FLOP/s this machine reaches on the matmuls of one training step alone, back to back in
+    ``precision`` (the best of ``repeats`` passes): the speed a step could reach with nothing but them."""
+    import torch
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    shapes = step_matmuls(cell, layers, hidden, embed, vocab, batch, window)
+    mats = [(torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype), c) for m, k, n, c in shapes]
+    flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] * c for a, b, c in mats)
+    best = float("inf")
+    for _ in range(repeats + 1):                 # the first pass warms the kernels and the caches
+        start = time.perf_counter()
+        for a, b, c in mats:
+            for _ in range(c):
+                torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return flops / best
+
+
+def matmul_peak(precision: str, size: int = 2048, repeats: int = 3) -> float:
+    """FLOP/s of one large square matmul in ``precision``: the most this machine's matmuls reach."""
+    import torch
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best

@@ -10,11 +10,19 @@ Protocol (design.md): the built-in Shakespeare plays joined in order (a blank li
 text; the last 10% of its characters is validation; the figure is the val loss in nats/char on the first
 --val-chars characters of the validation part, after --minutes of training from a fresh start.
 
-rnnchat: ``rnnchat.train.Trainer`` with ``ModelConfig()`` / ``TrainConfig()`` defaults (2x256 GRU, AdamW,
-warm-up, cosine decay over the time budget, bf16 autocast where the CPU has it) and ``minutes=--minutes``,
-on a one-document Corpus of that text with val_fraction 0.1 (its split moves the cut to a line start;
-the script checks it lands within a line of the protocol cut, and the peer uses the same cut).
+rnnchat: ``rnnchat.train.Trainer`` with the settings ``rnnchat train --minutes M`` gives a new run
+(``runs.kinds.plan``: the auto preset's row for this device class and budget; AdamW, warm-up, cosine
+decay over the time budget, bf16 autocast where the CPU has it), on a one-document Corpus of that text
+with val_fraction 0.1 (its split moves the cut to a line start; the script checks it lands within a
+line of the protocol cut, and the peer uses the same cut).
 Peer: the plain loop in ``_common.py`` (2x256 LSTM or GRU, embed 64, Adam 2e-3, clip 5, fp32).
+
+How near each side runs to the machine's limit: model FLOP/s (the matmul FLOPs of a training step per
+character, times characters per second) and, measured in the same child right after training, the
+FLOP/s this machine reaches on the matmuls of one step alone at the same shapes and precision
+(``_common.matmul_ceiling``); their ratio is the share of the ceiling. A fused kernel (oneDNN's LSTM)
+can beat torch.mm at the same shapes, so a share can pass 100%. "peak" is one large square matmul in the
+same precision: the most the machine's matmuls reach at all.
 
 Both final models are scored by the same scheme on the identical characters: 32 contiguous lanes of the
 first --val-chars validation characters, state carried along each lane, every character scored with all
@@ -23,9 +31,9 @@ the context before it in its lane (``rnnchat.evaluate.mean_loss`` for rnnchat's 
 crosses each mark; scoring time is excluded from the budget on both sides (for rnnchat the trainer's
 clock is paused while scoring, so its schedule and budget see only training time).
 
---sweep FILE takes a JSON list of override dicts (keys: any ModelConfig or TrainConfig field, e.g.
-{"hidden": 384, "lr": 0.004, "batch_size": 32}) and trains each in turn with the same budget, one row
-each; the peer runs once. Each run is a fresh interpreter.
+--sweep FILE takes a JSON list of override dicts (keys: "preset" or any ModelConfig or TrainConfig field,
+e.g. {"cell": "lstm", "hidden": 384, "lr": 0.004, "batch_size": 32}) and trains each in turn with the same
+budget, one row each; the peer runs once. Each run is a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ from _common import (
     answer,
     header,
     markdown_table,
+    matmul_ceiling,
+    matmul_peak,
     peer_device,
     peer_encode,
     peer_mean_loss,
@@ -52,6 +62,7 @@ from _common import (
     run_side,
     text_table,
     today,
+    train_flops_per_char,
 )
 
 VAL_FRACTION = 0.1
@@ -109,6 +120,8 @@ def split_overrides(overrides: dict) -> tuple[dict, dict]:
     m, t = {}, {}
     for key, value in overrides.items():
         key = key.replace("-", "_")
+        if key == "preset":
+            continue
         if key in model_fields:
             m[key] = value
         elif key in train_fields:
@@ -121,19 +134,18 @@ def split_overrides(overrides: dict) -> tuple[dict, dict]:
 def side_rnnchat(minutes: float, marks: list[float], val_chars: int, overrides: dict) -> dict:
     import rnnchat.train.loop as train_module
     from rnnchat import events as ev
-    from rnnchat.config import TrainConfig
-    from rnnchat.lm.config import ModelConfig
     from rnnchat.lm.evaluate import mean_loss
+    from rnnchat.runs.kinds import plan
     from rnnchat.text.tokenizers import load_tokenizer
 
     text, cut = protocol_text()
     model_over, train_over = split_overrides(overrides)
-    model_cfg = ModelConfig(**model_over)
-    train_cfg = TrainConfig(**{"eval_every": 10**9, "sample_length": 0, "log_every": 1, **train_over,
-                               "minutes": minutes, "val_fraction": VAL_FRACTION})
+    model_cfg, train_cfg, note = plan("lm", overrides.get("preset"), model_over, {
+        "eval_every": 10**9, "sample_length": 0, "log_every": 1, **train_over, "minutes": minutes,
+        "val_fraction": VAL_FRACTION})
     clock = PausableClock()
     train_module.time = clock
-    trainer = train_module.Trainer(one_document_corpus(text), model_cfg, train_cfg)
+    trainer = train_module.Trainer(one_document_corpus(text), model_cfg, train_cfg, preset_note=note)
     curve, pending, val_ids, started, done, last_step = [], list(marks), None, None, None, None
     wall = paused_then = 0.0
     for e in trainer.run():
@@ -163,10 +175,22 @@ def side_rnnchat(minutes: float, marks: list[float], val_chars: int, overrides: 
     cfg = {**{f.name: getattr(model_cfg, f.name) for f in dataclasses.fields(model_cfg) if f.name != "vocab_size"},
            **{k: getattr(trainer.cfg, k) for k in ("batch_size", "seq_len", "lr", "warmup_steps", "clip",
                                                    "weight_decay", "carry_state")}}
-    return {"curve": curve, "steps": last_step.step, "train_seconds": last_step.elapsed,
-            "chars_per_s": last_step.step * trainer.cfg.batch_size * trainer.cfg.seq_len / last_step.elapsed,
+    chars_per_s = last_step.step * trainer.cfg.batch_size * trainer.cfg.seq_len / last_step.elapsed
+    return {"curve": curve, "steps": last_step.step, "train_seconds": last_step.elapsed, "chars_per_s": chars_per_s,
             "parameters": started.parameters, "precision": started.precision, "device": started.device,
-            "config": cfg, "overrides": overrides, "cut": cut}
+            "config": cfg, "overrides": overrides, "cut": cut, "preset": note,
+            **limit_figures(cfg, started.vocab_size, chars_per_s, started.precision, started.device)}
+
+
+def limit_figures(cfg: dict, vocab: int, chars_per_s: float, precision: str, device: str) -> dict:
+    """Model FLOP/s and this machine's matmul ceiling at the step's shapes (CPU only: on a GPU the
+    ceiling would need the kernels timed asynchronously)."""
+    shape = (cfg["cell"], cfg["layers"], cfg["hidden"], cfg["embed"], vocab)
+    flops = train_flops_per_char(*shape) * chars_per_s
+    if not device.startswith("cpu"):
+        return {"flops": flops, "ceiling": None, "peak": None}
+    return {"flops": flops, "ceiling": matmul_ceiling(*shape, cfg["batch_size"], cfg["seq_len"], precision),
+            "peak": matmul_peak(precision)}
 
 
 def side_peer(minutes: float, marks: list[float], val_chars: int, cell: str) -> dict:
@@ -189,12 +213,12 @@ def side_peer(minutes: float, marks: list[float], val_chars: int, cell: str) -> 
             while pending and trained >= pending[0] * 60:
                 curve.append({"minutes": pending.pop(0), "elapsed": trained, "step": steps, "val_loss": loss})
             progress(f"    peer     {trained / 60:5.2f} min  step {steps:5d}  val {loss:.4f}")
-    return {"curve": curve, "steps": steps, "train_seconds": trained,
-            "chars_per_s": steps * 64 * 128 / trained, "parameters": sum(p.numel() for p in model.parameters()),
-            "precision": "fp32",
-            "device": str(device) if device.type != "cpu" else f"cpu ({torch.get_num_threads()} threads)",
-            "config": {"cell": cell, "layers": 2, "hidden": 256, "embed": 64, "batch_size": 64, "seq_len": 128,
-                       "lr": 2e-3}, "cut": cut}
+    config = {"cell": cell, "layers": 2, "hidden": 256, "embed": 64, "batch_size": 64, "seq_len": 128, "lr": 2e-3}
+    where = str(device) if device.type != "cpu" else f"cpu ({torch.get_num_threads()} threads)"
+    chars_per_s = steps * 64 * 128 / trained
+    return {"curve": curve, "steps": steps, "train_seconds": trained, "chars_per_s": chars_per_s,
+            "parameters": sum(p.numel() for p in model.parameters()), "precision": "fp32", "device": where,
+            "config": config, "cut": cut, **limit_figures(config, len(chars), chars_per_s, "fp32", where)}
 
 
 # ----------------------------------------------------------------------------------------------- main
@@ -205,7 +229,7 @@ def describe(r: dict, side: str) -> str:
         return f"peer: plain loop, 2x256 {c['cell'].upper()} (Adam 2e-3, fp32)"
     over = ", ".join(f"{k}={v}" for k, v in r.get("overrides", {}).items())
     return (f"rnnchat {c['layers']}x{c['hidden']} {c['cell'].upper()}" + (f" ({over})" if over else " (defaults)")
-            + f", {r['precision']}")
+            + f", lr {c['lr']:g}, batch {c['batch_size']}, window {c['seq_len']}, {r['precision']}")
 
 
 def main() -> None:
@@ -279,15 +303,22 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    headers = ["", *[f"val @ {m:g} min" for m in marks], "bits/char", "steps", "chars/s", "params"]
+    headers = ["", *[f"val @ {m:g} min" for m in marks], "bits/char", "steps", "chars/s", "params", "TFLOP/s",
+               "ceiling", "share", "peak"]
     table = []
     for side, r in rows:
         losses = {p["minutes"]: p["val_loss"] for p in r["curve"]}
         final = losses[marks[-1]]
         table.append([describe(r, side), *[f"{losses[m]:.4f}" if m in losses else "-" for m in marks],
                       f"{final / math.log(2):.3f}", f"{r['steps']:,}", f"{r['chars_per_s']:,.0f}",
-                      f"{r['parameters'] / 1e3:.0f}k"])
+                      f"{r['parameters'] / 1e3:.0f}k", f"{r['flops'] / 1e12:.3f}",
+                      f"{r['ceiling'] / 1e12:.3f}" if r["ceiling"] else "-",
+                      f"{r['flops'] / r['ceiling']:.0%}" if r["ceiling"] else "-",
+                      f"{r['peak'] / 1e12:.3f}" if r.get("peak") else "-"])
     print()
+    for side, r in rows:
+        if r.get("preset"):
+            print(f"{describe(r, side)}: {r['preset']}")
     print(text_table(headers, table))
     peer_rows = [r for s, r in rows if s == "peer"]
     if peer_rows:
