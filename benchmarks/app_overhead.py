@@ -3,7 +3,7 @@
 Headless: iterate ``Trainer.run()`` as ``rnnchat train --json`` does. App: the real ``RnnchatApp``
 (Textual's headless driver, which still lays out and renders every update) starting the same run
 from its Train tab. Each side trains the same number of steps on Shakespeare with the default
-``small`` preset, each in a fresh process (torch's thread pools from one side would slow the other
+(auto) preset, each in a fresh process (torch's thread pools from one side would slow the other
 if they shared a process); rounds alternate the order. Reports chars/s (steady state: first log
 interval dropped) and the ratio app / headless.
 
@@ -31,12 +31,12 @@ def steady_rate(steps) -> float:
 
 def headless(steps: int) -> float:
     from rnnchat import events as ev
-    from rnnchat.config import PRESETS, TrainConfig
-    from rnnchat.lm.config import ModelConfig
+    from rnnchat.runs.kinds import assemble
     from rnnchat.train.loop import Trainer
 
-    trainer = Trainer("shakespeare", ModelConfig(**PRESETS["small"]),
-                      TrainConfig(max_steps=steps, eval_every=10**9, sample_length=0, log_every=5))
+    # The form's defaults: the auto preset, limited by steps (so its ten-minute row).
+    model, train = assemble("lm", None, train=dict(max_steps=steps, eval_every=10**9, sample_length=0, log_every=5))
+    trainer = Trainer("shakespeare", model, train)
     return steady_rate([e for e in trainer.run() if isinstance(e, ev.Step)])
 
 

@@ -28,13 +28,16 @@ CANDIDATES = ("model", "retrieval")   # chat replies: the model's own, or traini
 DEFAULT_MINUTES = 10.0
 
 # Model-size presets the CLI and the app offer, as overrides of a model config (the chat model takes the
-# same shape settings). "small" is the default.
+# same shape settings). "auto", the default, picks settings measured for the device and the time budget
+# (runs/auto.py); a chat model takes "small" for it.
 PRESETS: dict[str, dict] = {
     "tiny": dict(layers=1, hidden=128, embed=32, dropout=0.0),
     "small": dict(layers=2, hidden=256, embed=64, dropout=0.0),
     "medium": dict(layers=3, hidden=512, embed=128, dropout=0.2),
 }
-DEFAULT_PRESET = "small"
+AUTO_PRESET = "auto"
+PRESET_NAMES = (AUTO_PRESET, *PRESETS)
+DEFAULT_PRESET = AUTO_PRESET
 
 # What a resumed run may change: its limits, its evaluation cadence and where it runs. Everything else
 # shapes the data, the split or the model, which a run keeps from its run.json.
@@ -69,7 +72,8 @@ class TrainConfig:
                                   # level, so bits per character compare across char, bpe and unigram runs
     sample_length: int = 200      # characters of the sample shown at each evaluation
     sample_seed: int = 1234       # the same seed every evaluation, so the sample shows the model improving
-    carry_state: bool = False     # carry hidden state across consecutive windows (stateful training)
+    carry_state: bool = False     # carry hidden state across consecutive windows (stateful training); the
+                                  # auto preset's CPU rows turn it on with windows of 64 (runs/auto.py)
     val_fraction: float = 0.1
     device: str = "auto"
     precision: str = "auto"

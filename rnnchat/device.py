@@ -61,6 +61,21 @@ def pick_precision(name: str, device: torch.device) -> str:
     return name
 
 
+# The classes of machine the auto preset has rows for (runs/auto.py): what decides which cell and size
+# learn most per minute is whether the matmuls run in bf16 and whether a GPU runs them.
+DEVICE_CLASSES = ("cpu-bf16", "cpu-fp32", "cuda")
+
+
+def device_class(device: torch.device, precision: str) -> str:
+    """The auto preset's class of a device at a precision ("auto", "fp32" or "bf16"); an Apple GPU
+    counts as "cpu-fp32", the nearest class with measured rows."""
+    if device.type == "cuda":
+        return "cuda"
+    if device.type == "cpu" and cpu_has_native_bf16() and pick_precision(precision, device) == "bf16":
+        return "cpu-bf16"
+    return "cpu-fp32"
+
+
 def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

@@ -40,6 +40,7 @@ class Started(Event):
     resumed: bool
     processes: int = 1            # more than one when launched by torchrun (each trains its own batches)
     started_from: str = ""        # the language-model run a chat run started from (--init-from), if any
+    preset: str = ""              # what the auto preset chose and why, in one line; "" for other presets
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,8 @@ class TrainView:
             f"{e.parameters:,} parameters · {e.device}" + (f" × {e.processes} processes" if e.processes > 1 else "")
             + f" · {e.precision} · limit {' or '.join(limits)}"
             + (f" · from step {e.step:,}" if e.step else "")
-            + (f"\nstarted from language model {neutralise(e.started_from)}" if e.started_from else ""))
+            + (f"\nstarted from language model {neutralise(e.started_from)}" if e.started_from else "")
+            + (f"\n{neutralise(e.preset)}" if e.preset else ""))
         self.print(head)
         total = e.max_steps if e.max_steps else 1000
         self.task = self.progress.add_task("step 0", total=total, figures="starting…")

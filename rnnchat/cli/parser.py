@@ -25,6 +25,7 @@ from rnnchat.config import (
     DEVICES,
     LEVELS,
     PRECISIONS,
+    PRESET_NAMES,
     PRESETS,
     TASKS,
 )
@@ -41,7 +42,9 @@ def _add_train(sub) -> None:
                                    "on the corpus's dialogue. CORPUS is a text file, a folder of text files, a "
                                    "built-in name (shakespeare, dialogues, dialogues:LANGUAGE) or a name in corpora/.")
     p.add_argument("corpus", nargs="?", help="what to train on (optional with --resume)")
-    p.add_argument("--preset", choices=tuple(PRESETS), help=f"model size preset (default: {DEFAULT_PRESET})")
+    p.add_argument("--preset", choices=PRESET_NAMES,
+                   help=f"auto: the cell, size, rate, batch and window measured best for this device and time "
+                        f"budget; or a size: {', '.join(PRESETS)} (default: {DEFAULT_PRESET})")
     p.add_argument("--task", choices=TASKS, help="lm: a language model (default); chat: encoder-decoder "
                                                  "with attention on (prompt, reply) pairs")
     g = p.add_argument_group("data")
@@ -67,8 +70,9 @@ def _add_train(sub) -> None:
     g.add_argument("--warmup-steps", type=int)
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--clip", type=float, help="gradient-norm clip (0: off)")
-    g.add_argument("--carry-state", action="store_true", default=None,
-                   help="carry hidden state across consecutive windows")
+    g.add_argument("--carry-state", action=argparse.BooleanOptionalAction, default=None,
+                   help="carry the hidden state from each window into the next of its lane (the auto preset "
+                        "says whether it does)")
     g.add_argument("--max-steps", type=int)
     g.add_argument("--epochs", type=float)
     g.add_argument("--minutes", type=float, help="training-time budget")

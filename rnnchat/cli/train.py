@@ -80,7 +80,7 @@ def _train(args, quiet: bool = False) -> int:
     from rnnchat.cli.console import TrainView, console, err, print_json_events
     from rnnchat.config import RESUMABLE, TrainConfig
     from rnnchat.events import Done
-    from rnnchat.runs.kinds import KINDS, assemble
+    from rnnchat.runs.kinds import KINDS, plan
     from rnnchat.train import distributed
     from rnnchat.train.loop import Trainer
 
@@ -115,8 +115,9 @@ def _train(args, quiet: bool = False) -> int:
                 err("with --init-from the vocabulary and the model's shape come from the language model; drop "
                     + ", ".join("--" + k.replace("_", "-") for k in given))
                 return EXIT_USAGE
-        model_cfg, train_cfg = assemble(kind.name, args.preset, model_opts, train_opts)
-        trainer = Trainer(args.corpus, model_cfg, train_cfg, name=args.name, init_from=args.init_from)
+        model_cfg, train_cfg, note = plan(kind.name, args.preset, model_opts, train_opts)
+        trainer = Trainer(args.corpus, model_cfg, train_cfg, name=args.name, init_from=args.init_from,
+                          preset_note="" if args.init_from else note)
 
     def on_signal(signum, frame):
         trainer.stop()

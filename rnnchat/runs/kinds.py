@@ -10,11 +10,13 @@ from typing import Any
 from rnnchat.chat.config import CHAT_TRAIN_DEFAULTS, Seq2SeqConfig
 from rnnchat.chat.model import Seq2Seq
 from rnnchat.chat.task import ChatTask
-from rnnchat.config import DEFAULT_PRESET, PRESETS, TrainConfig, replace
+from rnnchat.config import AUTO_PRESET, DEFAULT_PRESET, PRESET_NAMES, PRESETS, TrainConfig, replace
+from rnnchat.device import device_class, pick_device
 from rnnchat.errors import CheckpointError, ConfigError
 from rnnchat.lm.config import ModelConfig
 from rnnchat.lm.model import RNNLM
 from rnnchat.lm.task import LMTask
+from rnnchat.runs import auto
 
 
 @dataclass(frozen=True)
@@ -57,22 +59,62 @@ def kind_of(meta: dict) -> Kind:
 
 def assemble(task: str = "lm", preset: str | None = None, model: dict | None = None,
              train: dict | None = None) -> tuple[Any, TrainConfig]:
-    """(model config, TrainConfig) for a new run: the task's defaults, then the preset's shape, then the
-    given overrides (None values are unset). Unknown presets and fields are refused by name."""
+    """(model config, TrainConfig) for a new run: the task's defaults, then the preset's settings, then
+    the given overrides (None values are unset). Unknown presets and fields are refused by name."""
+    model_cfg, train_cfg, _ = plan(task, preset, model, train)
+    return model_cfg, train_cfg
+
+
+def plan(task: str = "lm", preset: str | None = None, model: dict | None = None,
+         train: dict | None = None) -> tuple[Any, TrainConfig, str]:
+    """``assemble``'s configs and one line saying what the preset chose ("" for a size preset)."""
     kind = KINDS.get(task)
     if kind is None:
         raise ConfigError(f"must be one of {', '.join(KINDS)}; got {task!r}", "task")
-    if (preset or DEFAULT_PRESET) not in PRESETS:
-        raise ConfigError(f"must be one of {', '.join(PRESETS)}; got {preset!r}", "preset")
+    preset = preset or DEFAULT_PRESET
+    if preset not in PRESET_NAMES:
+        raise ConfigError(f"must be one of {', '.join(PRESET_NAMES)}; got {preset!r}", "preset")
     fields = {f.name for f in dataclasses.fields(kind.model_config)}
     model = {k: v for k, v in (model or {}).items() if v is not None}
     for name in model:
         if name not in fields:
             raise ConfigError(f"is not a setting of {kind.what}", name)
-    shape = {k: v for k, v in PRESETS[preset or DEFAULT_PRESET].items() if k in fields and k not in kind.keeps}
+    train = {k: v for k, v in (train or {}).items() if v is not None}
+    base = replace(replace(TrainConfig(), **kind.train_defaults), **train, task=task)
+    settings, choice = preset_settings(kind, preset, model.get("cell"), base)
+    shape = {k: v for k, v in settings.items() if k in fields and k not in kind.keeps}
     model_cfg = replace(replace(kind.model_config(), **shape), **model)
-    train_cfg = replace(replace(TrainConfig(), **kind.train_defaults), **(train or {}), task=task)
-    return model_cfg, train_cfg
+    schedule = {k: v for k, v in settings.items() if k in _TRAIN_FIELDS and k not in train}
+    return model_cfg, replace(base, **schedule), _note(preset, choice)
+
+
+def preset_note(task: str, preset: str, cell: str | None, train: TrainConfig) -> str:
+    """The line ``plan`` gives for a run with these settings: which auto row, and what stands behind it."""
+    return _note(preset, preset_settings(KINDS[task], preset, cell, train)[1])
+
+
+def _note(preset: str, choice: auto.Choice | None) -> str:
+    return choice.describe() if choice else (_CHAT_AUTO if preset == AUTO_PRESET else "")
+
+
+_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+_CHAT_AUTO = "auto preset: a chat model takes the small shape (the auto rows are measured on language models)"
+
+
+def preset_settings(kind: Kind, preset: str, cell: str | None, train: TrainConfig) -> tuple[dict, auto.Choice | None]:
+    """The settings a preset gives a run of this kind with these training settings, and the auto row they
+    came from (None for a size preset). A chat model takes the small shape for "auto"."""
+    if preset != AUTO_PRESET:
+        return dict(PRESETS[preset]), None
+    if kind.name != "lm":
+        return dict(PRESETS["small"]), None
+    train.validate()                     # a bad device or precision is named before it is looked for
+    device = pick_device(train.device)
+    choice = auto.choose(device_class(device, train.precision),
+                         auto.budget_of(train.minutes, train.max_steps, train.epochs), cell)
+    return choice.settings, choice
 
 
 def train_config_of(meta: dict) -> TrainConfig:

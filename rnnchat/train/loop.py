@@ -55,7 +55,7 @@ class Trainer:
 
     def __init__(self, corpus: str | Corpus | None = None, model=None, train: TrainConfig | None = None, *,
                  name: str | None = None, resume: str | Path | None = None, overrides: dict | None = None,
-                 init_from: str | Path | None = None):
+                 init_from: str | Path | None = None, preset_note: str = ""):
         if resume is None and corpus is None:
             raise ConfigError("give a corpus to train on, or --resume RUN to continue a run")
         self.corpus_spec = corpus
@@ -72,6 +72,7 @@ class Trainer:
             raise ConfigError("starts a new chat run from a language model; use it with --task chat and "
                               "without --resume", "init_from")
         self.init_from = init_from
+        self.preset_note = preset_note                  # runs.kinds.plan's line: which auto row, and why
         self.start = None                               # the language model a chat run starts from
         self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
         for key in self.overrides:
@@ -225,7 +226,8 @@ class Trainer:
             self.run_dir, kind=self.task.kind, model_cfg=self.model_cfg, train_cfg=self.cfg,
             tokenizer=self.task.tokenizer, parameters=self.model.num_parameters(), corpus=self.corpus,
             data=self.task.data_meta(), progress=self.progress, created=self.meta.get("created"),
-            init_from=self.start.record() if self.start else self.meta.get("init_from"))
+            init_from=self.start.record() if self.start else self.meta.get("init_from"),
+            preset=self.preset_note or self.meta.get("preset"))
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -245,7 +247,8 @@ class Trainer:
             train_tokens=self.task.train_tokens, val_tokens=self.task.val_tokens,
             device=describe(self.device), precision=self.precision, step=self.step,
             max_steps=self.limits.max_steps, minutes=self.cfg.minutes, resumed=self.resume_from is not None,
-            processes=self.world, started_from=self._started_from())
+            processes=self.world, started_from=self._started_from(),
+            preset=self.preset_note or str(self.meta.get("preset", "")))
         try:
             yield from self._loop()
         except BaseException:

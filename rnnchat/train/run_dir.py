@@ -78,7 +78,8 @@ def create(name: str, tokenizer, unique: bool = False) -> Path:
 
 
 def write_meta(run_dir: Path, *, kind: str, model_cfg, train_cfg, tokenizer, parameters: int, corpus: CorpusInfo,
-               data: dict, progress: Progress, created: str | None = None, init_from: dict | None = None) -> dict:
+               data: dict, progress: Progress, created: str | None = None, init_from: dict | None = None,
+               preset: str | None = None) -> dict:
     """Write run.json (atomically) and return what was written."""
     meta = {
         "format": CHECKPOINT_FORMAT, "kind": kind,
@@ -92,6 +93,8 @@ def write_meta(run_dir: Path, *, kind: str, model_cfg, train_cfg, tokenizer, par
     }
     if init_from:
         meta["init_from"] = init_from
+    if preset and isinstance(preset, str):
+        meta["preset"] = preset                 # what the auto preset chose, as Started said it
     try:
         files.write_json_atomic(run_dir / "run.json", meta)
     except OSError as exc:

@@ -37,6 +37,10 @@ def test_train_json_events(trained):
     assert trained[-1]["reason"] == "max_steps" and trained[-1]["step"] == 80
     evals = [e for e in trained if e["event"] == "eval"]
     assert evals[-1]["bits_per_char"] < evals[0]["bits_per_char"]
+    # The auto preset (the default) says which row it took: fp32, limited by steps, so the 10-minute row.
+    assert trained[0]["preset"].startswith("auto preset: cpu-fp32, a step or epoch limit -> the 10-minute row")
+    meta = json.loads((Path(trained[0]["run_dir"]) / "run.json").read_text())
+    assert meta["preset"] == trained[0]["preset"]
 
 
 def test_train_rich_view_prints_progress(play_file):
@@ -44,6 +48,10 @@ def test_train_rich_view_prints_progress(play_file):
     out = proc.stdout
     assert "training rich" in out and "bits/char" in out and "sample at step 10" in out
     assert "max_steps: step 20" in out
+    assert "auto preset: cpu-fp32, a step or epoch limit -> the 10-minute row" in out
+    sized = rnnchat("train", str(play_file), *FAST, "--max-steps", "2", "--eval-every", "10", "--preset", "tiny",
+                    "--name", "sized").stdout
+    assert "training sized" in sized and "auto preset" not in sized
 
 
 def test_generate_streams_reproducibly(trained):
