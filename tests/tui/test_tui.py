@@ -283,3 +283,39 @@ async def test_chat_task_on_the_form_takes_the_chat_defaults(isolated_paths, no_
         model, train = pane.read_form()
         assert (train.clip, train.lr, train.level) == (TrainConfig().clip, TrainConfig().lr, "char")
         assert model.dropout == 0.0 and train.patience == 0
+
+
+async def test_auto_preset_fills_the_row_for_the_device_and_budget_and_keeps_hand_edits(isolated_paths,
+                                                                                         no_speed_probe):
+    from textual.widgets import Select
+
+    from rnnchat.runs import auto
+
+    app = RecordingApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        pane = app.query_one(TrainPane)
+        pane.query_one("#f-precision", Select).value = "fp32"
+        await pilot.pause()
+        row = auto.choose("cpu-fp32", 10).row
+        info = pane.query_one("#preset-info", Static)
+        await wait_for(pilot, lambda: "auto: cpu-fp32, 10-min row" in shown(info), what="the auto row's line")
+        assert pane.query_one("#f-cell", Select).value == row.settings["cell"]
+        model, train = pane.read_form()
+        assert (model.layers, model.hidden, train.lr, train.batch_size, train.seq_len) == tuple(
+            row.settings[k] for k in ("layers", "hidden", "lr", "batch_size", "seq_len"))
+        assert row.source in str(info.tooltip)
+        # A hand-edited field stays when the budget moves the row; the others follow the new row.
+        fill_form(pane, hidden="200")
+        await pilot.pause()
+        fill_form(pane, minutes="5")
+        await pilot.pause()
+        await wait_for(pilot, lambda: "5-min row" in shown(info), what="the 5-minute row")
+        five = auto.choose("cpu-fp32", 5).row
+        model, train = pane.read_form()
+        assert model.hidden == 200 and train.lr == five.settings["lr"] and model.layers == five.settings["layers"]
+        # A size preset replaces every shape field and says nothing about rows.
+        pane.query_one("#preset", Select).value = "tiny"
+        await pilot.pause()
+        model, _ = pane.read_form()
+        assert (model.layers, model.hidden) == (1, 128) and "auto" not in shown(info)

@@ -1,4 +1,4 @@
-"""The Train tab: a settings form with presets, and live panels fed by the trainer's event stream."""
+"""The Train tab: the settings form (widgets/train_form.py) and live panels fed by the trainer's event stream."""
 
 from __future__ import annotations
 
@@ -7,61 +7,21 @@ import dataclasses
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Container, Horizontal, Vertical, VerticalScroll
+from textual.containers import Container, Horizontal, Vertical
 from textual.reactive import reactive
-from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
+from textual.widgets import Button, Label, ProgressBar, Select, Static
 
 from rnnchat import events as ev
-from rnnchat.config import (
-    CELLS,
-    DEFAULT_MINUTES,
-    DEFAULT_PRESET,
-    DEVICES,
-    LEVELS,
-    PRECISIONS,
-    PRESETS,
-    TASKS,
-    TrainConfig,
-)
-from rnnchat.errors import ConfigError, RnnchatError
+from rnnchat.config import DEFAULT_MINUTES
+from rnnchat.errors import RnnchatError
 from rnnchat.formatting import clock
-from rnnchat.lm.model import RNNLM
-from rnnchat.runs.kinds import KINDS, assemble
+from rnnchat.runs.kinds import preset_note
 from rnnchat.safetext import neutralise
 from rnnchat.tui import torch_thread
 from rnnchat.tui.bridge import EventBatch, StreamFailed, pump
 from rnnchat.tui.messages import TrainingChanged
 from rnnchat.tui.widgets.plot import LossPlot
-
-# (field, label, kind) for every setting on the form; kind is "int", "float" or a tuple of choices.
-FIELDS: list[tuple[str, str, object]] = [
-    ("task", "task", TASKS),
-    ("level", "level", LEVELS),
-    ("vocab_size", "vocab", "int"),
-    ("cell", "cell", CELLS),
-    ("layers", "layers", "int"),
-    ("hidden", "hidden", "int"),
-    ("embed", "embed", "int"),
-    ("dropout", "dropout", "float"),
-    ("seq_len", "window", "int"),
-    ("batch_size", "batch", "int"),
-    ("lr", "lr", "float"),
-    ("minutes", "minutes", "float"),
-    ("max_steps", "max steps", "int"),
-    ("device", "device", DEVICES),
-    ("precision", "precision", PRECISIONS),
-]
-LABELS = {name: label for name, label, _ in FIELDS}
-LIMITS = ("minutes", "max_steps")          # blank: no such limit
-_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
-_NOT_READ = {"chat": {"seq_len"}}          # a chat model reads whole turns, not windows
-
-
-def phrase(exc: RnnchatError) -> str:
-    """An error as one sentence, a setting called by its label on the form."""
-    if isinstance(exc, ConfigError) and exc.field:
-        return exc.phrased(LABELS.get(exc.field, exc.field.replace("_", " ")))
-    return str(exc)
+from rnnchat.tui.widgets.train_form import TrainForm, phrase
 
 
 class TrainPane(Container):
@@ -87,33 +47,8 @@ class TrainPane(Container):
     # ---- layout --------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        model, train = assemble("lm", DEFAULT_PRESET)
-        # The core's time budget: the defaults were tuned for runs of that length.
-        defaults = {**dataclasses.asdict(model), **dataclasses.asdict(train), "minutes": DEFAULT_MINUTES}
         with Horizontal():
-            with VerticalScroll(id="train-form"):
-                yield Static(id="train-corpus", classes="pane-title")
-                with Horizontal(classes="form-row"):
-                    yield Label("preset", classes="form-label")
-                    yield Select([(p, p) for p in PRESETS], value=DEFAULT_PRESET, allow_blank=False,
-                                 compact=True, id="preset")
-                yield Static("", id="preset-info", classes="muted")
-                for name, label, kind in FIELDS:
-                    with Horizontal(classes="form-row"):
-                        yield Label(label, classes="form-label")
-                        if isinstance(kind, tuple):
-                            yield Select([(c, c) for c in kind], value=defaults[name], allow_blank=False,
-                                         compact=True, id=f"f-{name}")
-                        else:
-                            value = defaults[name]
-                            yield Input(str(value if value else ""), id=f"f-{name}", compact=True,
-                                        type="integer" if kind == "int" else "number",
-                                        placeholder="none" if name in LIMITS else "",
-                                        valid_empty=name in LIMITS)
-                with Horizontal(id="train-buttons"):
-                    yield Button("Start", id="start", variant="success", compact=True)
-                    yield Button("Stop", id="stop", variant="error", compact=True, disabled=True)
-                    yield Button("Resume", id="resume", compact=True)
+            yield TrainForm(id="train-form")
             with Vertical(id="train-panels"):
                 yield Static(Text("Pick a corpus, choose a preset, press Start (ctrl+t).", style="dim"),
                              id="train-status")
@@ -126,95 +61,16 @@ class TrainPane(Container):
     def on_mount(self) -> None:
         self.query_one("#train-sample").border_title = "sample"
         self.query_one("#train-plot").border_title = "loss (nats/token)"
-        self._estimated = False
 
     def on_show(self) -> None:
-        # The speed probe holds the torch thread for seconds: only once someone looks at this tab.
-        if not self._estimated:
-            self._estimated = True
-            self._estimate_preset(str(self.query_one("#preset", Select).value))
+        self.query_one(TrainForm).tab_shown()
+
+    def read_form(self) -> tuple:
+        """(model config, TrainConfig) the form describes (``TrainForm.read_form``)."""
+        return self.query_one(TrainForm).read_form()
 
     def watch_corpus(self, name: str | None) -> None:
         self.query_one("#train-corpus", Static).update(Text(f"corpus: {neutralise(name or '(none)')}"))
-
-    # ---- presets -------------------------------------------------------------------------------
-
-    @on(Select.Changed, "#f-task")
-    def _task_changed(self, event: Select.Changed) -> None:
-        """Each task starts from its own defaults (chat: subwords, a higher rate, smaller batches)."""
-        task = str(event.value)
-        kind, base = KINDS[task], TrainConfig()
-        # Every key some task changes, so switching back restores the plain defaults; keys without a
-        # field on the form are applied by read_form.
-        for key in {k for other in KINDS.values() for k in other.train_defaults} & LABELS.keys():
-            value = kind.train_defaults.get(key, getattr(base, key))
-            widget = self.query_one(f"#f-{key}")
-            widget.value = value if isinstance(widget, Select) else str(value)
-        preset = PRESETS[str(self.query_one("#preset", Select).value)]
-        for key in {k for other in KINDS.values() for k in other.keeps} & LABELS.keys():
-            value = getattr(kind.model_config(), key) if key in kind.keeps else preset.get(key)
-            self.query_one(f"#f-{key}", Input).value = str(value)
-        used = _TRAIN_FIELDS | {f.name for f in dataclasses.fields(kind.model_config)}
-        for name in LABELS:
-            self.query_one(f"#f-{name}").disabled = name not in used or name in _NOT_READ.get(task, ())
-
-    @on(Select.Changed, "#preset")
-    def _preset_changed(self, event: Select.Changed) -> None:
-        preset = PRESETS[str(event.value)]
-        keeps = KINDS[str(self.query_one("#f-task", Select).value)].keeps
-        for key, value in preset.items():
-            if key in LABELS and key not in keeps:
-                self.query_one(f"#f-{key}", Input).value = str(value)
-        self._estimate_preset(str(event.value))
-
-    @work(thread=True, exclusive=True, group="estimate")
-    def _estimate_preset(self, preset: str) -> None:
-        from rnnchat.train.speed import estimate_tokens_per_s
-
-        model_cfg = dataclasses.replace(assemble("lm", preset)[0], vocab_size=80)
-        cfg = TrainConfig()
-        params = torch_thread.run(lambda: RNNLM(model_cfg).num_parameters())
-        self.app.call_from_thread(self._show_estimate, f"{params / 1e6:.2f}M parameters · measuring speed…")
-        try:
-            tok_s = torch_thread.run(estimate_tokens_per_s, model_cfg, cfg)
-            text = f"{params / 1e6:.2f}M parameters · ≈{tok_s:,.0f} chars/s here"
-        except Exception as exc:  # noqa: BLE001 - an estimate is optional
-            text = f"{params / 1e6:.2f}M parameters (speed unknown: {exc})"
-        self.app.call_from_thread(self._show_estimate, text)
-
-    def _show_estimate(self, text: str) -> None:
-        self.query_one("#preset-info", Static).update(Text(text))
-
-    # ---- reading the form ----------------------------------------------------------------------
-
-    def read_form(self) -> tuple:
-        """(model config, TrainConfig) the form describes; RnnchatError naming the bad field (ConfigError
-        names it by its config name: ``phrase`` gives the form's)."""
-        values: dict[str, object] = {}
-        for name, label, kind in FIELDS:
-            if isinstance(kind, tuple):
-                values[name] = self.query_one(f"#f-{name}", Select).value
-                continue
-            raw = self.query_one(f"#f-{name}", Input).value.strip()
-            if not raw:
-                if name not in LIMITS:
-                    raise RnnchatError(f"{label}: a value is needed")
-                values[name] = None           # unset: the default, no limit
-                continue
-            try:
-                values[name] = int(raw) if kind == "int" else float(raw)
-            except ValueError:
-                raise RnnchatError(f"{label}: {raw!r} is not a {'whole ' if kind == 'int' else ''}number") from None
-        task = str(values.pop("task"))
-        model_fields = {f.name for f in dataclasses.fields(KINDS[task].model_config)}
-        # vocab_size is the tokenizer's (a TrainConfig field); the model's is filled in from the tokenizer.
-        train = {k: v for k, v in values.items() if k in _TRAIN_FIELDS}
-        model = {k: v for k, v in values.items() if k in model_fields and k not in _TRAIN_FIELDS}
-        model_cfg, train_cfg = assemble(task, str(self.query_one("#preset", Select).value), model,
-                                        {**train, "log_every": 5})
-        model_cfg.validate()
-        train_cfg.validate()
-        return model_cfg, train_cfg
 
     # ---- actions -------------------------------------------------------------------------------
 
@@ -248,7 +104,9 @@ class TrainPane(Container):
         from rnnchat.train.loop import Trainer
 
         try:
-            self._begin(Trainer(corpus, model, train))
+            note = preset_note(train.task, str(self.query_one("#preset", Select).value), getattr(model, "cell", None),
+                               train)
+            self._begin(Trainer(corpus, model, train, preset_note=note))
         except RnnchatError as exc:
             self.notify(neutralise(phrase(exc)), severity="error", markup=False)
 
@@ -360,6 +218,8 @@ class TrainPane(Container):
         self.query_one("#train-plot").border_title = f"loss (nats/token) · {neutralise(e.run)}"
         self._set_status(Text(f"{'resuming' if e.resumed else 'training'} {neutralise(e.run)} · "
                               f"{e.parameters:,} params · {e.device} · {e.precision}"))
+        if e.preset and not e.resumed:
+            self.notify(neutralise(e.preset), timeout=8)
 
     def _on_step(self, e: ev.Step) -> None:
         s = self.started

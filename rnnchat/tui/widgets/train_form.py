@@ -1,0 +1,248 @@
+"""The Train tab's settings form: presets, one field per setting, and reading them into configs.
+
+The auto preset's row follows the form's device, precision and limits; fields edited by hand stay as
+they are when it moves. The line under the preset says which row it is (its tooltip, what stands behind
+it) and, once the tab has been shown, the model's size and a speed measured here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, Input, Label, Select, Static
+
+from rnnchat.config import (
+    CELLS,
+    DEFAULT_MINUTES,
+    DEFAULT_PRESET,
+    DEVICES,
+    LEVELS,
+    PRECISIONS,
+    PRESET_NAMES,
+    TASKS,
+    TrainConfig,
+)
+from rnnchat.errors import ConfigError, RnnchatError
+from rnnchat.lm.model import RNNLM
+from rnnchat.runs.kinds import KINDS, assemble, preset_settings
+from rnnchat.tui import torch_thread
+
+# (field, label, kind) for every setting on the form; kind is "int", "float", "bool" or a tuple of choices.
+FIELDS: list[tuple[str, str, object]] = [
+    ("task", "task", TASKS),
+    ("level", "level", LEVELS),
+    ("vocab_size", "vocab", "int"),
+    ("cell", "cell", CELLS),
+    ("layers", "layers", "int"),
+    ("hidden", "hidden", "int"),
+    ("embed", "embed", "int"),
+    ("dropout", "dropout", "float"),
+    ("seq_len", "window", "int"),
+    ("carry_state", "carry", "bool"),
+    ("batch_size", "batch", "int"),
+    ("lr", "lr", "float"),
+    ("minutes", "minutes", "float"),
+    ("max_steps", "max steps", "int"),
+    ("device", "device", DEVICES),
+    ("precision", "precision", PRECISIONS),
+]
+LABELS = {name: label for name, label, _ in FIELDS}
+_TIPS = {"carry_state": "carry the hidden state from each window into the next one of its lane, so short "
+                        "windows still see long context"}
+LIMITS = ("minutes", "max_steps")          # blank: no such limit
+_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+_NOT_READ = {"chat": {"seq_len", "carry_state"}}   # a chat model reads whole turns, not windows
+
+
+def phrase(exc: RnnchatError) -> str:
+    """An error as one sentence, a setting called by its label on the form."""
+    if isinstance(exc, ConfigError) and exc.field:
+        return exc.phrased(LABELS.get(exc.field, exc.field.replace("_", " ")))
+    return str(exc)
+
+
+class TrainForm(VerticalScroll):
+    """The settings of a new run; ``read_form`` turns them into configs, naming a bad field by its label."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._estimated = False                    # the speed probe runs once the tab has been shown
+        self._applied: dict[str, object] = {}     # what the preset last put in each field
+        self._preset_line = ""
+
+    def compose(self) -> ComposeResult:
+        # The core's time budget: the defaults were tuned for runs of that length.
+        model, train = assemble("lm", DEFAULT_PRESET, train={"minutes": DEFAULT_MINUTES})
+        defaults = {**dataclasses.asdict(model), **dataclasses.asdict(train)}
+        yield Static(id="train-corpus", classes="pane-title")
+        with Horizontal(classes="form-row"):
+            yield Label("preset", classes="form-label")
+            yield Select([(p, p) for p in PRESET_NAMES], value=DEFAULT_PRESET, allow_blank=False,
+                         compact=True, id="preset")
+        yield Static("", id="preset-info", classes="muted")
+        for name, label, kind in FIELDS:
+            with Horizontal(classes="form-row"):
+                yield Label(label, classes="form-label")
+                if isinstance(kind, tuple):
+                    yield Select([(c, c) for c in kind], value=defaults[name], allow_blank=False,
+                                 compact=True, id=f"f-{name}")
+                elif kind == "bool":
+                    yield Select([("on", True), ("off", False)], value=bool(defaults[name]), allow_blank=False,
+                                 compact=True, id=f"f-{name}", tooltip=_TIPS.get(name))
+                else:
+                    value = defaults[name]
+                    yield Input(str(value if value else ""), id=f"f-{name}", compact=True,
+                                type="integer" if kind == "int" else "number",
+                                placeholder="none" if name in LIMITS else "",
+                                valid_empty=name in LIMITS)
+        with Horizontal(id="train-buttons"):
+            yield Button("Start", id="start", variant="success", compact=True)
+            yield Button("Stop", id="stop", variant="error", compact=True, disabled=True)
+            yield Button("Resume", id="resume", compact=True)
+
+    def on_mount(self) -> None:
+        self._apply_preset(force=True)
+
+    def tab_shown(self) -> None:
+        # The speed probe holds the torch thread for seconds: only once someone looks at this tab.
+        if not self._estimated:
+            self._estimated = True
+            self._estimate_preset()
+
+    # ---- presets -------------------------------------------------------------------------------
+
+    @on(Select.Changed, "#f-task")
+    def _task_changed(self, event: Select.Changed) -> None:
+        """Each task starts from its own defaults (chat: subwords, a higher rate, smaller batches)."""
+        task = str(event.value)
+        kind, base = KINDS[task], TrainConfig()
+        # Every key some task changes, so switching back restores the plain defaults; keys without a
+        # field on the form are applied by read_form.
+        for key in {k for other in KINDS.values() for k in other.train_defaults} & LABELS.keys():
+            value = kind.train_defaults.get(key, getattr(base, key))
+            widget = self.query_one(f"#f-{key}")
+            widget.value = value if isinstance(widget, Select) else str(value)
+        used = _TRAIN_FIELDS | {f.name for f in dataclasses.fields(kind.model_config)}
+        for name in LABELS:
+            self.query_one(f"#f-{name}").disabled = name not in used or name in _NOT_READ.get(task, ())
+        for key in {k for other in KINDS.values() for k in other.keeps} & LABELS.keys() & set(kind.keeps):
+            self.query_one(f"#f-{key}", Input).value = str(getattr(kind.model_config(), key))
+        self._apply_preset(force=True)
+
+    @on(Select.Changed, "#preset")
+    def _preset_changed(self) -> None:
+        self._apply_preset(force=True)
+
+    @on(Select.Changed, "#f-device")
+    @on(Select.Changed, "#f-precision")
+    @on(Input.Changed, "#f-minutes")
+    @on(Input.Changed, "#f-max_steps")
+    def _budget_changed(self) -> None:
+        """The auto row follows the device and the time budget; fields edited by hand stay as they are."""
+        if self.query_one("#preset", Select).value == "auto":
+            self._apply_preset(force=False)
+
+    def _preset_choice(self):
+        """(settings, auto row or None) of the chosen preset for the form's task, device and limits;
+        None while the form's device or limits cannot be read."""
+        task = str(self.query_one("#f-task", Select).value)
+        limits = {}
+        for name in LIMITS:
+            raw = self.query_one(f"#f-{name}", Input).value.strip()
+            try:
+                limits[name] = (int(raw) if name == "max_steps" else float(raw)) if raw else 0
+            except ValueError:
+                return None
+        if not limits["minutes"] and not limits["max_steps"]:
+            limits["minutes"] = DEFAULT_MINUTES          # what Start trains for
+        try:
+            train = dataclasses.replace(TrainConfig(), device=str(self.query_one("#f-device", Select).value),
+                                        precision=str(self.query_one("#f-precision", Select).value), **limits)
+            return preset_settings(KINDS[task], str(self.query_one("#preset", Select).value), None, train)
+        except RnnchatError:
+            return None
+
+    def _apply_preset(self, force: bool, estimate: bool = True) -> None:
+        """Put the preset's settings in the form: all of them (force), or those still as it left them."""
+        picked = self._preset_choice()
+        if picked is None:
+            return
+        settings, choice = picked
+        keeps = KINDS[str(self.query_one("#f-task", Select).value)].keeps
+        for key, value in settings.items():
+            if key not in LABELS or key in keeps:
+                continue
+            widget = self.query_one(f"#f-{key}")
+            if force or str(widget.value) == str(self._applied.get(key)):
+                widget.value = value if isinstance(widget, Select) else str(value)
+                self._applied[key] = value
+        info = self.query_one("#preset-info", Static)
+        self._preset_line = choice.short() if choice else ""
+        info.tooltip = choice.describe() if choice else None
+        if estimate and self._estimated:      # the speed probe waits until the tab is first shown
+            self._estimate_preset()
+        else:
+            self._show_estimate("")
+
+    def _estimate_preset(self) -> None:
+        task = str(self.query_one("#f-task", Select).value)
+        try:
+            model_cfg, train_cfg = self.read_form() if task == "lm" else (None, None)
+        except RnnchatError:
+            model_cfg = None
+        if model_cfg is None:       # the form is being edited, or a chat run: the preset's language model
+            model_cfg, train_cfg = assemble("lm", str(self.query_one("#preset", Select).value),
+                                            train={"minutes": DEFAULT_MINUTES})
+        self._measure(dataclasses.replace(model_cfg, vocab_size=80), train_cfg)
+
+    @work(thread=True, exclusive=True, group="estimate")
+    def _measure(self, model_cfg, train_cfg) -> None:
+        from rnnchat.train.speed import estimate_tokens_per_s
+
+        params = torch_thread.run(lambda: RNNLM(model_cfg).num_parameters())
+        self.app.call_from_thread(self._show_estimate, f"{params / 1e6:.2f}M parameters · measuring speed…")
+        try:
+            tok_s = torch_thread.run(estimate_tokens_per_s, model_cfg, train_cfg)
+            text = f"{params / 1e6:.2f}M parameters · ≈{tok_s:,.0f} chars/s here"
+        except Exception as exc:  # noqa: BLE001 - an estimate is optional
+            text = f"{params / 1e6:.2f}M parameters (speed unknown: {exc})"
+        self.app.call_from_thread(self._show_estimate, text)
+
+    def _show_estimate(self, text: str) -> None:
+        lines = [line for line in (getattr(self, "_preset_line", ""), text) if line]
+        self.query_one("#preset-info", Static).update(Text("\n".join(lines)))
+
+    # ---- reading the form ----------------------------------------------------------------------
+
+    def read_form(self) -> tuple:
+        """(model config, TrainConfig) the form describes; RnnchatError naming the bad field (ConfigError
+        names it by its config name: ``phrase`` gives the form's)."""
+        values: dict[str, object] = {}
+        for name, label, kind in FIELDS:
+            if isinstance(kind, tuple) or kind == "bool":
+                values[name] = self.query_one(f"#f-{name}", Select).value
+                continue
+            raw = self.query_one(f"#f-{name}", Input).value.strip()
+            if not raw:
+                if name not in LIMITS:
+                    raise RnnchatError(f"{label}: a value is needed")
+                values[name] = None           # unset: the default, no limit
+                continue
+            try:
+                values[name] = int(raw) if kind == "int" else float(raw)
+            except ValueError:
+                raise RnnchatError(f"{label}: {raw!r} is not a {'whole ' if kind == 'int' else ''}number") from None
+        task = str(values.pop("task"))
+        model_fields = {f.name for f in dataclasses.fields(KINDS[task].model_config)}
+        # vocab_size is the tokenizer's (a TrainConfig field); the model's is filled in from the tokenizer.
+        train = {k: v for k, v in values.items() if k in _TRAIN_FIELDS}
+        model = {k: v for k, v in values.items() if k in model_fields and k not in _TRAIN_FIELDS}
+        model_cfg, train_cfg = assemble(task, str(self.query_one("#preset", Select).value), model,
+                                        {**train, "log_every": 5})
+        model_cfg.validate()
+        train_cfg.validate()
+        return model_cfg, train_cfg
