@@ -88,11 +88,6 @@ def plan(task: str = "lm", preset: str | None = None, model: dict | None = None,
     return model_cfg, replace(base, **schedule), _note(preset, choice)
 
 
-def preset_note(task: str, preset: str, cell: str | None, train: TrainConfig) -> str:
-    """The line ``plan`` gives for a run with these settings: which auto row, and what stands behind it."""
-    return _note(preset, preset_settings(KINDS[task], preset, cell, train)[1])
-
-
 def _note(preset: str, choice: auto.Choice | None) -> str:
     return choice.describe() if choice else (_CHAT_AUTO if preset == AUTO_PRESET else "")
 

@@ -9,13 +9,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Container, Horizontal, Vertical
 from textual.reactive import reactive
-from textual.widgets import Button, Label, ProgressBar, Select, Static
+from textual.widgets import Button, Label, ProgressBar, Static
 
 from rnnchat import events as ev
 from rnnchat.config import DEFAULT_MINUTES
 from rnnchat.errors import RnnchatError
 from rnnchat.formatting import clock
-from rnnchat.runs.kinds import preset_note
 from rnnchat.safetext import neutralise
 from rnnchat.tui import torch_thread
 from rnnchat.tui.bridge import EventBatch, StreamFailed, pump
@@ -95,7 +94,7 @@ class TrainPane(Container):
             self.notify("Choose a corpus first (Corpus tab).", severity="error")
             return
         try:
-            model, train = self.read_form()
+            model, train, note = self.query_one(TrainForm).read_plan()
         except RnnchatError as exc:
             self.notify(neutralise(phrase(exc)), severity="error", markup=False)
             return
@@ -104,8 +103,6 @@ class TrainPane(Container):
         from rnnchat.train.loop import Trainer
 
         try:
-            note = preset_note(train.task, str(self.query_one("#preset", Select).value), getattr(model, "cell", None),
-                               train)
             self._begin(Trainer(corpus, model, train, preset_note=note))
         except RnnchatError as exc:
             self.notify(neutralise(phrase(exc)), severity="error", markup=False)

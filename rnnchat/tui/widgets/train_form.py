@@ -28,7 +28,7 @@ from rnnchat.config import (
 )
 from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.lm.model import RNNLM
-from rnnchat.runs.kinds import KINDS, assemble, preset_settings
+from rnnchat.runs.kinds import KINDS, assemble, plan, preset_settings
 from rnnchat.tui import torch_thread
 
 # (field, label, kind) for every setting on the form; kind is "int", "float", "bool" or a tuple of choices.
@@ -221,6 +221,11 @@ class TrainForm(VerticalScroll):
     def read_form(self) -> tuple:
         """(model config, TrainConfig) the form describes; RnnchatError naming the bad field (ConfigError
         names it by its config name: ``phrase`` gives the form's)."""
+        model_cfg, train_cfg, _ = self.read_plan()
+        return model_cfg, train_cfg
+
+    def read_plan(self) -> tuple:
+        """``read_form``'s configs and the line saying which auto row they came from (``runs.kinds.plan``)."""
         values: dict[str, object] = {}
         for name, label, kind in FIELDS:
             if isinstance(kind, tuple) or kind == "bool":
@@ -241,8 +246,8 @@ class TrainForm(VerticalScroll):
         # vocab_size is the tokenizer's (a TrainConfig field); the model's is filled in from the tokenizer.
         train = {k: v for k, v in values.items() if k in _TRAIN_FIELDS}
         model = {k: v for k, v in values.items() if k in model_fields and k not in _TRAIN_FIELDS}
-        model_cfg, train_cfg = assemble(task, str(self.query_one("#preset", Select).value), model,
-                                        {**train, "log_every": 5})
+        model_cfg, train_cfg, note = plan(task, str(self.query_one("#preset", Select).value), model,
+                                          {**train, "log_every": 5})
         model_cfg.validate()
         train_cfg.validate()
-        return model_cfg, train_cfg
+        return model_cfg, train_cfg, note
