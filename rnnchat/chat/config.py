@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rnnchat.config import ATTENTIONS, CANDIDATES, check_choice, check_float, check_int, check_tie, check_top_p
+from rnnchat.config import (
+    ATTENTIONS,
+    CANDIDATES,
+    check_choice,
+    check_float,
+    check_int,
+    check_tie,
+    check_top_p,
+    likely_memorises,
+)
 from rnnchat.errors import ConfigError
 
 
@@ -15,7 +24,7 @@ class Seq2SeqConfig:
     layers: int = 2               # the same depth in the encoder and the decoder
     hidden: int = 256             # decoder width; a bidirectional encoder uses hidden/2 per direction
     embed: int = 64               # one embedding table, shared by the encoder and the decoder
-    dropout: float = 0.3          # a dialogue corpus is memorised within minutes; 0.3 halved the gap (RESULTS.md)
+    dropout: float | None = None  # None: by the corpus's size when training starts (dropout_for)
     bidirectional: bool = True    # the encoder reads the whole prompt before the reply starts anyway
     attention: str = "general"    # Luong's score: h_dec . W h_enc ("general") or h_dec . h_enc ("dot")
     tie: bool = False             # output head shares the embedding (needs embed == hidden)
@@ -24,11 +33,26 @@ class Seq2SeqConfig:
         check_int("layers", self.layers, 1, 16)
         check_int("hidden", self.hidden, 2, 8192)
         check_int("embed", self.embed, 1, 8192)
-        check_float("dropout", self.dropout, 0.0, 0.95)
+        if self.dropout is not None:
+            check_float("dropout", self.dropout, 0.0, 0.95)
         check_choice("attention", self.attention, ATTENTIONS)
         if self.bidirectional and self.hidden % 2:
             raise ConfigError(f"must be even for a bidirectional encoder (got {self.hidden})", "hidden")
         check_tie(self.tie, self.embed, self.hidden)
+
+
+# Dropout when none is given: a corpus the model would memorise (likely_memorises: the built-in dialogues)
+# wants much, a large one (Shakespeare's pairs) little; each value won its corpus's 5-minute runs (RESULTS.md).
+SMALL_CORPUS_DROPOUT = 0.5
+LARGE_CORPUS_DROPOUT = 0.1
+
+
+def dropout_for(parameters: int, train_tokens: int) -> tuple[float, str]:
+    """The dropout for a model of ``parameters`` trained on ``train_tokens``, and a line saying why."""
+    small = likely_memorises(parameters, train_tokens)
+    value = SMALL_CORPUS_DROPOUT if small else LARGE_CORPUS_DROPOUT
+    return value, (f"dropout {value:g}: {parameters:,} parameters for {train_tokens:,} training tokens, "
+                   f"{'a corpus it would memorise' if small else 'enough text not to memorise'}")
 
 
 # Training defaults for --task chat where they differ from the language model's: subwords give real

@@ -51,6 +51,8 @@ class Seq2Seq(Weights, nn.Module):
         cfg.validate()
         if cfg.vocab_size < 3:
             raise ValueError("vocab_size must be set from the tokenizer before building a model")
+        if cfg.dropout is None:
+            raise ValueError("dropout must be settled (chat.config.dropout_for) before building a model")
         self.cfg = cfg
         H, E, L = cfg.hidden, cfg.embed, cfg.layers
         drop = cfg.dropout if L > 1 else 0.0

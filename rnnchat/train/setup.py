@@ -15,6 +15,7 @@ from typing import Iterator
 import torch
 
 from rnnchat import events as ev
+from rnnchat.chat.config import SMALL_CORPUS_DROPOUT, dropout_for
 from rnnchat.config import DEFAULT_MINUTES, TrainConfig, likely_memorises
 from rnnchat.device import pick_device, pick_precision
 from rnnchat.errors import CheckpointError, ConfigError
@@ -83,6 +84,7 @@ class RunSetup:
                 self.run_dir = Path(self.dist.share(None))
                 self.task = make_task(corpus, self.cfg, load_tokenizer(self.run_dir))
             self.model_cfg = dataclasses.replace(self.model_cfg, vocab_size=self.task.tokenizer.vocab_size)
+            self._settle_dropout()
         for w in corpus.warnings() + self.task.warnings():
             yield ev.Warning(w)
         # The tokens are on disk now; keep what run.json needs, not the text (memory stays flat in
@@ -120,12 +122,25 @@ class RunSetup:
         # With DDP the task's loss runs inside the wrapper, which averages gradients across processes.
         self.step_module = distributed.wrap(self.task, self.model, self.device) if self.dist else None
         params = self.model.num_parameters()
-        if likely_memorises(params, self.task.train_tokens):
+        chat = self.cfg.task == "chat"
+        held_back = chat and self.model_cfg.dropout >= SMALL_CORPUS_DROPOUT     # measured enough for chat
+        if likely_memorises(params, self.task.train_tokens) and not held_back:
+            advice = f"try --dropout {SMALL_CORPUS_DROPOUT:g}" if chat else "try a smaller preset"
             yield ev.Warning(f"the model has {params:,} parameters for {self.task.train_tokens:,} training tokens; "
-                             "it will memorise the corpus rather than learn its style (try a smaller preset)")
+                             f"it will memorise the corpus rather than learn its style ({advice})")
         if self.limits.reached(self.step, self.progress.elapsed):
             raise ConfigError(f"run '{self.run_dir.name}' already reached its limit (step {self.step}); "
                               "give a larger --max-steps, --epochs or --minutes to train further")
+
+    def _settle_dropout(self) -> None:
+        """A chat model given no dropout takes one by its corpus's size; the line joins the preset's."""
+        if getattr(self.model_cfg, "dropout", 0.0) is not None:
+            return
+        with torch.device("meta"):              # counts parameters without allocating them
+            params = self.task.build_model(dataclasses.replace(self.model_cfg, dropout=0.0)).num_parameters()
+        value, why = dropout_for(params, self.task.train_tokens)
+        self.model_cfg = dataclasses.replace(self.model_cfg, dropout=value)
+        self.preset_note = "; ".join(n for n in (self.preset_note, why) if n)
 
     def _load_corpus_of(self, meta: dict) -> Corpus:
         if self.corpus_spec is not None:

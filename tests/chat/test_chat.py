@@ -244,3 +244,32 @@ def test_retrieval_candidates_answer_from_training_replies(tmp_path):
     res = _rnnchat("chat", "facts", "--candidates", "retrieval", stdin="hi\n")
     assert res.returncode == 2 and "retrieval needs the training dialogue of run 'facts'" in res.stderr
     assert res.stderr.count("\n") == 1
+
+
+def test_chat_dropout_is_settled_by_the_corpus_size(tmp_path, monkeypatch):
+    from rnnchat.chat.config import LARGE_CORPUS_DROPOUT, SMALL_CORPUS_DROPOUT
+    from rnnchat.events import Started, Warning
+
+    monkeypatch.setenv("RNNCHAT_CHECKPOINTS", str(tmp_path / "runs"))
+    monkeypatch.setenv("RNNCHAT_CACHE", str(tmp_path / "cache"))
+    cfg = TrainConfig(task="chat", context_turns=0, max_steps=1, eval_every=1, sample_length=0, precision="fp32")
+
+    def train(name: str, pairs: int, **model) -> tuple[float, Started, list[str]]:
+        corpus = tmp_path / f"{name}.tsv"
+        corpus.write_text("prompt\treply\n" + "".join(f"{a}\t{b}\n" for a, b in copy_pairs(pairs, 1)), "utf-8")
+        events = list(Trainer(str(corpus), Seq2SeqConfig(layers=1, **model), cfg, name=name).run())
+        meta = json.loads((tmp_path / "runs" / name / "run.json").read_text(encoding="utf-8"))
+        warnings = [e.message for e in events if isinstance(e, Warning)]
+        return meta["model"]["dropout"], next(e for e in events if isinstance(e, Started)), warnings
+
+    # Tens of thousands of parameters for a few hundred tokens: memorised, so much dropout, and no warning.
+    dropout, started, warnings = train("small", 20, hidden=64, embed=16)
+    assert dropout == SMALL_CORPUS_DROPOUT and "a corpus it would memorise" in started.preset
+    assert not any("memorise" in w for w in warnings)
+    # A few hundred parameters for thousands of tokens: little.
+    dropout, started, _ = train("large", 1500, hidden=4, embed=2)
+    assert dropout == LARGE_CORPUS_DROPOUT and "enough text not to memorise" in started.preset
+    # Given, it is kept, and a memorising run is told what helps.
+    dropout, started, warnings = train("given", 20, hidden=64, embed=16, dropout=0.0)
+    assert dropout == 0.0 and "dropout" not in started.preset
+    assert any("memorise" in w and "--dropout 0.5" in w for w in warnings)

@@ -269,11 +269,15 @@ async def test_chat_task_on_the_form_takes_the_chat_defaults(isolated_paths, no_
         assert (train.level, train.lr, train.batch_size) == ("bpe", CHAT_TRAIN_DEFAULTS["lr"], 32)
         assert train.patience == CHAT_TRAIN_DEFAULTS["patience"]
         model = pane.read_form()[0]
-        assert model.dropout == Seq2SeqConfig().dropout > 0                     # not the size preset's 0
-        assert pane.query_one("#f-dropout", Input).value == str(Seq2SeqConfig().dropout)
+        assert model.dropout is None                   # not the size preset's 0: by corpus size at start
+        dropout = pane.query_one("#f-dropout", Input)
+        assert dropout.value == "" and dropout.placeholder == "auto"
         pane.query_one("#preset", Select).value = "medium"
         await pilot.pause()
-        assert pane.read_form()[0].dropout == Seq2SeqConfig().dropout and pane.read_form()[0].hidden == 512
+        assert pane.read_form()[0].dropout is None and pane.read_form()[0].hidden == 512
+        fill_form(pane, dropout="0.4")
+        assert pane.read_form()[0].dropout == 0.4
+        fill_form(pane, dropout="")
         pane.query_one("#preset", Select).value = "small"
         await pilot.pause()
         fill_form(pane, lr="0.002")                                              # the form wins over them

@@ -54,6 +54,7 @@ LABELS = {name: label for name, label, _ in FIELDS}
 _TIPS = {"carry_state": "carry the hidden state from each window into the next one of its lane, so short "
                         "windows still see long context"}
 LIMITS = ("minutes", "max_steps")          # blank: no such limit
+BLANK_AUTO = ("dropout",)                  # blank: the default (a chat model's: by its corpus's size)
 _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 _NOT_READ = {"chat": {"seq_len", "carry_state"}}   # a chat model reads whole turns, not windows
 
@@ -97,8 +98,8 @@ class TrainForm(VerticalScroll):
                     value = defaults[name]
                     yield Input(str(value if value else ""), id=f"f-{name}", compact=True,
                                 type="integer" if kind == "int" else "number",
-                                placeholder="none" if name in LIMITS else "",
-                                valid_empty=name in LIMITS)
+                                placeholder="none" if name in LIMITS else "auto" if name in BLANK_AUTO else "",
+                                valid_empty=name in LIMITS or name in BLANK_AUTO)
         with Horizontal(id="train-buttons"):
             yield Button("Start", id="start", variant="success", compact=True)
             yield Button("Stop", id="stop", variant="error", compact=True, disabled=True)
@@ -130,7 +131,8 @@ class TrainForm(VerticalScroll):
         for name in LABELS:
             self.query_one(f"#f-{name}").disabled = name not in used or name in _NOT_READ.get(task, ())
         for key in {k for other in KINDS.values() for k in other.keeps} & LABELS.keys() & set(kind.keeps):
-            self.query_one(f"#f-{key}", Input).value = str(getattr(kind.model_config(), key))
+            value = getattr(kind.model_config(), key)
+            self.query_one(f"#f-{key}", Input).value = "" if value is None else str(value)
         self._apply_preset(force=True)
 
     @on(Select.Changed, "#preset")
@@ -233,7 +235,7 @@ class TrainForm(VerticalScroll):
                 continue
             raw = self.query_one(f"#f-{name}", Input).value.strip()
             if not raw:
-                if name not in LIMITS:
+                if name not in LIMITS and name not in BLANK_AUTO:
                     raise RnnchatError(f"{label}: a value is needed")
                 values[name] = None           # unset: the default, no limit
                 continue
