@@ -11,7 +11,7 @@ judged on the same held-out ones. Three sides, each in a fresh interpreter:
    CORPUS --task chat --minutes M`` builds), its best checkpoint; greedy replies, the default sampled ones,
    and retrieve-and-rerank as ``rnnchat chat --candidates retrieval`` answers (``chat.retrieve.
    retrieve_and_rerank`` with its defaults: the replies of similar training prompts plus the model's beam-4
-   replies, ordered by the anti-LM score with λ 0.5 plus the similarity of the prompt each answered).
+   replies, ordered by 30 × the similarity of the prompt each answered plus the anti-LM score with λ 0.5).
 2. the PyTorch chatbot tutorial's recipe as a plain loop (``Tutorial`` below): a 2-layer bidirectional
    GRU encoder (directions summed) and a 2-layer GRU decoder, hidden 500, one embedding shared by both
    (each optimiser updates it, as there), Luong dot attention, dropout 0.1, Adam lr 1e-4 for the encoder
@@ -21,7 +21,9 @@ judged on the same held-out ones. Three sides, each in a fresh interpreter:
    training pairs) instead of the tutorial's word vocabulary, no word-count or length trimming, padding
    masked out of attention, and the teacher-forced decoder run over the whole reply in one call (the same
    sums as its step loop, since attention comes after the GRU).
-3. retrieval: the reply of the most similar training prompt (character n-gram TF-IDF).
+3. retrieval: the reply of the most similar training prompt (character n-gram TF-IDF); and two controls
+   that take one of the 8 nearest prompts' replies without regard to the prompt (a random one; the
+   longest), to show how much of a chrF figure similarity earns and how much length alone does.
 
 Figures on the held-out pairs: reply loss in nats per reply token and bits per character (neural sides;
 ``chat.evaluate.reply_loss`` for both models, fp32, every held-out pair), chrF of the replies against the
@@ -39,6 +41,7 @@ import argparse
 import dataclasses
 import json
 import math
+import random
 import statistics
 import sys
 import tempfile
@@ -373,7 +376,14 @@ def side_retrieval(args) -> dict:
     replies = [reply(p.prompt) for p in pairs]
     query = (time.perf_counter() - t0) / max(1, len(pairs))
     known = {(p.prompt, p.reply) for p in train}
-    return {"build_s": build, "query_ms": 1e3 * query, "strategies": strategies({"retrieval": replies}, pairs, train),
+    # Controls: what chrF gives a reply of a similar prompt picked without regard to the prompt, by chance or
+    # by length (chrF weighs recall twice: longer replies match more of a long reference).
+    rng = random.Random(args.seed)
+    nearest = [retriever.candidates(p.prompt, RETRIEVED) or [""] for p in pairs]
+    named = {"retrieval": replies,
+             f"control: a random one of the {RETRIEVED} nearest": [rng.choice(c) for c in nearest],
+             f"control: the longest of the {RETRIEVED} nearest": [max(c, key=len) for c in nearest]}
+    return {"build_s": build, "query_ms": 1e3 * query, "strategies": strategies(named, pairs, train),
             "unseen_prompts": sum(unseen(train, pairs)), "seen_pairs": sum((p.prompt, p.reply) in known for p in pairs),
             "everyday": {"retrieval": [reply(p) for p in EVERYDAY]}}
 

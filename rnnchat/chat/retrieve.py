@@ -9,7 +9,8 @@ is a term-sorted posting list, and a query is one ``bincount`` over the postings
 
 ``score_replies`` orders candidate reply strings (retrieved replies and the model's own beams) by the
 model's log p(reply | prompt) - λ log p(reply | no prompt), length-normalised as beam search ranks
-(``chat.generate``), with two batched forward passes; ``retrieve_and_rerank`` puts both together.
+(``chat.generate``), with two batched forward passes; ``retrieve_and_rerank`` puts both together, the
+similarity first and the model's score among replies about as near.
 """
 
 from __future__ import annotations
@@ -194,9 +195,10 @@ def score_replies(model: Seq2Seq, tokenizer, source: np.ndarray, replies: Sequen
     return sorted(out, key=lambda s: s.score, reverse=True)
 
 
-# Weight of the prompt's similarity to a candidate's training prompt in the final score: a small model
-# scores a long, right reply below a short, generic one per token; a near-identical prompt says otherwise.
-SIMILARITY_WEIGHT = 1.0
+# Weight of the prompt's similarity to a candidate's training prompt, against the model's score in nats per
+# token: similarity leads and the model settles near-ties (within ~0.1), since similarity predicted the
+# held-out reply better than the model did (benchmarks/RESULTS.md, issue 14; at 1.0 replies collapsed).
+SIMILARITY_WEIGHT = 30.0
 
 
 def retrieve_and_rerank(model: Seq2Seq, tokenizer, retriever: Retriever, prompt: str,
@@ -204,9 +206,10 @@ def retrieve_and_rerank(model: Seq2Seq, tokenizer, retriever: Retriever, prompt:
                         cfg: DecodeConfig = DecodeConfig(beam=4, rerank=0.5),
                         similarity_weight: float = SIMILARITY_WEIGHT) -> list[Scored]:
     """Candidates: ``k`` distinct replies of the training prompts most like ``prompt`` and the model's own
-    beam replies (``cfg.beam`` wide), ordered by ``score_replies`` with λ = ``cfg.rerank`` plus
-    ``similarity_weight`` times the cosine similarity of the prompt that candidate answered (0 for a
-    reply only the model wrote), best first."""
+    beam replies (``cfg.beam`` wide), ordered by ``similarity_weight`` times the cosine similarity of the
+    most similar training prompt that candidate answers (0 for a reply only the model wrote) plus
+    ``score_replies`` with λ = ``cfg.rerank``, best first: the nearest prompts' replies lead, the model
+    orders those about as near, and its own replies win only where no training prompt is alike."""
     source = encode_source(tokenizer, context, prompt)
     was_training = model.training
     model.eval()

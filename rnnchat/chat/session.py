@@ -68,8 +68,8 @@ class ChatSession:
         return Stream(self._recorded(message, stream), stream.controls)
 
     def _retrieved(self, message: str, cfg: DecodeConfig, controls: LiveControls) -> Iterator[Token | SampleDone]:
-        """The best of the training replies to similar prompts and the model's beams, by the model's
-        anti-LM score (beam at least 4 and λ 0.5 unless set), streamed token by token."""
+        """The best of the training replies to similar prompts and the model's beams, by similarity and then
+        the model's anti-LM score (beam at least 4 and λ 0.5 unless set), streamed token by token."""
         t0 = time.perf_counter()
         search = dataclasses.replace(cfg, beam=max(cfg.beam, 4), rerank=cfg.rerank or 0.5)
         ranked = retrieve_and_rerank(self.run.model, self.tokenizer, self.retriever, message, self.context(),

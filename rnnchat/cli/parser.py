@@ -150,7 +150,8 @@ def _add_chat(sub) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per reply")
     p.add_argument("--candidates", choices=CANDIDATES, help="model: the model's own reply (default); retrieval: "
                                                            "replies of similar training prompts and the model's "
-                                                           "beams, best by the model's anti-LM score")
+                                                           "beams, the nearest prompts first, then by the model's "
+                                                           "anti-LM score")
     _add_decoding_options(p)
     p.set_defaults(func=cmd_chat)
 

@@ -160,6 +160,22 @@ def test_scores_are_the_beam_searchs_length_normalised_anti_lm_scores(copy_model
     assert score_replies(run.model, run.tokenizer, source, []) == []
 
 
+def test_similarity_leads_and_the_model_settles_near_ties(copy_model):
+    run, words = copy_model
+    prompt, liked, other = words[7], words[7], words[3]
+    source = encode_source(run.tokenizer, (), prompt)
+    model_order = [s.text for s in score_replies(run.model, run.tokenizer, source, [other, liked], weight=0.5)]
+    assert model_order[0] == liked                          # the copy model wants the prompt echoed
+    # The exact prompt answered with `other`, a far-off prompt answered with what the model likes:
+    # the nearest prompt's reply wins over the model's preference ...
+    far = Retriever(pairs_of([(prompt, other), ("zzzz qqqq " + prompt[:2], liked)]))
+    cfg = DecodeConfig(beam=1, rerank=0.5, max_length=12)
+    assert retrieve_and_rerank(run.model, run.tokenizer, far, prompt, k=4, cfg=cfg)[0].text == other
+    # ... and between two replies to the same prompt (equal similarity) the model's score decides.
+    tie = Retriever(pairs_of([(prompt, other), (prompt, liked)]))
+    assert retrieve_and_rerank(run.model, run.tokenizer, tie, prompt, k=4, cfg=cfg)[0].text == liked
+
+
 def test_retrieve_and_rerank_offers_retrieved_and_beam_replies(copy_model):
     run, words = copy_model
     retriever = Retriever(pairs_of([(w, w) for w in words]))

@@ -65,5 +65,5 @@ def chat_toolbar(defaults: DecodeConfig) -> Horizontal:
         label("From"),
         Select([(c, c) for c in CANDIDATES], value=defaults.candidates, allow_blank=False, id="chat-candidates",
                compact=True, tooltip="model: its own reply; retrieval: replies of similar training prompts "
-                                     "and the model's beams, the best by the model's score"),
+                                     "and the model's beams, the nearest prompts first, then by the model's score"),
         classes="chat-bar", id="chat-bar")
