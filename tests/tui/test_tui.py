@@ -251,7 +251,7 @@ async def test_command_palette_offers_main_actions(isolated_paths, no_speed_prob
 async def test_chat_task_on_the_form_takes_the_chat_defaults(isolated_paths, no_speed_probe):
     from textual.widgets import Select
 
-    from rnnchat.chat.config import CHAT_TRAIN_DEFAULTS, Seq2SeqConfig
+    from rnnchat.chat.config import CHAT_TRAIN_DEFAULTS
     from rnnchat.config import TrainConfig
 
     app = RecordingApp()
