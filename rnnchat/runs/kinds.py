@@ -84,7 +84,7 @@ def plan(task: str = "lm", preset: str | None = None, model: dict | None = None,
     settings, choice = preset_settings(kind, preset, model.get("cell"), base)
     shape = {k: v for k, v in settings.items() if k in fields and k not in kind.keeps}
     model_cfg = replace(replace(kind.model_config(), **shape), **model)
-    schedule = {k: v for k, v in settings.items() if k in _TRAIN_FIELDS and k not in train}
+    schedule = {k: v for k, v in settings.items() if k in TRAIN_FIELDS and k not in train}
     return model_cfg, replace(base, **schedule), _note(preset, choice)
 
 
@@ -92,7 +92,7 @@ def _note(preset: str, choice: auto.Choice | None) -> str:
     return choice.describe() if choice else (_CHAT_AUTO if preset == AUTO_PRESET else "")
 
 
-_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}   # the settings that are a TrainConfig's
 
 
 _CHAT_AUTO = "auto preset: a chat model takes the small shape (the auto rows are measured on language models)"

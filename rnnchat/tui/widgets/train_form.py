@@ -28,7 +28,7 @@ from rnnchat.config import (
 )
 from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.lm.model import RNNLM
-from rnnchat.runs.kinds import KINDS, assemble, plan, preset_settings
+from rnnchat.runs.kinds import KINDS, TRAIN_FIELDS, assemble, plan, preset_settings
 from rnnchat.tui import torch_thread
 
 # (field, label, kind) for every setting on the form; kind is "int", "float", "bool" or a tuple of choices.
@@ -55,7 +55,6 @@ _TIPS = {"carry_state": "carry the hidden state from each window into the next o
                         "windows still see long context"}
 LIMITS = ("minutes", "max_steps")          # blank: no such limit
 BLANK_AUTO = ("dropout",)                  # blank: the default (a chat model's: by its corpus's size)
-_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 _NOT_READ = {"chat": {"seq_len", "carry_state"}}   # a chat model reads whole turns, not windows
 
 
@@ -127,7 +126,7 @@ class TrainForm(VerticalScroll):
             value = kind.train_defaults.get(key, getattr(base, key))
             widget = self.query_one(f"#f-{key}")
             widget.value = value if isinstance(widget, Select) else str(value)
-        used = _TRAIN_FIELDS | {f.name for f in dataclasses.fields(kind.model_config)}
+        used = TRAIN_FIELDS | {f.name for f in dataclasses.fields(kind.model_config)}
         for name in LABELS:
             self.query_one(f"#f-{name}").disabled = name not in used or name in _NOT_READ.get(task, ())
         for key in {k for other in KINDS.values() for k in other.keeps} & LABELS.keys() & set(kind.keeps):
@@ -246,8 +245,8 @@ class TrainForm(VerticalScroll):
         task = str(values.pop("task"))
         model_fields = {f.name for f in dataclasses.fields(KINDS[task].model_config)}
         # vocab_size is the tokenizer's (a TrainConfig field); the model's is filled in from the tokenizer.
-        train = {k: v for k, v in values.items() if k in _TRAIN_FIELDS}
-        model = {k: v for k, v in values.items() if k in model_fields and k not in _TRAIN_FIELDS}
+        train = {k: v for k, v in values.items() if k in TRAIN_FIELDS}
+        model = {k: v for k, v in values.items() if k in model_fields and k not in TRAIN_FIELDS}
         model_cfg, train_cfg, note = plan(task, str(self.query_one("#preset", Select).value), model,
                                           {**train, "log_every": 5})
         model_cfg.validate()
