@@ -329,7 +329,13 @@ async def test_retrieval_candidates_from_the_toolbar(runs):
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_chat(pilot)
         settings(pane, max_length="40")
-        pane.query_one("#chat-candidates", Select).value = "retrieval"
+        await pilot.press("ctrl+r")                       # the key, as the toolbar's Select
+        await pilot.pause()
+        assert pane.query_one("#chat-candidates", Select).value == "retrieval"
+        assert notes_with(app, "replies from: retrieval")
         await send(pilot, pane, prompt)
         reply = await wait_reply(pilot, pane)
         assert reply.text == expected and not notes_with(app, "", "error")
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert pane.query_one("#chat-candidates", Select).value == "model"

@@ -3,7 +3,8 @@
 A toolbar (run, temperature, beam width, rerank, max length, model or retrieval), the messages (``ChatLog``),
 the input and a status line; only chat runs are offered, and with none the pane says how to train one. Enter sends (and
 is ignored, the text kept, while a reply streams); escape stops a reply where it got to; ctrl+n starts a
-new chat; ctrl+e exports it as Markdown. A temperature typed while a reply streams applies at once.
+new chat; ctrl+e exports it as Markdown; ctrl+r switches replies between the model and retrieval. A
+temperature typed while a reply streams applies at once.
 
 The pane's one ``ChatSession`` is created, reset and replies only on the torch thread, whose jobs run in
 order: a reset queued after a reply lands after the reply joined the history, and ``_ReplyEnded`` comes
@@ -29,6 +30,7 @@ from textual.widgets import Input, Select, Static
 from rnnchat import events as ev
 from rnnchat.chat.config import DecodeConfig
 from rnnchat.chat.session import ChatSession
+from rnnchat.config import CANDIDATES
 from rnnchat.errors import ConfigError
 from rnnchat.runs.retrieval import open_retriever
 from rnnchat.runs.store import RunSummary, open_chat_model
@@ -79,6 +81,7 @@ class ChatPane(RunPane):
         Binding("escape", "stop", "Stop reply"),
         Binding("ctrl+n", "new_chat", "New chat", priority=True),
         Binding("ctrl+e", "export", "Export .md", priority=True),    # the input's ctrl+e (end) gives way
+        Binding("ctrl+r", "candidates", "Model/retrieval", priority=True),
     ]
 
     def __init__(self, *, name: str | None = None, id: str | None = "chat-pane",
@@ -387,6 +390,12 @@ class ChatPane(RunPane):
         self._update_status()
         self._notify("new chat")
         self.focus_input()
+
+    def action_candidates(self) -> None:
+        """Switch where the next replies come from: the model's own, or retrieved and reranked."""
+        select = self.query_one("#chat-candidates", Select)
+        select.value = CANDIDATES[(CANDIDATES.index(str(select.value)) + 1) % len(CANDIDATES)]
+        self._notify(f"replies from: {select.value}")
 
     def action_export(self) -> None:
         """Write the conversation as Markdown to chat-<run>-<time>.md in the working directory."""
