@@ -131,4 +131,6 @@ def model_config_of(meta: dict) -> Any:
         cfg.validate()
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"run.json model settings are not valid: {exc}") from None
+    if getattr(cfg, "dropout", 0.0) is None:     # a new run settles it before run.json is written
+        raise CheckpointError("run.json model settings are not valid: no dropout")
     return cfg

@@ -273,3 +273,10 @@ def test_chat_dropout_is_settled_by_the_corpus_size(tmp_path, monkeypatch):
     dropout, started, warnings = train("given", 20, hidden=64, embed=16, dropout=0.0)
     assert dropout == 0.0 and "dropout" not in started.preset
     assert any("memorise" in w and "--dropout 0.5" in w for w in warnings)
+    # A run.json without a settled dropout (edited by hand) is refused as a broken run, not a crash.
+    meta_path = tmp_path / "runs" / "given" / "run.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["model"]["dropout"] = None
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(CheckpointError, match="no dropout"):
+        open_chat_model(tmp_path / "runs" / "given")
