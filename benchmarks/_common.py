@@ -29,7 +29,7 @@ def machine_info(device: str = "cpu") -> dict:
     import numpy as np
     import torch
 
-    from rnnchat.device import cpu_model
+    from rnnchat.device import cpu_features, cpu_model
 
     try:
         mem_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
@@ -40,16 +40,17 @@ def machine_info(device: str = "cpu") -> dict:
     if device.startswith("cuda") and torch.cuda.is_available():
         device = f"cuda ({torch.cuda.get_device_name(0)})"
     return {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "memory_gb": mem_gb, "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(), "numpy": np.__version__,
+        "cpu": cpu_model(), "cpu_features": cpu_features(), "cores": os.cpu_count(), "memory_gb": mem_gb,
+        "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "numpy": np.__version__,
         "python": platform.python_version(), "device": device,
     }
 
 
 def machine_line(info: dict) -> str:
     mem = f", {info['memory_gb']} GB" if info.get("memory_gb") else ""
-    return (f"{info['cpu']}, {info['cores']} cores{mem}, torch {info['torch']} ({info['torch_threads']} threads), "
-            f"numpy {info['numpy']}, python {info['python']}, device {info['device']}")
+    return (f"{info['cpu']} ({info['cpu_features']}), {info['cores']} cores{mem}, torch {info['torch']} "
+            f"({info['torch_threads']} threads), numpy {info['numpy']}, python {info['python']}, "
+            f"device {info['device']}")
 
 
 def header(title: str, device: str = "cpu") -> dict:

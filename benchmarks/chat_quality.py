@@ -390,16 +390,6 @@ def side_retrieval(args) -> dict:
 
 # ----------------------------------------------------------------------------------------------- report
 
-def cpu_flags() -> str:
-    try:
-        flags = next((ln.split(":", 1)[1].split() for ln in open("/proc/cpuinfo") if ln.startswith("flags")), [])
-    except OSError:
-        flags = []
-    bf16 = "avx512_bf16" in flags
-    amx = any(f.startswith("amx") for f in flags)
-    return f"avx512_bf16: {'yes' if bf16 else 'no'}, amx: {'yes' if amx else 'no'}"
-
-
 def cell(text: str, width: int = 90) -> str:
     text = " / ".join(line.strip() for line in text.splitlines() if line.strip()) or "(empty)"
     return text if len(text) <= width else text[:width - 1] + "…"
@@ -474,8 +464,8 @@ def main() -> None:
     if args.json:
         sys.stdout = sys.stderr                              # the header and tables go to stderr; stdout is JSON
     info = header("Chat quality against peers (benchmarks/chat_quality.py): the same pairs, held-out pairs and time")
-    print(f"cpu flags: {cpu_flags()}; {args.minutes:g} minutes per neural side, seed {args.seed}")
-    results = {"date": time.strftime("%Y-%m-%d"), "machine": info, "cpu_flags": cpu_flags(), "corpora": {}}
+    print(f"{args.minutes:g} minutes per neural side, seed {args.seed}")
+    results = {"date": time.strftime("%Y-%m-%d"), "machine": info, "corpora": {}}
     corpora = ("dialogues", "shakespeare") if args.corpus == "both" else (args.corpus,)
     with tempfile.TemporaryDirectory() as tmp:
         env = {"RNNCHAT_CHECKPOINTS": str(Path(tmp) / "runs"), "RNNCHAT_CACHE": str(Path(tmp) / "cache")}

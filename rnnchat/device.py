@@ -22,19 +22,36 @@ def pick_device(name: str) -> torch.device:
 
 
 @functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs with bf16 arithmetic (AVX-512 BF16 or AMX), where autocast pays off."""
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags where the OS lists them (Linux), else none."""
     if platform.system() != "Linux":
-        return False
+        return frozenset()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return frozenset()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 arithmetic (AVX-512 BF16 or AMX), where autocast pays off."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def cpu_has_amx() -> bool:
+    """True on CPUs with AMX tiles, where oneDNN's bf16 kernels (the fused LSTM among them) use them."""
+    return "amx_bf16" in cpu_flags()
+
+
+def cpu_features() -> str:
+    """The flags that decide CPU training speed here, in words for a benchmark's machine line."""
+    flags = cpu_flags()
+    named = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_bf16", "avx512_bf16"), ("amx_bf16", "AMX"))
+             if flag in flags]
+    return " + ".join(named) if named else "no AVX-512, bf16 or AMX"
 
 
 def cpu_model() -> str:
