@@ -1,10 +1,11 @@
 """``--preset auto``: the settings measured to learn most within a time budget on each class of device.
 
-A row is keyed by the device class (``device.device_class``: a CPU with bf16, an fp32-only CPU, a CUDA
-GPU) and a budget in minutes. Each names the measurement behind it in benchmarks/RESULTS.md, or says
-plainly that it was not measured and where it was carried from. A run takes the row of the largest
-budget not above its own (the smallest row below five minutes); a run limited by steps or epochs alone
-takes the row of the default ten minutes. Naming a cell picks that cell's row of the class and budget.
+A row is keyed by the device class (``device.device_class``: a CPU with AMX, a CPU with bf16 but no
+AMX, an fp32-only CPU, a CUDA GPU) and a budget in minutes. Each names the measurement behind it in
+benchmarks/RESULTS.md, or says plainly that it was not measured and where it was carried from. A run
+takes the row of the largest budget not above its own (the smallest row below five minutes); a run
+limited by steps or epochs alone takes the row of the default ten minutes. Naming a cell picks that
+cell's row of the class and budget.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ def _row(device_class: str, minutes: float, source: str, *, cell: str, layers: i
     return Row(device_class, minutes, settings, source)
 
 
+_AMX = "measured: 5-minute sweep, Intel Xeon with AMX, 2026-12-02, afternoon"
+_AMX_10 = "measured: 10-minute run, Intel Xeon with AMX, 2026-12-02, afternoon"
+_AMX_GRU_10 = "not measured at this budget: the 5-minute GRU row at the 10-minute rate"
+_AMX_30 = "not measured at this budget: the 10-minute row"
 _BF16 = "measured: 5-minute sweep, AMD EPYC with avx512_bf16, 2026-12-02"
 _BF16_10 = "measured: 10-minute runs, AMD EPYC with avx512_bf16, 2026-12-02 (morning)"
 _BF16_30 = "not measured at this budget: the 10-minute row"
@@ -55,8 +60,17 @@ _CUDA = "not measured (no GPU lent yet): the medium shape with batch 128"
 _GRU_CARRY = dict(cell="gru", seq_len=64, carry_state=True)     # won at 5 minutes
 _GRU_CARRY_SLOW = dict(_GRU_CARRY, lr=3.5e-3)                   # twice the updates want a lower rate: won at 10
 _LSTM_FAST = dict(cell="lstm", lr=2e-2)
+# With AMX the fused LSTM runs fast enough that width pays: 2x512 beat 2x256, 2x384 and 2x640 at 5 minutes.
+_LSTM_WIDE = dict(cell="lstm", hidden=512, lr=7e-3)
+_GRU_WIDE = dict(_GRU_CARRY, hidden=384)
 _CUDA_LSTM = dict(cell="lstm", layers=3, hidden=512, embed=128, dropout=0.2, lr=3e-3, batch_size=128)
 ROWS: tuple[Row, ...] = (
+    _row("cpu-amx", 5, _AMX, **_LSTM_WIDE),
+    _row("cpu-amx", 5, _AMX, **_GRU_WIDE),
+    _row("cpu-amx", 10, _AMX_10, **_LSTM_WIDE),
+    _row("cpu-amx", 10, _AMX_GRU_10, **dict(_GRU_WIDE, lr=3.5e-3)),
+    _row("cpu-amx", 30, _AMX_30, **_LSTM_WIDE),
+    _row("cpu-amx", 30, _AMX_30, **dict(_GRU_WIDE, lr=3.5e-3)),
     _row("cpu-bf16", 5, _BF16, **_GRU_CARRY),
     _row("cpu-bf16", 5, _BF16, **_LSTM_FAST),
     _row("cpu-bf16", 10, _BF16_10, **_GRU_CARRY_SLOW),

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from rnnchat.config import DEFAULT_MINUTES
-from rnnchat.device import DEVICE_CLASSES, cpu_has_native_bf16, device_class, pick_device
+from rnnchat.device import DEVICE_CLASSES, cpu_features, cpu_has_amx, cpu_has_native_bf16, device_class, pick_device
 from rnnchat.errors import ConfigError
 from rnnchat.runs import auto
 from rnnchat.runs.kinds import assemble, plan
@@ -60,7 +60,21 @@ def test_a_named_cell_takes_its_own_row_or_the_rows_settings_with_that_cell():
 def test_device_class_of_this_machine():
     cpu = pick_device("cpu")
     assert device_class(cpu, "fp32") == "cpu-fp32"
-    assert device_class(cpu, "auto") == ("cpu-bf16" if cpu_has_native_bf16() else "cpu-fp32")
+    expected = ("cpu-amx" if cpu_has_amx() else "cpu-bf16") if cpu_has_native_bf16() else "cpu-fp32"
+    assert device_class(cpu, "auto") == expected
+    assert device_class(cpu, "bf16") == expected
+
+
+def test_cpu_features_name_the_flags_that_decide_the_class(monkeypatch):
+    features = {"amx": ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile"), "bf16": ("avx512f", "avx512_bf16"),
+                "plain": ("sse2", "avx2")}
+    for kind, flags in features.items():
+        monkeypatch.setattr("rnnchat.device.cpu_flags", lambda flags=flags: frozenset(flags))
+        assert cpu_has_amx() == (kind == "amx") and cpu_has_native_bf16() == (kind != "plain")
+        assert cpu_features() == {"amx": "AVX-512 + avx512_bf16 + AMX", "bf16": "AVX-512 + avx512_bf16",
+                                  "plain": "no AVX-512, bf16 or AMX"}[kind]
+        cls = device_class(pick_device("cpu"), "auto")
+        assert cls == {"amx": "cpu-amx", "bf16": "cpu-bf16", "plain": "cpu-fp32"}[kind]
 
 
 def test_plan_applies_the_row_then_the_options_given():
