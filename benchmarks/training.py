@@ -1,6 +1,7 @@
 """Training throughput: rnnchat's Trainer against a plain PyTorch loop, same model, same data.
 
     python benchmarks/training.py [--quick] [--steps 250] [--warmup 20] [--models lstm2x256,lstm1x512,gru2x256]
+                                  (also lstm2x512, gru2x384: the AMX rows of the auto preset)
                                   [--peer-optimizer]
                                   [--rounds 1] [--precision auto] [--json] [--markdown]
 
@@ -45,7 +46,9 @@ from _common import (
     today,
 )
 
-MODELS = {"lstm2x256": ("lstm", 2, 256), "lstm1x512": ("lstm", 1, 512), "gru2x256": ("gru", 2, 256)}
+MODELS = {"lstm2x256": ("lstm", 2, 256), "lstm1x512": ("lstm", 1, 512), "gru2x256": ("gru", 2, 256),
+          "lstm2x512": ("lstm", 2, 512), "gru2x384": ("gru", 2, 384)}   # the last two: the cpu-amx rows
+DEFAULT_MODELS = ("lstm2x256", "lstm1x512", "gru2x256")
 BATCH, SEQ, EMBED = 64, 128, 64
 
 
@@ -120,7 +123,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=250, help="training steps per side and model (default 250)")
     ap.add_argument("--warmup", type=int, default=20, help="steps before the clock starts (multiple of 5)")
     ap.add_argument("--loss-window", type=int, default=50, help="steps the reported training loss averages")
-    ap.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
+    ap.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                    help=f"comma-separated, from {', '.join(MODELS)}")
     ap.add_argument("--rounds", type=int, default=1, help="repeat each pair, alternating order; median")
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="rnnchat side only")
     ap.add_argument("--peer-optimizer", action="store_true",
