@@ -63,14 +63,15 @@ _LSTM_FAST = dict(cell="lstm", lr=2e-2)
 # With AMX the fused LSTM runs fast enough that width pays: 2x512 beat 2x256, 2x384 and 2x640 at 5 minutes.
 _LSTM_WIDE = dict(cell="lstm", hidden=512, lr=7e-3)
 _GRU_WIDE = dict(_GRU_CARRY, hidden=384)
+_GRU_WIDE_SLOW = dict(_GRU_WIDE, lr=3.5e-3)
 _CUDA_LSTM = dict(cell="lstm", layers=3, hidden=512, embed=128, dropout=0.2, lr=3e-3, batch_size=128)
 ROWS: tuple[Row, ...] = (
     _row("cpu-amx", 5, _AMX, **_LSTM_WIDE),
     _row("cpu-amx", 5, _AMX, **_GRU_WIDE),
     _row("cpu-amx", 10, _AMX_10, **_LSTM_WIDE),
-    _row("cpu-amx", 10, _AMX_GRU_10, **dict(_GRU_WIDE, lr=3.5e-3)),
+    _row("cpu-amx", 10, _AMX_GRU_10, **_GRU_WIDE_SLOW),
     _row("cpu-amx", 30, _AMX_30, **_LSTM_WIDE),
-    _row("cpu-amx", 30, _AMX_30, **dict(_GRU_WIDE, lr=3.5e-3)),
+    _row("cpu-amx", 30, _AMX_30, **_GRU_WIDE_SLOW),
     _row("cpu-bf16", 5, _BF16, **_GRU_CARRY),
     _row("cpu-bf16", 5, _BF16, **_LSTM_FAST),
     _row("cpu-bf16", 10, _BF16_10, **_GRU_CARRY_SLOW),
