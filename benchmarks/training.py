@@ -1,7 +1,7 @@
 """Training throughput: rnnchat's Trainer against a plain PyTorch loop, same model, same data.
 
     python benchmarks/training.py [--quick] [--steps 250] [--warmup 20] [--models lstm2x256,lstm1x512,gru2x256]
-                                  (also lstm2x512, gru2x384: the AMX rows of the auto preset)
+                                  (also lstm1x768, lstm2x512, gru2x384: the AMX rows of the auto preset)
                                   [--peer-optimizer]
                                   [--rounds 1] [--precision auto] [--json] [--markdown]
 
@@ -47,7 +47,7 @@ from _common import (
 )
 
 MODELS = {"lstm2x256": ("lstm", 2, 256), "lstm1x512": ("lstm", 1, 512), "gru2x256": ("gru", 2, 256),
-          "lstm2x512": ("lstm", 2, 512), "gru2x384": ("gru", 2, 384)}   # the last two: the cpu-amx rows
+          "lstm1x768": ("lstm", 1, 768), "lstm2x512": ("lstm", 2, 512), "gru2x384": ("gru", 2, 384)}  # cpu-amx rows
 DEFAULT_MODELS = ("lstm2x256", "lstm1x512", "gru2x256")
 BATCH, SEQ, EMBED = 64, 128, 64
 
