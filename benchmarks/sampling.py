@@ -1,17 +1,26 @@
 """Sampling speed at batch 1: a naive per-step nn.LSTM loop vs rnnchat.sampling, side by side.
 
     python benchmarks/sampling.py [--chars 2000] [--hidden 256] [--layers 2] [--cell lstm] [--json]
+    python benchmarks/sampling.py --run RUN [--text FILE] [--score-chars 20000]
 
 The model has random weights (the speed of a step does not depend on their values) and a character
-vocabulary of 65 (63 printable characters plus the two reserved ids). Measured, each after a warm-up,
-best of --repeats runs:
+vocabulary of 65 (63 printable characters plus the two reserved ids), or is a trained run's (``--run``).
+Measured, each after a warm-up, best of --repeats runs:
 
 (a) naive: ``model.embed`` -> ``model.rnn`` (the nn.LSTM/GRU/RNN module) -> ``model.head`` per token,
     softmax and ``torch.multinomial``, decoding each token to text, under ``torch.inference_mode``;
-(b) ours: ``rnnchat.sampling.generate`` through its public API (tokenizer decoding, Token events);
-(c) stepper: ``FastStepper.step`` alone over a fixed id sequence (the model compute, no sampling).
+(b) ours: ``rnnchat.lm.generate.generate`` through its public API (tokenizer decoding, Token events), with
+    the weights it takes by default ("auto": int8 where the float32 ones outgrow the cores' L2 caches)
+    and, where that is int8, again with ``exact=True`` (float32, ``rnnchat generate --exact``);
+(c) stepper: ``FastStepper.step`` alone over a fixed id sequence (the model compute, no sampling), with
+    each copy of the weights.
 
 First-char latency is the time from the start of a (warm) generation to the first decoded token.
+
+With ``--text FILE`` (a trained ``--run``; text it did not train on) the two copies of the weights also
+read the first --score-chars tokens of the file side by side, each token with all the text before it:
+the loss of each (nats per token), their difference, the mean KL divergence of the int8 copy's
+next-token distribution from the float32 one's, and how often both put the same token first.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import torch  # noqa: E402
 from _common import machine_info, machine_line, today  # also puts the checkout on sys.path
 
 from rnnchat.events import Token  # noqa: E402
+from rnnchat.lm import int8  # noqa: E402
 from rnnchat.lm.config import ModelConfig, SampleConfig  # noqa: E402
 from rnnchat.lm.generate import generate
 from rnnchat.lm.model import RNNLM  # noqa: E402
@@ -60,8 +70,9 @@ def naive(model: RNNLM, tokenizer, n: int, temperature: float, seed: int) -> tup
     return seconds, first, len("".join(pieces))
 
 
-def ours(model: RNNLM, tokenizer, n: int, temperature: float, seed: int) -> tuple[float, float, int]:
-    cfg = SampleConfig(length=n, temperature=temperature, seed=seed)
+def ours(model: RNNLM, tokenizer, n: int, temperature: float, seed: int, exact: bool = False
+         ) -> tuple[float, float, int]:
+    cfg = SampleConfig(length=n, temperature=temperature, seed=seed, exact=exact)
     t0 = time.perf_counter()
     first = None
     chars = 0
@@ -73,9 +84,9 @@ def ours(model: RNNLM, tokenizer, n: int, temperature: float, seed: int) -> tupl
     return time.perf_counter() - t0, first, chars
 
 
-def stepper_only(model: RNNLM, ids: list[int]) -> tuple[float, float, int]:
+def stepper_only(model: RNNLM, ids: list[int], weights: str) -> tuple[float, float, int]:
     t0 = time.perf_counter()
-    stepper = FastStepper(model)
+    stepper = FastStepper(model, weights)
     stepper.prime([EOD])
     first = time.perf_counter() - t0
     step = stepper.step
@@ -91,6 +102,47 @@ def best(fn, repeats: int) -> tuple[float, float, int]:
     return min(r[0] for r in runs), min(r[1] for r in runs), runs[0][2]
 
 
+def score(model: RNNLM, ids: list[int]) -> dict:
+    """The float32 and int8 steppers reading the same tokens: their losses, KL and top-1 agreement."""
+    exact, compact = FastStepper(model, "fp32"), FastStepper(model, "int8")
+    a, b = exact.prime([EOD]).copy(), compact.prime([EOD]).copy()
+    nll_a = nll_b = kl = 0.0
+    same = 0
+    for i in ids:
+        la, lb = log_softmax(a), log_softmax(b)
+        nll_a -= la[i]
+        nll_b -= lb[i]
+        kl += float(np.exp(la) @ (la - lb))
+        same += int(la.argmax() == lb.argmax())
+        a, b = exact.step(i).copy(), compact.step(i).copy()
+    n = len(ids)
+    return {"tokens": n, "loss_fp32": nll_a / n, "loss_int8": nll_b / n, "loss_change": (nll_b - nll_a) / n,
+            "kl": kl / n, "top1_agreement": same / n}
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z.astype(np.float64)
+    z = z - z.max()
+    return z - np.log(np.exp(z).sum())
+
+
+def load(args):
+    """(model, tokenizer, description) of a trained run or a random model of the asked shape."""
+    if args.run:
+        from rnnchat.runs.store import open_language_model
+
+        run = open_language_model(args.run, "best")
+        cfg = run.model.cfg
+        return run.model, run.tokenizer, {"cell": cfg.cell, "layers": cfg.layers, "hidden": cfg.hidden,
+                                          "embed": cfg.embed, "weights": f"trained (run {args.run})"}
+    torch.manual_seed(0)
+    tokenizer = CharTokenizer.train([string.printable[:63]])
+    model = RNNLM(ModelConfig(vocab_size=tokenizer.vocab_size, cell=args.cell, layers=args.layers,
+                              hidden=args.hidden, embed=args.embed, dropout=0.0))
+    return model, tokenizer, {"cell": args.cell, "layers": args.layers, "hidden": args.hidden,
+                              "embed": args.embed, "weights": "random (torch.manual_seed(0))"}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chars", type=int, default=2000, help="tokens to sample per run (default 2000)")
@@ -98,52 +150,74 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--embed", type=int, default=64)
     ap.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm")
+    ap.add_argument("--run", help="a trained language-model run (name or directory) instead of random weights")
+    ap.add_argument("--text", help="with --run: a text file the run did not train on, read by both weight copies")
+    ap.add_argument("--score-chars", type=int, default=20_000, help="tokens of --text to read (default 20000)")
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--repeats", type=int, default=5, help="timed runs per variant; the best is reported")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = ap.parse_args(argv)
+    if args.text and not args.run:
+        raise SystemExit("--text needs --run (random weights predict nothing)")
 
-    torch.manual_seed(0)
-    tokenizer = CharTokenizer.train([string.printable[:63]])
-    model = RNNLM(ModelConfig(vocab_size=tokenizer.vocab_size, cell=args.cell, layers=args.layers,
-                              hidden=args.hidden, embed=args.embed, dropout=0.0))
+    model, tokenizer, described = load(args)
     n = args.chars
     ids = np.random.default_rng(0).integers(2, tokenizer.vocab_size, n).tolist()
+    auto = FastStepper(model).weights
+    kinds = ["fp32", "int8"] if int8.available() else ["fp32"]
 
     a = best(lambda: naive(model, tokenizer, n, args.temperature, 1), args.repeats)
     b = best(lambda: ours(model, tokenizer, n, args.temperature, 1), args.repeats)
-    c = best(lambda: stepper_only(model, ids), args.repeats)
+    b_exact = best(lambda: ours(model, tokenizer, n, args.temperature, 1, exact=True), args.repeats)
+    c = {w: best(lambda w=w: stepper_only(model, ids, w), args.repeats) for w in kinds}
 
     result = {
         "date": today(), "machine": machine_info("cpu"),
-        "model": {"cell": args.cell, "layers": args.layers, "hidden": args.hidden, "embed": args.embed,
-                  "vocab": tokenizer.vocab_size, "parameters": model.num_parameters(),
-                  "weights": "random (torch.manual_seed(0))"},
-        "tokens": n, "temperature": args.temperature,
+        "model": {**described, "vocab": tokenizer.vocab_size, "parameters": model.num_parameters()},
+        "tokens": n, "temperature": args.temperature, "auto_weights": auto,
         "naive": {"chars_per_s": a[2] / a[0], "tokens_per_s": n / a[0], "first_char_ms": a[1] * 1e3},
         "ours": {"chars_per_s": b[2] / b[0], "tokens_per_s": n / b[0], "first_char_ms": b[1] * 1e3},
-        "stepper": {"steps_per_s": n / c[0], "us_per_step": c[0] / n * 1e6, "build_and_prime_ms": c[1] * 1e3},
+        "ours_exact": {"chars_per_s": b_exact[2] / b_exact[0], "tokens_per_s": n / b_exact[0],
+                       "first_char_ms": b_exact[1] * 1e3},
+        "stepper": {w: {"steps_per_s": n / r[0], "us_per_step": r[0] / n * 1e6, "build_and_prime_ms": r[1] * 1e3}
+                    for w, r in c.items()},
     }
     result["speedup_ours_over_naive"] = result["ours"]["tokens_per_s"] / result["naive"]["tokens_per_s"]
+    if args.text and "int8" in kinds:
+        with open(args.text, encoding="utf-8") as f:
+            text_ids = np.asarray(tokenizer.encode(f.read()))[:args.score_chars].tolist()
+        result["int8_against_fp32"] = score(model, text_ids)
 
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        m, mo = result["machine"], result["model"]
-        print(f"date:    {result['date']}")
-        print(f"machine: {machine_line(m)}")
-        print(f"model:   {mo['layers']}x{mo['hidden']} {mo['cell']}, embed {mo['embed']}, vocab {mo['vocab']}, "
-              f"{mo['parameters']:,} parameters, {mo['weights']}")
-        print(f"sampling {n} tokens at temperature {args.temperature}, best of {args.repeats} after a warm-up\n")
-        print(f"{'':34}{'chars/s':>10}{'tokens/s':>10}{'first char':>12}")
-        for label, key in (("(a) naive nn.Module + multinomial", "naive"), ("(b) ours: generate()", "ours")):
-            r = result[key]
-            print(f"{label:34}{r['chars_per_s']:10,.0f}{r['tokens_per_s']:10,.0f}{r['first_char_ms']:9.2f} ms")
-        s = result["stepper"]
-        print(f"{'(c) FastStepper.step alone':34}{'':10}{s['steps_per_s']:10,.0f}{s['build_and_prime_ms']:9.2f} ms"
-              f"  ({s['us_per_step']:.1f} us/step; latency = build + prime)")
-        print(f"\nours / naive: {result['speedup_ours_over_naive']:.1f}x")
+        print_table(result, args)
     return result
+
+
+def print_table(result: dict, args) -> None:
+    m, mo, n = result["machine"], result["model"], result["tokens"]
+    print(f"date:    {result['date']}")
+    print(f"machine: {machine_line(m)}")
+    print(f"model:   {mo['layers']}x{mo['hidden']} {mo['cell']}, embed {mo['embed']}, vocab {mo['vocab']}, "
+          f"{mo['parameters']:,} parameters, {mo['weights']}; generate() takes {result['auto_weights']} weights")
+    print(f"sampling {n} tokens at temperature {args.temperature}, best of {args.repeats} after a warm-up\n")
+    print(f"{'':40}{'chars/s':>10}{'tokens/s':>10}{'first char':>12}")
+    rows = (("(a) naive nn.Module + multinomial", "naive"), (f"(b) ours: generate(), {result['auto_weights']}", "ours"),
+            ("(b) ours: generate(exact=True), fp32", "ours_exact"))
+    for label, key in rows:
+        r = result[key]
+        print(f"{label:40}{r['chars_per_s']:10,.0f}{r['tokens_per_s']:10,.0f}{r['first_char_ms']:9.2f} ms")
+    for w, s in result["stepper"].items():
+        label = "(c) FastStepper.step alone, " + w
+        print(f"{label:40}{'':10}{s['steps_per_s']:10,.0f}{s['build_and_prime_ms']:9.2f} ms"
+              f"  ({s['us_per_step']:.1f} us/step; latency = build + prime)")
+    print(f"\nours / naive: {result['speedup_ours_over_naive']:.1f}x")
+    q = result.get("int8_against_fp32")
+    if q:
+        print(f"\nreading {q['tokens']:,} tokens of {args.text}: loss fp32 {q['loss_fp32']:.4f}, "
+              f"int8 {q['loss_int8']:.4f} nats/token (change {q['loss_change']:+.4f}); "
+              f"KL(fp32 || int8) {q['kl']:.5f} nats/token; same top token {q['top1_agreement']:.1%}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import platform
+from pathlib import Path
 
 import torch
 
@@ -52,6 +53,27 @@ def cpu_features() -> str:
     named = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_bf16", "avx512_bf16"), ("amx_bf16", "AMX"))
              if flag in flags]
     return " + ".join(named) if named else "no AVX-512, bf16 or AMX"
+
+
+_L2_FALLBACK = 1 << 20
+
+
+@functools.lru_cache(maxsize=1)
+def l2_cache_bytes() -> int:
+    """One core's L2 cache in bytes where the OS tells it (Linux sysfs), else 1 MiB."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    try:
+        for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+            if (index / "level").read_text().strip() != "2" or (index / "type").read_text().strip() == "Instruction":
+                continue
+            size = (index / "size").read_text().strip()
+            if size[-1:].upper() in units and size[:-1].isdigit():
+                return int(size[:-1]) * units[size[-1].upper()]
+            if size.isdigit():
+                return int(size)
+    except OSError:
+        pass
+    return _L2_FALLBACK
 
 
 def cpu_model() -> str:

@@ -122,6 +122,7 @@ class SampleDone(Event):
     chars: int
     seconds: float
     reason: str                   # "length", "stop", "cancelled"
+    weights: str = "fp32"         # the sampler's copy of the weights: "fp32" or "int8" (lm/stepper.py)
 
 
 @dataclass(frozen=True)

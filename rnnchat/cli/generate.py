@@ -18,7 +18,7 @@ def cmd_generate(args) -> int:
     from rnnchat.safetext import neutralise
 
     cfg = replace(SampleConfig(), length=args.length, temperature=args.temperature, top_k=args.top_k,
-                  top_p=args.top_p, seed=args.seed, stop=tuple(args.stop))
+                  top_p=args.top_p, seed=args.seed, stop=tuple(args.stop), exact=args.exact)
     cfg.validate()
     if args.count < 1 or args.count > 10_000:
         err(f"--count must be from 1 to 10000; got {args.count}")

@@ -120,6 +120,9 @@ def _add_generate(sub) -> None:
     p.add_argument("--choices", type=int, default=5, help="with --interactive: tokens offered (default 5)")
     p.add_argument("--no-novelty", action="store_true",
                    help="do not measure how much of each sample is copied from the training text")
+    p.add_argument("--exact", action="store_true",
+                   help="sample with float32 weights even where the faster int8 copy would be used "
+                        "(wide models whose weights outgrow the CPU's L2 caches)")
     _add_sampling_options(p)
     p.set_defaults(func=cmd_generate)
 

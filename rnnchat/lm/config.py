@@ -37,6 +37,12 @@ class SampleConfig:
     top_p: float = 1.0            # 1: off
     seed: int | None = None
     stop: tuple[str, ...] = field(default_factory=tuple)
+    exact: bool = False           # float32 weights even where the sampler's int8 copy would be faster
+
+    @property
+    def weights(self) -> str:
+        """The FastStepper weights this asks for."""
+        return "fp32" if self.exact else "auto"
 
     def validate(self) -> None:
         check_int("length", self.length, 0, 10_000_000)

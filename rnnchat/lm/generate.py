@@ -68,7 +68,7 @@ def generate(model: RNNLM, tokenizer, cfg: SampleConfig, prompt: str = "", *, al
                           "use characters that appear in the training corpus")
     if controls is None:
         controls = LiveControls(cfg.temperature, cfg.top_k, cfg.top_p)
-    stepper = FastStepper(model)
+    stepper = FastStepper(model, cfg.weights)
     return Stream(_stream(stepper, tokenizer, cfg, np.concatenate([[EOD], ids]), alternatives, controls), controls)
 
 
@@ -114,7 +114,7 @@ def _stream(stepper: FastStepper, tokenizer, cfg: SampleConfig, ids: np.ndarray,
             break
         if n < length:
             logits = step(idx)
-    yield SampleDone(n, chars, time.perf_counter() - t0, reason)
+    yield SampleDone(n, chars, time.perf_counter() - t0, reason, stepper.weights)
 
 
 def sample_text(model: RNNLM, tokenizer, length: int, seed: int, prompt: str = "",
@@ -136,7 +136,7 @@ class Picker:
             raise ConfigError("the prompt has no characters the model knows; "
                               "use characters that appear in the training corpus")
         self.tokenizer = tokenizer
-        self._stepper = FastStepper(model)
+        self._stepper = FastStepper(model, cfg.weights)
         self._filter = TokenFilter(self._stepper.vocab_size, cfg.seed)
         self._controls = LiveControls(cfg.temperature, cfg.top_k, cfg.top_p)
         self._feed = tokenizer.decoder().feed

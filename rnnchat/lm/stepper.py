@@ -1,22 +1,42 @@
-"""FastStepper: an RNNLM advanced one token at a time on packed float32 weights (batch 1, CPU)."""
+"""FastStepper: an RNNLM advanced one token at a time on packed weights (batch 1, CPU).
+
+The weights are float32, or int8 (``lm/int8.py``) where the float32 ones would not fit the cores' L2
+caches and each step would wait on memory; ``weights="fp32"`` keeps them exact.
+"""
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from rnnchat.device import l2_cache_bytes
+from rnnchat.lm import int8
 from rnnchat.lm.model import RNNLM
 
 _GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+WEIGHTS = ("auto", "fp32", "int8")
+
+
+def _weights_kind(asked: str, float32_bytes: int, threads: int) -> str:
+    """The copy a stepper runs on: "auto" takes int8 where the float32 matrices outgrow the L2 caches."""
+    if asked not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}; got {asked!r}")
+    if asked == "int8" and not int8.available():
+        raise ValueError("int8 sampling weights need PyTorch's x86 (fbgemm) quantized engine")
+    if asked == "auto":
+        fits = float32_bytes <= threads * l2_cache_bytes()
+        return "fp32" if fits or not int8.available() else "int8"
+    return asked
 
 
 class _Packed:
     """The model's weights rearranged for one-token steps: float32, CPU, contiguous, read-only."""
 
-    def __init__(self, model: RNNLM):
+    def __init__(self, model: RNNLM, weights: str = "auto"):
         rnn = model.rnn
         if isinstance(rnn, torch.nn.LSTM):
             cell = "lstm"
@@ -83,11 +103,9 @@ class _Packed:
         head_b = (head_b.detach().to("cpu", torch.float64) if head_b is not None
                   else torch.zeros(self.vocab, dtype=torch.float64))
 
-        # mats[k]: (H + 1, N_k), the last row holding the biases (the hidden vector ends in a constant 1),
-        # split by columns into one zero-padded block per thread, so each core keeps the same weights in
-        # its L2 between steps; small matrices are not split (docs/sampling.md).
-        threads = max(1, min(8, torch.get_num_threads()))
-        self.mats: list[torch.Tensor] = []
+        # Layer k's product: its recurrent part for the next token and the next layer's input part (the
+        # top layer: the logits) for this one, from one (N_k, H) matrix and its biases.
+        products = []
         for k in range(L):
             if k < L - 1:
                 w = torch.cat([rec_w[k], in_w[k + 1]], 0)                   # (2GH, H)
@@ -95,22 +113,36 @@ class _Packed:
             else:
                 w = torch.cat([rec_w[k], head_w], 0)                        # (GH + V, H)
                 b = torch.cat([rec_b[k], head_b])
-            m = torch.cat([w.T, b[None, :]], 0).float()
+            products.append((w.float(), b.float()))
+        threads = max(1, min(8, torch.get_num_threads()))
+        self.weights = _weights_kind(weights, sum(4 * (H + 1) * w.shape[0] for w, _ in products), threads)
+        # The products for a zero state are the biases: what reset() restores without a matmul.
+        self.zero_products = [b.numpy().copy() for _, b in products]
+        if self.weights == "int8":
+            self.int8 = [int8.Int8Matrix(w, b) for w, b in products]
+            self.mats = None
+            return
+        self.int8 = None
+        # mats[k]: (H + 1, N_k), the last row holding the biases (the hidden vector ends in a constant 1),
+        # split by columns into one zero-padded block per thread, so each core keeps the same weights in
+        # its L2 between steps; small matrices are not split (docs/sampling.md).
+        self.mats: list[torch.Tensor] = []
+        for k, (w, b) in enumerate(products):
+            m = torch.cat([w.T, b[None, :]], 0)
             splits = threads if m.numel() * 4 >= 256 * 1024 else 1
             cols = -(-m.shape[1] // splits)
             m = torch.nn.functional.pad(m, (0, cols * splits - m.shape[1]))
             self.mats.append(m.reshape(H + 1, splits, cols).transpose(0, 1).contiguous())
-        # The products for a zero state are the bias rows: what reset() restores without a matmul.
-        self.zero_products = [m[:, H, :].reshape(-1).numpy().copy() for m in self.mats]
+            self.zero_products[k] = m[H].numpy().copy()
 
 
 _PACK_CACHE: "weakref.WeakKeyDictionary[RNNLM, tuple[tuple, _Packed]]" = weakref.WeakKeyDictionary()
 
 
-def _weights_signature(model: RNNLM) -> tuple | None:
+def _weights_signature(model: RNNLM, weights: str) -> tuple | None:
     # A tensor's _version counts its in-place changes (optimizer steps, load_state_dict copies), so an
     # unchanged signature means unchanged weights and the packed copy can be reused.
-    sig = [torch.get_num_threads()]
+    sig = [torch.get_num_threads(), weights]
     for p in model.parameters():
         version = getattr(p, "_version", None)
         if version is None:
@@ -119,14 +151,14 @@ def _weights_signature(model: RNNLM) -> tuple | None:
     return tuple(sig)
 
 
-def _packed(model: RNNLM) -> _Packed:
+def _packed(model: RNNLM, weights: str) -> _Packed:
     """The packed weights of a model, reused while its parameters are unchanged."""
-    sig = _weights_signature(model)
+    sig = _weights_signature(model, weights)
     hit = _PACK_CACHE.get(model)
     if sig is not None and hit is not None and hit[0] == sig:
         return hit[1]
     with torch.inference_mode():
-        packed = _Packed(model)
+        packed = _Packed(model, weights)
     _PACK_CACHE[model] = (sig, packed)
     return packed
 
@@ -139,22 +171,29 @@ class FastStepper:
     read-only view of an internal buffer, valid until the next call: copy them to keep them.
     ``get_state()`` / ``set_state()`` copy the recurrent state out and in (for beam search, rewinds).
     The weights are a snapshot taken when the stepper is built; later changes to the model are not
-    seen (build a new stepper; unchanged weights are packed only once per model).
+    seen (build a new stepper; unchanged weights are packed only once per model). ``weights`` is "auto"
+    (int8 where the float32 matrices would not fit the cores' L2 caches and int8 products are available,
+    else float32), "fp32" or "int8"; ``self.weights`` says which was taken.
     """
 
-    def __init__(self, model: RNNLM):
-        p = _packed(model)
+    def __init__(self, model: RNNLM, weights: str = "auto"):
+        p = _packed(model, weights)
         self._p = p
         self.cell, self.layers, self.hidden = p.cell, p.layers, p.hidden
         self.vocab_size = p.vocab
+        self.weights = p.weights
         H, GH = p.hidden, p.gates * p.hidden
         self._table = p.table
-        self._mats = p.mats
         with torch.no_grad():
             self._hx = [torch.zeros(1, H + 1) for _ in range(p.layers)]       # hidden state, then a 1
-            self._y = [torch.empty(m.shape[0], 1, m.shape[2]) for m in p.mats]   # products, see _Packed
-            # The same hidden vector for every column block, without a copy (stride 0).
-            self._xin = [hx[None].expand(m.shape[0], 1, H + 1) for hx, m in zip(self._hx, p.mats)]
+            if p.int8 is not None:
+                self._y = [torch.empty(1, 1, q.shape[0]) for q in p.int8]
+                self._prods = [q.into(hx[:, :H], y[0]) for q, hx, y in zip(p.int8, self._hx, self._y)]
+            else:
+                self._y = [torch.empty(m.shape[0], 1, m.shape[2]) for m in p.mats]   # products, see _Packed
+                # The same hidden vector for every column block, without a copy (stride 0).
+                xin = [hx[None].expand(m.shape[0], 1, H + 1) for hx, m in zip(self._hx, p.mats)]
+                self._prods = [functools.partial(torch.bmm, x, m, out=y) for x, m, y in zip(xin, p.mats, self._y)]
         hxn = [t.numpy()[0] for t in self._hx]
         for v in hxn:
             v[H] = 1.0
@@ -190,9 +229,8 @@ class FastStepper:
             np.copyto(y, z)
 
     def _refresh(self) -> None:
-        bmm = torch.bmm
-        for x, m, y in zip(self._xin, self._mats, self._y):
-            bmm(x, m, out=y)
+        for prod in self._prods:
+            prod()
 
     def get_state(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(h, c) as new (layers, hidden) float32 arrays; c is None for GRU and plain RNN cells."""
@@ -245,9 +283,8 @@ class FastStepper:
     def _build_plan(self):
         """A closure specialised for the cell type, with every buffer bound to a local name."""
         H, L = self.hidden, self.layers
-        table, mats, xs, ys = self._table, self._mats, self._xin, self._y
+        table, prods = self._table, self._prods
         hs, recs, inps, gbufs, tmp = self._h, self._rec, self._inp, self._gbuf, self._tmp
-        bmm = torch.bmm
         add, mul, sub, tanh = np.add, np.multiply, np.subtract, np.tanh
         n_in = table.shape[0]
 
@@ -260,14 +297,14 @@ class FastStepper:
             for k in range(L):
                 b = gbufs[k]
                 layers.append((inps[k], recs[k], b[H:], b[2 * H:], b[2 * H:4 * H], b[:2 * H], b[:H], b[4 * H:],
-                               hs[k], xs[k], mats[k], ys[k]))
+                               hs[k], prods[k]))
             t1, t2 = tmp[:H], tmp[H:]
 
             def run(tok: int) -> None:
                 if not 0 <= tok < n_in:
                     check(tok)
                 first = True
-                for inp, rec, gates, sig, fi, cg, c, o, h, x, m, y in layers:
+                for inp, rec, gates, sig, fi, cg, c, o, h, prod in layers:
                     add(table[tok] if first else inp, rec, out=gates)
                     first = False
                     tanh(gates, out=gates)          # g, and tanh(x/2) for f, i, o
@@ -277,7 +314,7 @@ class FastStepper:
                     add(t1, t2, out=c)
                     tanh(c, out=h)
                     mul(h, o, out=h)
-                    bmm(x, m, out=y)                # next step's recurrent part, next layer's input part
+                    prod()                          # next step's recurrent part, next layer's input part
 
         elif self.cell == "gru":
             table_rz = np.ascontiguousarray(table[:, :2 * H])
@@ -287,13 +324,13 @@ class FastStepper:
                 g, inp, rec = gbufs[k], inps[k], recs[k]
                 layers.append((None if inp is None else inp[:2 * H], None if inp is None else inp[2 * H:],
                                rec[:2 * H], rec[2 * H:], g[:2 * H], g[:H], g[H:2 * H], g[2 * H:],
-                               hs[k], xs[k], mats[k], ys[k]))
+                               hs[k], prods[k]))
 
             def run(tok: int) -> None:
                 if not 0 <= tok < n_in:
                     check(tok)
                 first = True
-                for in_rz, in_n, rec_rz, rec_n, rz, r, z, n, h, x, m, y in layers:
+                for in_rz, in_n, rec_rz, rec_n, rz, r, z, n, h, prod in layers:
                     if first:
                         in_rz, in_n, first = table_rz[tok], table_n[tok], False
                     add(in_rz, rec_rz, out=rz)
@@ -306,20 +343,20 @@ class FastStepper:
                     sub(h, n, out=h)                # h' = (1 - z) * n + z * h = n + z * (h - n)
                     mul(h, z, out=h)
                     add(h, n, out=h)
-                    bmm(x, m, out=y)
+                    prod()
 
         else:
-            layers = [(inps[k], recs[k], hs[k], xs[k], mats[k], ys[k]) for k in range(L)]
+            layers = [(inps[k], recs[k], hs[k], prods[k]) for k in range(L)]
 
             def run(tok: int) -> None:
                 if not 0 <= tok < n_in:
                     check(tok)
                 first = True
-                for inp, rec, h, x, m, y in layers:
+                for inp, rec, h, prod in layers:
                     add(table[tok] if first else inp, rec, out=h)
                     first = False
                     tanh(h, out=h)
-                    bmm(x, m, out=y)
+                    prod()
 
         return run
 

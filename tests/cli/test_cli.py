@@ -66,6 +66,9 @@ def test_generate_streams_reproducibly(trained):
     assert stopped.rstrip("\n").endswith(":") and len(stopped) < 400
     many = json_events(rnnchat("generate", "cli", "--length", "20", "--count", "3", "--json", "--seed", "1").stdout)
     assert [m["sample"] for m in many] == [0, 1, 2] and all(m["tokens"] == 20 for m in many)
+    # a small model's weights fit the L2 caches, so it samples in float32 with or without --exact
+    exact = json_events(rnnchat("generate", "cli", "--length", "80", "--seed", "7", "--json", "--exact").stdout)[0]
+    assert many[0]["weights"] == exact["weights"] == "fp32" and exact["text"] == a.rstrip("\n")
 
 
 def test_eval_reports_bits_per_char(trained, play_file, tmp_path):

@@ -8,6 +8,8 @@ import torch
 
 from rnnchat.errors import ConfigError
 from rnnchat.events import SampleDone, Token
+from rnnchat.lm import int8
+from rnnchat.lm import stepper as stepper_module
 from rnnchat.lm.config import ModelConfig, SampleConfig
 from rnnchat.lm.generate import generate, sample_text
 from rnnchat.lm.model import RNNLM
@@ -102,8 +104,8 @@ def test_stepper_matches_forward_with_split_weights(cell, threads, monkeypatch):
     ids = torch.randint(0, 50, (1, 12), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         ref, _ = model(ids)
-    stepper = FastStepper(model)
-    assert all(m.shape[0] == threads for m in stepper._mats)
+    stepper = FastStepper(model, "fp32")
+    assert all(m.shape[0] == threads for m in stepper._p.mats)
     got = np.stack([stepper.step(i).copy() for i in ids[0].tolist()])
     np.testing.assert_allclose(got, ref[0].numpy(), atol=1e-5, rtol=0)
 
@@ -142,6 +144,66 @@ def test_stepper_other_dtype_and_weight_changes():
         ref2, _ = model(ids)
     assert not np.allclose(ref2[0, -1].numpy(), ref[0, -1].numpy(), atol=1e-3)
     np.testing.assert_allclose(FastStepper(model).prime(ids[0].tolist()), ref2[0, -1].numpy(), atol=1e-5)
+
+
+needs_int8 = pytest.mark.skipif(not int8.available(), reason="PyTorch's x86 (fbgemm) quantized engine is not here")
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+@needs_int8
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_int8_stepper_follows_forward(cell, layers):
+    # Int8 weights and a per-call quantized hidden vector: close to the model, not equal to it.
+    model = make_model(40, cell, layers, hidden=128, embed=12).eval()
+    ids = torch.randint(0, 40, (1, 200), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ref, ref_state = model(ids)
+    stepper = FastStepper(model, "int8")
+    assert stepper.weights == "int8"
+    got = np.stack([stepper.step(i).copy() for i in ids[0].tolist()])
+    want = ref[0].numpy()
+    assert np.abs(log_softmax(got) - log_softmax(want)).max() < 0.02
+    assert np.abs(got - want).max() > 1e-6              # it did run on the int8 copy
+    h, _ = stepper.get_state()
+    ref_h = ref_state[0] if cell == "lstm" else ref_state
+    np.testing.assert_allclose(h, ref_h[:, 0].numpy(), atol=0.02, rtol=0)
+    # the state round trip and a rewind replay the same logits exactly
+    saved = stepper.get_state()
+    first = [stepper.step(i).copy() for i in (3, 4, 5)]
+    stepper.set_state(saved)
+    np.testing.assert_array_equal(np.stack(first), np.stack([stepper.step(i).copy() for i in (3, 4, 5)]))
+    # reset returns to the zero state: the same logits as a fresh stepper's
+    stepper.reset()
+    np.testing.assert_array_equal(stepper.step(7), FastStepper(model, "int8").step(7))
+
+
+@needs_int8
+def test_auto_weights_take_int8_where_float32_outgrows_the_l2_caches(monkeypatch, tok):
+    model = make_model(tok.vocab_size, "lstm", 1, hidden=64)
+    float32_bytes = 4 * 65 * (4 * 64 + tok.vocab_size)
+    monkeypatch.setattr(stepper_module, "l2_cache_bytes", lambda: float32_bytes)       # fits one core's L2
+    assert FastStepper(model).weights == "fp32"
+    monkeypatch.setattr(stepper_module, "l2_cache_bytes", lambda: float32_bytes // 4)  # outgrows both cores'
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    model = make_model(tok.vocab_size, "lstm", 1, hidden=64)       # a new model: no packed copy cached
+    assert FastStepper(model).weights == "int8"
+    assert FastStepper(model, "fp32").weights == "fp32"
+    # generate() takes int8 unless asked to be exact, says which in SampleDone, and stays reproducible
+    a, done = run(model, tok, length=120, temperature=1.0, seed=5)
+    b, _ = run(model, tok, length=120, temperature=1.0, seed=5)
+    assert done.weights == "int8" and [t.id for t in a] == [t.id for t in b]
+    _, exact = run(model, tok, length=5, exact=True)
+    assert exact.weights == "fp32"
+
+
+def test_stepper_rejects_unknown_weights():
+    with pytest.raises(ValueError, match="weights must be one of"):
+        FastStepper(make_model(20), "fp16")
 
 
 def test_stepper_rejects_out_of_range_ids():

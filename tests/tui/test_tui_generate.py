@@ -434,3 +434,14 @@ async def test_copied_spans_are_underlined_and_nothing_else():
         out.mark_copied([])
         await pilot.pause()
         assert not any(seg.style is not None and seg.style.underline for seg in out.render_line(0))
+
+
+def test_status_names_int8_weights_only_when_used():
+    from rnnchat.events import SampleDone
+
+    def parts(weights: str) -> list[str]:
+        done = [SampleDone(40, 40, 0.01, "length", weights)]
+        return status_module.generation_parts("done", done, [40], 0.01, [0.8], 1, "runs/wide")
+
+    assert "int8 weights" in parts("int8")
+    assert "int8 weights" not in parts("fp32") and parts("fp32")[0] == "\u25a0 done: length"

@@ -72,6 +72,8 @@ def generation_parts(state: str, done: Sequence[SampleDone | None], chars: Seque
         head = "\u25b6 loading\u2026" if state == "loading" else "\u25b6 streaming"
     parts = [head, f"{total:,} chars", rate_text(total, elapsed), "T " + "/".join(f"{t:.2f}" for t in temperatures),
              f"seed {seed}", Path(run).name]
+    if any(d is not None and d.weights == "int8" for d in done):
+        parts.append("int8 weights")            # a wide model sampled on its compact copy (lm/int8.py)
     if state == "failed" and error:
         parts.append(error)
     return parts
