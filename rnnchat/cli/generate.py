@@ -62,7 +62,9 @@ def cmd_generate(args) -> int:
         out.flush()
         if tty and done is not None and not args.json:
             rate = done.chars / done.seconds if done.seconds > 0 else 0.0
-            sys.stderr.write(f"[{done.chars} chars in {done.seconds:.2f}s, {rate:,.0f} chars/s; {done.reason}]\n")
+            weights = "; int8 weights (--exact for float32)" if done.weights == "int8" else ""
+            sys.stderr.write(f"[{done.chars} chars in {done.seconds:.2f}s, {rate:,.0f} chars/s; "
+                             f"{done.reason}{weights}]\n")
         if copied is not None and not args.json:
             sys.stderr.write(f"[copied from the training text: longest span {copied.longest_copy} chars, "
                              f"{100 * copied.copied_share:.0f}% of {copied.windows} 20-char windows]\n")
