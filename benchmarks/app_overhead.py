@@ -29,6 +29,16 @@ def steady_rate(steps) -> float:
     return statistics.median(s.chars_per_s for s in steps)
 
 
+def preset_shape(steps: int) -> str:
+    """The model both sides train, in words: the auto preset's row for this machine and a step limit."""
+    from rnnchat.device import device_class, pick_device
+    from rnnchat.runs.kinds import assemble
+
+    model, train = assemble("lm", None, train=dict(max_steps=steps))
+    machine = device_class(pick_device(train.device), train.precision)
+    return f"{model.cell.upper()} {model.layers}x{model.hidden}, {machine}"
+
+
 def headless(steps: int) -> float:
     from rnnchat import events as ev
     from rnnchat.runs.kinds import assemble
@@ -114,7 +124,8 @@ def main() -> None:
     else:
         print(f"date:    {result['date']}")
         print(f"machine: {result['machine']}")
-        print(f"training, small preset, Shakespeare, {args.steps} steps x {args.rounds} rounds (median)")
+        print(f"training {preset_shape(args.steps)} (the auto preset's row), Shakespeare, {args.steps} steps x "
+              f"{args.rounds} rounds (median)")
         print(f"  headless   {h:>10,.0f} chars/s")
         updates = result["ui_updates_per_run"]
         print(f"  in the app {a:>10,.0f} chars/s   ratio {a / h:.3f}   ({updates:.0f} UI updates/run)")
