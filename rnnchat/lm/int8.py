@@ -16,8 +16,8 @@ import torch
 from rnnchat.device import cpu_flags
 
 # fbgemm's kernels without VNNI add pairs of u8*s8 products in int16, which can saturate at full 8-bit
-# range; with VNNI the sums go straight to int32.
-_REDUCE_RANGE_UNLESS = {"avx512_vnni", "avx_vnni", "amx_int8"}
+# range, so there the hidden vector gets 7 bits; with VNNI the sums go straight to int32.
+_VNNI_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8"}
 # A probe product farther than this (relative) from float32 means the engine is not doing what we expect.
 _PROBE_TOLERANCE = 0.05
 
@@ -53,7 +53,7 @@ class Int8Matrix:
             warnings.simplefilter("ignore")
             q = torch.quantize_per_channel(w, scales, zeros, 0, torch.qint8)
             self._packed = torch.ops.quantized.linear_prepack(q, b)
-        self._reduce_range = not (cpu_flags() & _REDUCE_RANGE_UNLESS)
+        self._reduce_range = not (cpu_flags() & _VNNI_FLAGS)
         self.shape = tuple(w.shape)
 
     def product(self, h: torch.Tensor) -> torch.Tensor:
