@@ -34,7 +34,7 @@ def _weights_kind(asked: str, float32_bytes: int, threads: int) -> str:
 
 
 class _Packed:
-    """The model's weights rearranged for one-token steps: float32, CPU, contiguous, read-only."""
+    """The model's weights rearranged for one-token steps (CPU): float32 blocks, or int8 matrices."""
 
     def __init__(self, model: RNNLM, weights: str = "auto"):
         rnn = model.rnn
