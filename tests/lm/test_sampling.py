@@ -183,13 +183,15 @@ def test_int8_stepper_follows_forward(cell, layers):
 
 
 @needs_int8
-def test_auto_weights_take_int8_where_float32_outgrows_the_l2_caches(monkeypatch, tok):
+def test_auto_weights_take_int8_where_float32_is_over_twice_the_l2_caches(monkeypatch, tok):
     model = make_model(tok.vocab_size, "lstm", 1, hidden=64)
     float32_bytes = 4 * 65 * (4 * 64 + tok.vocab_size)
     monkeypatch.setattr(stepper_module, "l2_cache_bytes", lambda: float32_bytes)       # fits one core's L2
     assert FastStepper(model).weights == "fp32"
-    monkeypatch.setattr(stepper_module, "l2_cache_bytes", lambda: float32_bytes // 4)  # outgrows both cores'
+    monkeypatch.setattr(stepper_module, "l2_cache_bytes", lambda: float32_bytes // 3)  # 1.5x both cores': fp32
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert FastStepper(make_model(tok.vocab_size, "lstm", 1, hidden=64)).weights == "fp32"
+    monkeypatch.setattr(stepper_module, "l2_cache_bytes", lambda: float32_bytes // 8)  # 4x both cores'
     model = make_model(tok.vocab_size, "lstm", 1, hidden=64)       # a new model: no packed copy cached
     assert FastStepper(model).weights == "int8"
     assert FastStepper(model, "fp32").weights == "fp32"
