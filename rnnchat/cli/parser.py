@@ -122,7 +122,7 @@ def _add_generate(sub) -> None:
                    help="do not measure how much of each sample is copied from the training text")
     p.add_argument("--exact", action="store_true",
                    help="sample with float32 weights even where the faster int8 copy would be used "
-                        "(wide models whose weights outgrow the CPU's L2 caches)")
+                        "(wide models whose weights are over twice the CPU's L2 caches)")
     _add_sampling_options(p)
     p.set_defaults(func=cmd_generate)
 

@@ -174,7 +174,7 @@ class FastStepper:
     ``get_state()`` / ``set_state()`` copy the recurrent state out and in (for beam search, rewinds).
     The weights are a snapshot taken when the stepper is built; later changes to the model are not
     seen (build a new stepper; unchanged weights are packed only once per model). ``weights`` is "auto"
-    (int8 where the float32 matrices would not fit the cores' L2 caches and int8 products are available,
+    (int8 where the float32 matrices are over twice the cores' L2 caches and int8 products are available,
     else float32), "fp32" or "int8"; ``self.weights`` says which was taken.
     """
 
