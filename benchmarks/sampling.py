@@ -40,7 +40,8 @@ from rnnchat.lm.config import ModelConfig, SampleConfig  # noqa: E402
 from rnnchat.lm.generate import generate
 from rnnchat.lm.model import RNNLM  # noqa: E402
 from rnnchat.lm.stepper import FastStepper  # noqa: E402
-from rnnchat.text.tokenizers import EOD, CharTokenizer  # noqa: E402
+from rnnchat.text.tokenizers import CharTokenizer  # noqa: E402
+from rnnchat.vocab import EOD
 
 
 def naive(model: RNNLM, tokenizer, n: int, temperature: float, seed: int) -> tuple[float, float, int]:

@@ -18,7 +18,8 @@ from rnnchat.chat.pairs import Pair, PairReport, extract_pairs, split_pairs
 from rnnchat.config import TrainConfig
 from rnnchat.errors import CorpusError
 from rnnchat.text.corpus import Corpus
-from rnnchat.text.tokenizers import EOD, UNK, Tokenizer, train_tokenizer
+from rnnchat.text.tokenizers import Tokenizer, train_tokenizer
+from rnnchat.vocab import EOD, UNK
 
 PAD = UNK                 # padding id in inputs; masked out of attention and the loss
 IGNORE = -100             # padding in targets, skipped by cross_entropy

@@ -25,7 +25,7 @@ from rnnchat.chat.pairs import Pair, extract_pairs, split_pairs
 from rnnchat.config import TrainConfig
 from rnnchat.device import autocast
 from rnnchat.errors import CorpusError
-from rnnchat.stream import LiveControls
+from rnnchat.sampling import LiveControls
 from rnnchat.text.corpus import Corpus
 from rnnchat.text.load import load_corpus
 
@@ -85,7 +85,7 @@ def strategy_replies(run, pairs: list[Pair], cfg: DecodeConfig) -> list[str]:
     if cfg.beam == 1 and cfg.temperature <= 0:
         ids = greedy_batch(run.model, sources, cfg.max_length)
     elif cfg.beam == 1:
-        controls = LiveControls(cfg.temperature, cfg.top_k, cfg.top_p)
+        controls = LiveControls.of(cfg)
         ids = [[i for i, _ in sample_ids(run.model, src, dataclasses.replace(cfg, seed=cfg.seed + k), controls)]
                for k, src in enumerate(sources)]
     else:

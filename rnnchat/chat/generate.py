@@ -29,8 +29,8 @@ import torch
 from rnnchat.chat.config import DecodeConfig
 from rnnchat.chat.model import Encoded, Seq2Seq
 from rnnchat.events import Beams, SampleDone, Token
-from rnnchat.stream import LiveControls, Stream, TokenFilter
-from rnnchat.text.tokenizers import EOD, UNK
+from rnnchat.sampling import LiveControls, Stream, TokenFilter
+from rnnchat.vocab import EOD, UNK
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ def decode_reply(model: Seq2Seq, tokenizer, source: np.ndarray, cfg: DecodeConfi
                  controls: LiveControls | None = None, show_beams: bool = False) -> Stream:
     """Stream one reply to the encoder input ``source`` (see ``chat.data.encode_source``)."""
     cfg.validate()
-    controls = controls or LiveControls(cfg.temperature, cfg.top_k, cfg.top_p)
+    controls = controls or LiveControls.of(cfg)
     return Stream(_reply(model, tokenizer, source, cfg, controls, show_beams), controls)
 
 

@@ -26,7 +26,7 @@ from rnnchat.chat.data import encode_source
 from rnnchat.chat.generate import beam_search, reply_logprobs
 from rnnchat.chat.model import Seq2Seq
 from rnnchat.chat.pairs import Pair
-from rnnchat.text.tokenizers import EOD
+from rnnchat.vocab import EOD
 
 NGRAMS = (2, 3, 4)           # character n-gram lengths; 1-grams only add noise shared by every prompt
 MAX_QUERY_CHARS = 1000       # a query is cut to this many characters: longer adds time, not matches

@@ -18,8 +18,8 @@ from rnnchat.chat.pairs import build_context
 from rnnchat.chat.retrieve import retrieve_and_rerank
 from rnnchat.errors import ConfigError
 from rnnchat.events import Beams, SampleDone, Token
-from rnnchat.stream import LiveControls, Stream
-from rnnchat.text.tokenizers import UNK
+from rnnchat.sampling import LiveControls, Stream
+from rnnchat.vocab import UNK
 
 
 class ChatSession:
@@ -60,7 +60,7 @@ class ChatSession:
         if cfg.candidates == "retrieval":
             if self.retriever is None:
                 raise ConfigError("retrieval needs the run's training pairs; none were loaded", "candidates")
-            controls = controls or LiveControls(cfg.temperature, cfg.top_k, cfg.top_p)
+            controls = controls or LiveControls.of(cfg)
             stream = Stream(self._retrieved(message, cfg, controls), controls)
         else:
             source = encode_source(self.tokenizer, self.context(), message)

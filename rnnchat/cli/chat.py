@@ -110,9 +110,9 @@ class TerminalChat:
             self.respond(text)
 
     def respond(self, text: str) -> None:
-        from rnnchat.stream import LiveControls
+        from rnnchat.sampling import LiveControls
 
-        controls = LiveControls(self.cfg.temperature, self.cfg.top_k, self.cfg.top_p)
+        controls = LiveControls.of(self.cfg)
         pieces: list[str] = []
         done = None
         if self.tty:

@@ -22,7 +22,8 @@ from rnnchat.errors import CorpusError
 from rnnchat.paths import cache_dir
 from rnnchat.text.corpus import Corpus
 from rnnchat.text.split import split_spans
-from rnnchat.text.tokenizers import EOD, Tokenizer, cut_point, dtype_for, load_tokenizer, train_tokenizer
+from rnnchat.text.tokenizers import Tokenizer, cut_point, dtype_for, load_tokenizer, train_tokenizer
+from rnnchat.vocab import EOD
 
 _CACHE_FORMAT = 1
 _PIECE_CHARS = 1 << 20        # characters encoded at a time when building the cache

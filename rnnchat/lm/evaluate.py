@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from rnnchat.device import autocast
 from rnnchat.lm.data import eval_windows
-from rnnchat.text.tokenizers import EOD, Tokenizer
+from rnnchat.text.tokenizers import Tokenizer
+from rnnchat.vocab import EOD
 
 
 @torch.no_grad()

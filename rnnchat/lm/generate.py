@@ -2,7 +2,7 @@
 
 It steps the model with ``FastStepper`` (packed float32 weights on the CPU, no module calls: 15-25x the
 speed of calling the module per token; how and why in docs/sampling.md) and picks tokens with the
-shared filter in ``rnnchat.stream``.
+shared filter in ``rnnchat.sampling``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from rnnchat.events import SampleDone, Token
 from rnnchat.lm.config import SampleConfig
 from rnnchat.lm.model import RNNLM
 from rnnchat.lm.stepper import FastStepper
-from rnnchat.stream import LiveControls, Stream, TokenFilter
-from rnnchat.text.tokenizers import EOD, UNK
+from rnnchat.sampling import LiveControls, Stream, TokenFilter
+from rnnchat.vocab import EOD, UNK
 
 
 def generate(model: RNNLM, tokenizer, cfg: SampleConfig, prompt: str = "", *, alternatives: int = 0,
@@ -67,7 +67,7 @@ def generate(model: RNNLM, tokenizer, cfg: SampleConfig, prompt: str = "", *, al
         raise ConfigError("the prompt has no characters the model knows; "
                           "use characters that appear in the training corpus")
     if controls is None:
-        controls = LiveControls(cfg.temperature, cfg.top_k, cfg.top_p)
+        controls = LiveControls.of(cfg)
     stepper = FastStepper(model, cfg.weights)
     return Stream(_stream(stepper, tokenizer, cfg, np.concatenate([[EOD], ids]), alternatives, controls), controls)
 
@@ -138,7 +138,7 @@ class Picker:
         self.tokenizer = tokenizer
         self._stepper = FastStepper(model, cfg.weights)
         self._filter = TokenFilter(self._stepper.vocab_size, cfg.seed)
-        self._controls = LiveControls(cfg.temperature, cfg.top_k, cfg.top_p)
+        self._controls = LiveControls.of(cfg)
         self._feed = tokenizer.decoder().feed
         self.pieces: list[str] = []
         with torch.inference_mode():

@@ -16,8 +16,8 @@ from rnnchat.chat.retrieve import Retriever, normalise, retrieve_and_rerank, sco
 from rnnchat.config import TrainConfig
 from rnnchat.runs.store import open_chat_model
 from rnnchat.text.load import load_corpus
-from rnnchat.text.tokenizers import EOD
 from rnnchat.train.loop import Trainer
+from rnnchat.vocab import EOD
 
 SMALL = [
     ("What is your favourite colour?", "Blue, like the sky."),

@@ -14,8 +14,9 @@ from rnnchat.lm.config import ModelConfig, SampleConfig
 from rnnchat.lm.generate import generate, sample_text
 from rnnchat.lm.model import RNNLM
 from rnnchat.lm.stepper import FastStepper
-from rnnchat.stream import LiveControls
-from rnnchat.text.tokenizers import EOD, UNK, CharTokenizer, SentencePieceTokenizer
+from rnnchat.sampling import LiveControls
+from rnnchat.text.tokenizers import CharTokenizer, SentencePieceTokenizer
+from rnnchat.vocab import EOD, UNK
 
 TEXT = "the quick brown fox jumps over the lazy dog.\nTHE END, said she; 0123456789!?\n"
 
@@ -313,7 +314,7 @@ def test_top_p_and_top_k_sample_from_the_nucleus(temperature, top_k, top_p, shar
 
 def filtered_choices(logits: np.ndarray, temperature: float, top_k: int, top_p: float) -> set[int]:
     """Every token the filtered sampler picks for uniforms spread evenly over [0, 1)."""
-    from rnnchat.stream import _sample_filtered
+    from rnnchat.sampling import _sample_filtered
 
     V = len(logits)
     d = logits.astype(np.float32).copy()

@@ -3,7 +3,8 @@ import pytest
 from conftest import make_play_text
 
 from rnnchat.errors import CheckpointError
-from rnnchat.text.tokenizers import EOD, UNK, CharTokenizer, SentencePieceTokenizer, dtype_for, load_tokenizer
+from rnnchat.text.tokenizers import CharTokenizer, SentencePieceTokenizer, dtype_for, load_tokenizer
+from rnnchat.vocab import EOD, UNK
 
 UNICODE = "Grüße, 世界! naïve café — emoji 😀 and tabs\tand\nnewlines\n\n  spaced  "
 

@@ -35,7 +35,7 @@ from rnnchat.errors import ConfigError
 from rnnchat.runs.retrieval import open_retriever
 from rnnchat.runs.store import RunSummary, open_chat_model
 from rnnchat.safetext import neutralise
-from rnnchat.stream import LiveControls
+from rnnchat.sampling import LiveControls
 from rnnchat.tui import torch_thread
 from rnnchat.tui.bridge import EventBatch, StreamFailed
 from rnnchat.tui.panes.base import RunCache, RunPane, file_stem
@@ -276,7 +276,7 @@ class ChatPane(RunPane):
         self.chat_log.start_exchange(text, Path(run).name)
         self._n += 1
         self._tag = tag = f"{self._tag_prefix}{self._n}"
-        self._controls = controls = LiveControls(cfg.temperature, cfg.top_k, cfg.top_p)
+        self._controls = controls = LiveControls.of(cfg)
         self._done = None
         self._failed = ""
         self._cfg = cfg

@@ -35,7 +35,7 @@ from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.lm.config import SampleConfig
 from rnnchat.lm.generate import generate
 from rnnchat.runs.store import OpenedRun, copy_index
-from rnnchat.stream import LiveControls
+from rnnchat.sampling import LiveControls
 from rnnchat.tui.bridge import EventBatch, StreamFailed
 from rnnchat.tui.panes.base import LMRunPane, RunCache, file_stem
 from rnnchat.tui.panes.picking import PickMode
@@ -199,7 +199,7 @@ class GeneratePane(PickMode, LMRunPane):
         self._tag = tag = f"{self._tag_prefix}{self._gen}"
         self._request = req
         n = len(req.temperatures)
-        self._controls = controls = [LiveControls(t, req.cfg.top_k, req.cfg.top_p) for t in req.temperatures]
+        self._controls = controls = [LiveControls.of(req.cfg, t) for t in req.temperatures]
         self._done = [None] * n
         self._copied = {}
         self._chars = [0] * n

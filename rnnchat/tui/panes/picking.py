@@ -19,7 +19,7 @@ from textual.message import Message
 from rnnchat.errors import RnnchatError
 from rnnchat.events import Token
 from rnnchat.lm.generate import Picker
-from rnnchat.stream import LiveControls
+from rnnchat.sampling import LiveControls
 from rnnchat.tui import torch_thread
 from rnnchat.tui.panes.sampling import Request
 from rnnchat.tui.widgets.picker import PickPanel
@@ -103,7 +103,7 @@ class PickMode:
         self.stop_all()
         self._gen += 1
         self._tag = f"{self._tag_prefix}{self._gen}"
-        self._request, self._controls = req, [LiveControls(cfg.temperature, cfg.top_k, cfg.top_p)]
+        self._request, self._controls = req, [LiveControls.of(cfg)]
         self._done, self._copied, self._chars, self._error = [None], {}, [0], ""
         self.batches_received = self.tokens_received = 0
         self.state, self.picking, self._picker = "picking", True, None

@@ -35,6 +35,11 @@ class LiveControls:
     top_p: float = 1.0
     stop_requested: bool = False
 
+    @classmethod
+    def of(cls, cfg, temperature: float | None = None) -> "LiveControls":
+        """Controls starting from a sampling config (any object with temperature, top_k and top_p)."""
+        return cls(cfg.temperature if temperature is None else temperature, cfg.top_k, cfg.top_p)
+
 
 class TokenFilter:
     """Picks next tokens from logits over a vocabulary of ``vocab`` ids, with preallocated buffers.
