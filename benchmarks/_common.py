@@ -119,7 +119,7 @@ def text_table(headers: list[str], rows: list[list]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ the peer
-# "A plain PyTorch loop as a typical user writes it" (design.md, Benchmark protocol): nn.Embedding ->
+# "A plain PyTorch loop as a typical user writes it" (benchmarks/README.md, the protocol): nn.Embedding ->
 # nn.LSTM/nn.GRU -> nn.Linear, Adam at 2e-3, gradient clipping at 5, batches of 64 random windows of 128
 # characters, fp32. Written the obvious way and on purpose imports nothing from rnnchat.
 
@@ -190,7 +190,7 @@ def peer_trainer(model, data, batch_size: int = 64, seq_len: int = 128, lr: floa
 def peer_mean_loss(model, ids, batch_size: int = 32, seq_len: int = 128) -> float:
     """Mean next-character loss (nats) over ``ids`` cut into contiguous lanes, state carried along each
     lane, so every character is scored with all the context before it in its lane (the same scheme as
-    rnnchat.evaluate.mean_loss)."""
+    rnnchat.lm.evaluate.mean_loss)."""
     import torch
     import torch.nn.functional as F
 

@@ -5,12 +5,12 @@
                                      [--train-steps 30] [--json] [--markdown]
 
 What a user pays for ``rnnchat train big.txt`` before the first step: ``load_corpus`` (reading and
-decoding the file) and ``rnnchat.data.prepare`` on an empty cache (split, tokenizer training, encoding
+decoding the file) and ``rnnchat.lm.data.prepare`` on an empty cache (split, tokenizer training, encoding
 both splits into the on-disk arrays). Each measurement is a fresh interpreter with ``RNNCHAT_CACHE``
 pointing at a new empty folder.
 
 Peak memory is the child's ``ru_maxrss`` minus that of a baseline child that only imports rnnchat and
-torch, and is also given as a ratio to the file size. Targets (issue 5): a 100 MB corpus prepared for
+torch, and is also given as a ratio to the file size. Targets: a 100 MB corpus prepared for
 char training in <= 15 s with peak memory <= 2x the file; bpe training stays under a minute.
 
 With ``--train-steps N`` a third child trains the default model for N steps on the prepared cache and

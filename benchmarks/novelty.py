@@ -5,7 +5,7 @@
 Builds the index (``rnnchat.text.novelty.training_index``) for the repeated-Shakespeare corpus of
 ``corpus_prep.py`` (``--size`` MB, ASCII) in a fresh interpreter, reports its wall time and peak memory as a
 ratio to the corpus, then measures 2,000-character samples: copied from the corpus, random letters, and
-half and half. Targets (issue 13): 100 MB builds in <= 60 s with memory <= 6x the corpus; a sample
+half and half. Targets: 100 MB builds in <= 60 s with memory <= 6x the corpus; a sample
 is answered in <= 50 ms.
 """
 

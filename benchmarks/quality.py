@@ -6,11 +6,11 @@
                                   --seq-len N --lr F --precision P]       (rnnchat side overrides)
                                  [--sweep FILE]  [--json] [--markdown]
 
-Protocol (design.md): the built-in Shakespeare plays joined in order (a blank line between plays) are one
+Protocol (benchmarks/README.md): the built-in Shakespeare plays joined in order (a blank line between plays) are one
 text; the last 10% of its characters is validation; the figure is the val loss in nats/char on the first
 --val-chars characters of the validation part, after --minutes of training from a fresh start.
 
-rnnchat: ``rnnchat.train.Trainer`` with the settings ``rnnchat train --minutes M`` gives a new run
+rnnchat: ``rnnchat.train.loop.Trainer`` with the settings ``rnnchat train --minutes M`` gives a new run
 (``runs.kinds.plan``: the auto preset's row for this device class and budget; AdamW, warm-up, cosine
 decay over the time budget, bf16 autocast where the CPU has it), on a one-document Corpus of that text
 with val_fraction 0.1 (its split moves the cut to a line start; the script checks it lands within a
@@ -26,7 +26,7 @@ same precision: the most the machine's matmuls reach at all.
 
 Both final models are scored by the same scheme on the identical characters: 32 contiguous lanes of the
 first --val-chars validation characters, state carried along each lane, every character scored with all
-the context before it in its lane (``rnnchat.evaluate.mean_loss`` for rnnchat's model, the equivalent
+the context before it in its lane (``rnnchat.lm.evaluate.mean_loss`` for rnnchat's model, the equivalent
 ``peer_mean_loss`` for the peer's), in fp32. The curve is scored the same way when the training time
 crosses each mark; scoring time is excluded from the budget on both sides (for rnnchat the trainer's
 clock is paused while scoring, so its schedule and budget see only training time).

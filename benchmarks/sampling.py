@@ -1,4 +1,4 @@
-"""Sampling speed at batch 1: a naive per-step nn.LSTM loop vs rnnchat.sampling, side by side.
+"""Sampling speed at batch 1: a naive per-step nn.LSTM loop vs rnnchat.lm.generate, side by side.
 
     python benchmarks/sampling.py [--chars 2000] [--hidden 256] [--layers 2] [--cell lstm] [--json]
     python benchmarks/sampling.py --run RUN [--text FILE] [--score-chars 20000]

@@ -8,7 +8,7 @@
 Models (character level, embed 64, no dropout on either side): a 2x256 LSTM, a 1x512 LSTM and a 2x256 GRU,
 trained on the built-in Shakespeare for --steps steps of 64 windows of 128 characters.
 
-rnnchat: the real ``rnnchat.train.Trainer`` as ``rnnchat train shakespeare`` runs it (its defaults:
+rnnchat: the real ``rnnchat.train.loop.Trainer`` as ``rnnchat train shakespeare`` runs it (its defaults:
 AdamW with warm-up and cosine decay, clipping, the divergence guard, bf16 autocast where the CPU has
 native bf16 — ``--precision`` overrides), with ``dropout=0`` so the model is the peer's, and no evaluation
 or samples during the run.

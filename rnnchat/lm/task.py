@@ -1,7 +1,7 @@
 """What the training loop needs to know about language modelling: data, model, batches, loss, eval.
 
-The loop in ``train.py`` is the same for every task; a task supplies the parts that differ. This one
-trains ``RNNLM`` on windows of the tokenised corpus (see ``data.py``).
+The loop in ``rnnchat/train/loop.py`` is the same for every task; a task supplies the parts that differ.
+This one trains ``RNNLM`` on windows of the tokenised corpus (see ``rnnchat/lm/data.py``).
 """
 
 from __future__ import annotations
