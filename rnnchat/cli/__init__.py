@@ -1,5 +1,6 @@
 """The ``rnnchat`` command: the app with no arguments, else one subcommand (train, generate, chat, eval,
-corpus), each in its own module here and built into the parser by ``cli/parser.py``.
+corpus), each in its own module here and built into the parser by ``cli/parser.py``. Exit codes live in
+``cli/exits.py``: no module of the package imports this one.
 
 Errors in what the user gave (files, names, option values) print one line on stderr and exit 2;
 nothing the user can cause prints a traceback (set RNNCHAT_DEBUG=1 to see one for a real bug).
@@ -11,13 +12,12 @@ import os
 import sys
 from typing import Sequence
 
-EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+from rnnchat.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from rnnchat.cli.parser import build_parser
+from rnnchat.errors import ConfigError, RnnchatError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from rnnchat.cli.parser import build_parser
-    from rnnchat.errors import ConfigError, RnnchatError
-
     args = build_parser().parse_args(argv)
     if args.command is None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):

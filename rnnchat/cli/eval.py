@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from rnnchat.cli import EXIT_USAGE
+from rnnchat.cli.exits import EXIT_USAGE
 
 
 def cmd_eval(args) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from rnnchat.cli import EXIT_USAGE
+from rnnchat.cli.exits import EXIT_USAGE
 
 
 def cmd_generate(args) -> int:

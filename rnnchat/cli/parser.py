@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 
 from rnnchat import __version__
-from rnnchat.cli import EXIT_USAGE
 from rnnchat.cli.chat import cmd_chat
 from rnnchat.cli.corpus import cmd_corpus_list, cmd_corpus_show
 from rnnchat.cli.eval import cmd_eval
+from rnnchat.cli.exits import EXIT_USAGE
 from rnnchat.cli.generate import cmd_generate
 from rnnchat.cli.inspect import cmd_inspect
 from rnnchat.cli.train import cmd_train

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from rnnchat.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from rnnchat.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 
 _MODEL_OPTIONS = ("cell", "layers", "hidden", "embed", "dropout", "tie", "attention")
 _TRAIN_OPTIONS = ("level", "vocab_size", "val_fraction", "seq_len", "batch_size", "lr", "warmup_steps",
