@@ -15,7 +15,7 @@ import sys
 
 from rnnchat.cli.exits import EXIT_USAGE
 
-_MAX_CHARS = 10_000            # an inspect pass on 10,000 characters takes about a second (RESULTS.md)
+MAX_CHARS = 10_000             # an inspect pass on 10,000 characters takes about a second (RESULTS.md)
 _GRADIENT_WINDOW = 102         # tokens: lags 0..100 (the loss at the last)
 
 

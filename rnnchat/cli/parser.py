@@ -1,6 +1,7 @@
 """The ``rnnchat`` command line: every subcommand, its options and the function that runs it.
 
-Choices come from the config's tuples (``rnnchat.config``), so the CLI offers what the engine accepts.
+Choices come from the config's tuples (``rnnchat.config``), so the CLI offers what the engine accepts, and
+the defaults the help names come from the config dataclasses, so changing one there changes the help.
 Only light modules are imported here: ``rnnchat --help`` must not load torch, rich or numpy.
 """
 
@@ -9,12 +10,13 @@ from __future__ import annotations
 import argparse
 
 from rnnchat import __version__
+from rnnchat.chat.config import CHAT_TRAIN_DEFAULTS, DecodeConfig, Seq2SeqConfig
 from rnnchat.cli.chat import cmd_chat
 from rnnchat.cli.corpus import cmd_corpus_list, cmd_corpus_show
 from rnnchat.cli.eval import cmd_eval
 from rnnchat.cli.exits import EXIT_USAGE
 from rnnchat.cli.generate import cmd_generate
-from rnnchat.cli.inspect import cmd_inspect
+from rnnchat.cli.inspect import MAX_CHARS, cmd_inspect
 from rnnchat.cli.train import cmd_train
 from rnnchat.config import (
     ATTENTIONS,
@@ -28,12 +30,22 @@ from rnnchat.config import (
     PRESET_NAMES,
     PRESETS,
     TASKS,
+    TrainConfig,
 )
+from rnnchat.lm.config import SampleConfig
+
+# The defaults the help names; instances, so a field with a default factory reads the same way.
+_TRAIN, _SAMPLE, _DECODE, _SEQ2SEQ = TrainConfig(), SampleConfig(), DecodeConfig(), Seq2SeqConfig()
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, not usage + error
         self.exit(EXIT_USAGE, f"rnnchat: error: {message} (see '{self.prog} --help')\n")
+
+
+def _described(choices: dict[str, str], default: str) -> str:
+    """'a: what a is; b: what b is', with '(default)' after the default's description."""
+    return "; ".join(f"{name}: {what}{' (default)' if name == default else ''}" for name, what in choices.items())
 
 
 def _add_train(sub) -> None:
@@ -45,12 +57,13 @@ def _add_train(sub) -> None:
     p.add_argument("--preset", choices=PRESET_NAMES,
                    help=f"auto: the cell, size, rate, batch and window measured best for this device and time "
                         f"budget; or a size: {', '.join(PRESETS)} (default: {DEFAULT_PRESET})")
-    p.add_argument("--task", choices=TASKS, help="lm: a language model (default); chat: encoder-decoder "
-                                                 "with attention on (prompt, reply) pairs")
+    p.add_argument("--task", choices=TASKS, help=_described(
+        {"lm": "a language model", "chat": "encoder-decoder with attention on (prompt, reply) pairs"}, _TRAIN.task))
     g = p.add_argument_group("data")
     g.add_argument("--level", choices=LEVELS, help="tokens: characters or subwords")
     g.add_argument("--vocab-size", type=int, help="subword vocabulary size (bpe/unigram)")
-    g.add_argument("--val-fraction", type=float, help="share of text kept for validation (default 0.1)")
+    g.add_argument("--val-fraction", type=float,
+                   help=f"share of text kept for validation (default {_TRAIN.val_fraction:g})")
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=CELLS)
     g.add_argument("--layers", type=int)
@@ -59,7 +72,7 @@ def _add_train(sub) -> None:
     g.add_argument("--dropout", type=float)
     g.add_argument("--tie", action="store_true", default=None, help="tie embedding and output weights")
     g = p.add_argument_group("chat (--task chat)")
-    g.add_argument("--attention", choices=ATTENTIONS, help="Luong attention score (default general)")
+    g.add_argument("--attention", choices=ATTENTIONS, help=f"Luong attention score (default {_SEQ2SEQ.attention})")
     g.add_argument("--context-turns", type=int, help="earlier turns read with each prompt (default 1)")
     g.add_argument("--max-turn-chars", type=int, help="pairs with a longer prompt or reply are dropped (default 300)")
     g.add_argument("--teacher-forcing", type=float, help="share of decoder inputs from the reference (default 1)")
@@ -77,10 +90,10 @@ def _add_train(sub) -> None:
     g.add_argument("--epochs", type=float)
     g.add_argument("--minutes", type=float, help="training-time budget")
     g.add_argument("--eval-every", type=int, help="steps between evaluations, samples and checkpoints")
-    g.add_argument("--patience", type=int, help="stop after this many evaluations without a better held-out "
-                                                "loss (0: never; chat default 4)")
-    g.add_argument("--eval-chars", type=int, help="validation characters scored at each evaluation "
-                                                  "(default 100000; the same text at every level)")
+    g.add_argument("--patience", type=int, help=f"stop after this many evaluations without a better held-out "
+                                                 f"loss (0: never; chat default {CHAT_TRAIN_DEFAULTS['patience']})")
+    g.add_argument("--eval-chars", type=int, help=f"validation characters scored at each evaluation "
+                                                  f"(default {_TRAIN.eval_chars}; the same text at every level)")
     g.add_argument("--sample-length", type=int)
     g.add_argument("--device", choices=DEVICES)
     g.add_argument("--precision", choices=PRECISIONS)
@@ -99,7 +112,7 @@ def _add_checkpoint(p) -> None:
 
 
 def _add_sampling_options(p) -> None:
-    p.add_argument("--temperature", type=float, help="0 is greedy; higher is wilder (default 0.8)")
+    p.add_argument("--temperature", type=float, help=f"0 is greedy; higher is wilder (default {_SAMPLE.temperature:g})")
     p.add_argument("--top-k", type=int, help="sample from the k likeliest tokens (0: off)")
     p.add_argument("--top-p", type=float, help="nucleus sampling mass in (0, 1] (1: off)")
     p.add_argument("--seed", type=int, help="the same seed gives the same text")
@@ -111,13 +124,13 @@ def _add_generate(sub) -> None:
     p.add_argument("run", help="run name under checkpoints/ or a run directory")
     p.add_argument("--prompt", default="", help="text that primes the model (shown dimmed on a terminal; "
                                                  "not part of the output when piped)")
-    p.add_argument("--length", type=int, help="tokens to generate (default 500)")
+    p.add_argument("--length", type=int, help=f"tokens to generate (default {_SAMPLE.length})")
     p.add_argument("--stop", action="append", default=[], help="stop after this string (repeatable)")
     p.add_argument("--count", type=int, default=1, help="number of samples")
     p.add_argument("--json", action="store_true", help="print one JSON object per sample")
     p.add_argument("--interactive", action="store_true",
                    help="pick each next token yourself from the most likely ones (piped: one choice per line)")
-    p.add_argument("--choices", type=int, default=5, help="with --interactive: tokens offered (default 5)")
+    p.add_argument("--choices", type=int, default=5, help="with --interactive: tokens offered (default %(default)s)")
     p.add_argument("--no-novelty", action="store_true",
                    help="do not measure how much of each sample is copied from the training text")
     p.add_argument("--exact", action="store_true",
@@ -128,16 +141,19 @@ def _add_generate(sub) -> None:
 
 
 def _add_decoding_options(p) -> None:
-    p.add_argument("--temperature", type=float, help="0 is greedy (default 0.7)")
+    d = _DECODE
+    p.add_argument("--temperature", type=float, help=f"0 is greedy (default {d.temperature:g})")
     p.add_argument("--top-k", type=int, help="sample from the k likeliest tokens (0: off)")
-    p.add_argument("--top-p", type=float, help="nucleus sampling mass in (0, 1] (default 0.9)")
-    p.add_argument("--beam", type=int, help="beam width; > 1 searches instead of sampling (default 1)")
-    p.add_argument("--length-penalty", type=float, help="beam: rank by log-prob / length**F (default 1)")
+    p.add_argument("--top-p", type=float, help=f"nucleus sampling mass in (0, 1] (default {d.top_p:g})")
+    p.add_argument("--beam", type=int, help=f"beam width; > 1 searches instead of sampling (default {d.beam})")
+    p.add_argument("--length-penalty", type=float, help=f"beam: rank by log-prob / length**F "
+                                                        f"(default {d.length_penalty:g})")
     p.add_argument("--no-repeat-ngram", type=int, help="never repeat an n-gram of this many tokens (0: off)")
-    p.add_argument("--repetition-penalty", type=float, help="> 1 discourages tokens already used (default 1)")
+    p.add_argument("--repetition-penalty", type=float, help=f"> 1 discourages tokens already used "
+                                                            f"(default {d.repetition_penalty:g})")
     p.add_argument("--rerank", type=float, help="beam: anti-language-model weight against generic replies "
                                                 "(0: off; try 0.3)")
-    p.add_argument("--max-length", type=int, help="longest reply in tokens (default 200)")
+    p.add_argument("--max-length", type=int, help=f"longest reply in tokens (default {d.max_length})")
     p.add_argument("--seed", type=int, help="the same seed gives the same replies")
     _add_checkpoint(p)
 
@@ -151,10 +167,10 @@ def _add_chat(sub) -> None:
     p.add_argument("run", help="run name under checkpoints/ or a run directory")
     p.add_argument("--show-beams", action="store_true", help="beam search: print the beams as they grow")
     p.add_argument("--json", action="store_true", help="one JSON object per reply")
-    p.add_argument("--candidates", choices=CANDIDATES, help="model: the model's own reply (default); retrieval: "
-                                                           "replies of similar training prompts and the model's "
-                                                           "beams, the nearest prompts first, then by the model's "
-                                                           "anti-LM score")
+    p.add_argument("--candidates", choices=CANDIDATES, help=_described(
+        {"model": "the model's own reply", "retrieval": "replies of similar training prompts and the model's beams, "
+                                                        "the nearest prompts first, then by the model's anti-LM score"},
+        _DECODE.candidates))
     _add_decoding_options(p)
     p.set_defaults(func=cmd_chat)
 
@@ -167,14 +183,15 @@ def _add_inspect(sub) -> None:
     p.add_argument("run", help="run name under checkpoints/ or a run directory")
     p.add_argument("--text", help="a text file or folder to run through the model")
     p.add_argument("--prompt", help="a text to run through the model")
-    p.add_argument("--max-chars", type=int, default=10_000, help="characters of the text to use (default 10000)")
-    p.add_argument("--layer", type=int, default=0, help="which layer (default 0)")
-    p.add_argument("--unit", type=int, default=0, help="which unit of the layer (default 0)")
+    p.add_argument("--max-chars", type=int, default=MAX_CHARS, help="characters of the text to use "
+                                                                    "(default %(default)s)")
+    p.add_argument("--layer", type=int, default=0, help="which layer (default %(default)s)")
+    p.add_argument("--unit", type=int, default=0, help="which unit of the layer (default %(default)s)")
     p.add_argument("--show", default="hidden", help="hidden, cell (LSTM) or a gate: input, forget, output "
                                                     "(LSTM), reset, update (GRU)")
     p.add_argument("--top", type=int, default=5, help="interesting units to list (0: none)")
     p.add_argument("--gradients", action="store_true", help="gradient norm by steps back (first 100 tokens)")
-    p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best")
+    _add_checkpoint(p)
     p.add_argument("--json", action="store_true", help="one JSON object with the values at every position")
     p.set_defaults(func=cmd_inspect)
 
