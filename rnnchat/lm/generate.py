@@ -59,6 +59,17 @@ def generate(model: RNNLM, tokenizer, cfg: SampleConfig, prompt: str = "", *, al
     cfg.validate()
     if isinstance(alternatives, bool) or not isinstance(alternatives, int) or alternatives < 0:
         raise ConfigError(f"alternatives must be a whole number >= 0; got {alternatives!r}")
+    ids = _priming_ids(model, tokenizer, prompt)
+    if controls is None:
+        controls = LiveControls.of(cfg)
+    stepper = FastStepper(model, cfg.weights)
+    return Stream(_stream(stepper, tokenizer, cfg, ids, alternatives, controls), controls)
+
+
+def _priming_ids(model: RNNLM, tokenizer, prompt: str) -> np.ndarray:
+    """The ids a sampler primes ``model`` with: EOD, then ``prompt``'s ids (a new document that starts with
+    the prompt). Raises ConfigError for a tokenizer whose vocabulary size differs from the model's, or a
+    prompt whose every id is unknown (UNK); a partly unknown prompt is read as it is."""
     vocab = model.head.out_features
     if tokenizer.vocab_size != vocab:
         raise ConfigError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model was built for {vocab}")
@@ -66,10 +77,7 @@ def generate(model: RNNLM, tokenizer, cfg: SampleConfig, prompt: str = "", *, al
     if prompt and tokenizer.count_unknown(ids) == len(ids):
         raise ConfigError("the prompt has no characters the model knows; "
                           "use characters that appear in the training corpus")
-    if controls is None:
-        controls = LiveControls.of(cfg)
-    stepper = FastStepper(model, cfg.weights)
-    return Stream(_stream(stepper, tokenizer, cfg, np.concatenate([[EOD], ids]), alternatives, controls), controls)
+    return np.concatenate([[EOD], ids])
 
 
 def _stream(stepper: FastStepper, tokenizer, cfg: SampleConfig, ids: np.ndarray, n_alt: int,
@@ -127,14 +135,12 @@ def sample_text(model: RNNLM, tokenizer, length: int, seed: int, prompt: str = "
 class Picker:
     """Generation where a person picks the next token: ``options(k)`` are the k most likely next tokens
     as (id, text, probability) under the model's own distribution (UNK never); ``take(id)`` appends one
-    and carries the state on from it; ``auto()`` lets the model sample it (with ``cfg``'s settings)."""
+    and carries the state on from it; ``auto()`` lets the model sample it (with ``cfg``'s settings).
+    The prompt primes the model as in ``generate``, and is refused for the same reasons."""
 
     def __init__(self, model: RNNLM, tokenizer, cfg: SampleConfig, prompt: str = ""):
         cfg.validate()
-        ids = np.asarray(tokenizer.encode(prompt) if prompt else np.empty(0, np.int64), dtype=np.int64)
-        if prompt and tokenizer.count_unknown(ids) == len(ids):
-            raise ConfigError("the prompt has no characters the model knows; "
-                              "use characters that appear in the training corpus")
+        ids = _priming_ids(model, tokenizer, prompt)   # the same checks and ids as generate()
         self.tokenizer = tokenizer
         self._stepper = FastStepper(model, cfg.weights)
         self._filter = TokenFilter(self._stepper.vocab_size, cfg.seed)
@@ -142,7 +148,7 @@ class Picker:
         self._feed = tokenizer.decoder().feed
         self.pieces: list[str] = []
         with torch.inference_mode():
-            self._logits = self._stepper.prime(np.concatenate([[EOD], ids]))
+            self._logits = self._stepper.prime(ids)
 
     def options(self, k: int) -> list[tuple[int, str, float]]:
         logits = np.asarray(self._logits, dtype=np.float64).copy()
