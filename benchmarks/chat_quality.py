@@ -62,14 +62,12 @@ BATCH = 64
 
 def split(corpus: str, minutes: float, seed: int):
     """(model config, train config, training pairs, held-out pairs) as ``rnnchat train --task chat`` sees them."""
-    from rnnchat.chat.pairs import extract_pairs, split_pairs
+    from rnnchat.chat.data import split_of
     from rnnchat.runs.kinds import assemble
     from rnnchat.text.load import load_corpus
 
     model_cfg, cfg = assemble("chat", None, {}, {"minutes": minutes, "seed": seed})
-    report = extract_pairs(load_corpus(corpus), context_turns=cfg.context_turns, max_turn_chars=cfg.max_turn_chars,
-                           max_context_chars=cfg.max_turn_chars)
-    train, val = split_pairs(report.pairs, cfg.val_fraction, cfg.seed)
+    _, train, val = split_of(load_corpus(corpus), model_cfg, cfg)
     return model_cfg, cfg, train, val
 
 
@@ -129,7 +127,7 @@ def side_ours(args) -> dict:
     from rnnchat.chat.evaluate import strategy_replies
     from rnnchat.chat.pairs import Pair
     from rnnchat.chat.retrieve import Retriever, retrieve_and_rerank
-    from rnnchat.runs.store import open_chat_model
+    from rnnchat.runs.opened import open_chat_model
     from rnnchat.train.loop import Trainer
 
     model_cfg, cfg, train, val = split(args.corpus, args.minutes, args.seed)

@@ -35,7 +35,7 @@ def main() -> None:
         from rnnchat.lm.config import ModelConfig
         from rnnchat.lm.inspect import gradients_through_time, trace
         from rnnchat.lm.model import RNNLM
-        from rnnchat.runs.store import open_language_model
+        from rnnchat.runs.opened import open_language_model
         from rnnchat.text.load import load_corpus
         from rnnchat.text.split import split_documents
         from rnnchat.train.loop import Trainer

@@ -130,7 +130,7 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
 def load(args):
     """(model, tokenizer, description) of a trained run or a random model of the asked shape."""
     if args.run:
-        from rnnchat.runs.store import open_language_model
+        from rnnchat.runs.opened import open_language_model
 
         run = open_language_model(args.run, "best")
         cfg = run.model.cfg

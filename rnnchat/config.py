@@ -18,7 +18,7 @@ CELLS = ("lstm", "gru", "rnn")
 LEVELS = ("char", "bpe", "unigram")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
-TASKS = ("lm", "chat")
+TASKS = ("lm", "chat")       # the front ends' choices; runs/kinds.py holds what each is
 ATTENTIONS = ("general", "dot")
 CHECKPOINTS = ("best", "last")
 CANDIDATES = ("model", "retrieval")   # chat replies: the model's own, or training replies + beams reranked
@@ -79,10 +79,7 @@ class TrainConfig:
     precision: str = "auto"
     seed: int = 1337
     log_every: int = 10           # steps between Step events
-    task: str = "lm"              # "lm": a language model; "chat": a seq2seq model on dialogue pairs
-    context_turns: int = 1        # chat: earlier turns read with the prompt (bounded by max_turn_chars)
-    max_turn_chars: int = 300     # chat: longer prompts or replies are dropped, so a batch stays small
-    teacher_forcing: float = 1.0  # chat: share of decoder inputs taken from the reference reply
+    task: str = "lm"              # the run's kind (runs/kinds.py): "lm", a language model; "chat", seq2seq
 
     @classmethod
     def from_dict(cls, saved: dict) -> "TrainConfig":
@@ -111,10 +108,8 @@ class TrainConfig:
         check_int("sample_length", self.sample_length, 0, 100_000)
         check_float("val_fraction", self.val_fraction, 0.001, 0.5)
         check_int("log_every", self.log_every, 1, 10**9)
-        check_choice("task", self.task, TASKS)
-        check_int("context_turns", self.context_turns, 0, 16)
-        check_int("max_turn_chars", self.max_turn_chars, 8, 100_000)
-        check_float("teacher_forcing", self.teacher_forcing, 0.0, 1.0)
+        if not isinstance(self.task, str):
+            raise ConfigError(f"must be the name of a model kind; got {self.task!r}", "task")
 
 
 def replace(cfg, **changes):

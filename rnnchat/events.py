@@ -68,6 +68,10 @@ class Eval(Event):
     best: bool                    # the best validation loss so far
     distinct1: float | None = None  # chat: distinct-1/2 of greedy replies to held-out prompts
     distinct2: float | None = None
+    figures: tuple[tuple[str, Any], ...] = ()   # a kind's own held-out figures beyond these (name, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "figures": dict(self.figures)}
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from rnnchat.config import (
@@ -28,6 +29,10 @@ class Seq2SeqConfig:
     bidirectional: bool = True    # the encoder reads the whole prompt before the reply starts anyway
     attention: str = "general"    # Luong's score: h_dec . W h_enc ("general") or h_dec . h_enc ("dot")
     tie: bool = False             # output head shares the embedding (needs embed == hidden)
+    # What the model reads and is trained on; replies read the same context the model was trained with.
+    context_turns: int = 1        # earlier turns read with the prompt (bounded by max_turn_chars)
+    max_turn_chars: int = 300     # longer prompts or replies are dropped from training, so a batch stays small
+    teacher_forcing: float = 1.0  # share of decoder inputs taken from the reference reply while training
 
     def validate(self) -> None:
         check_int("layers", self.layers, 1, 16)
@@ -39,6 +44,9 @@ class Seq2SeqConfig:
         if self.bidirectional and self.hidden % 2:
             raise ConfigError(f"must be even for a bidirectional encoder (got {self.hidden})", "hidden")
         check_tie(self.tie, self.embed, self.hidden)
+        check_int("context_turns", self.context_turns, 0, 16)
+        check_int("max_turn_chars", self.max_turn_chars, 8, 100_000)
+        check_float("teacher_forcing", self.teacher_forcing, 0.0, 1.0)
 
 
 # Dropout when none is given: a corpus the model would memorise (likely_memorises: the built-in dialogues)
@@ -47,12 +55,22 @@ SMALL_CORPUS_DROPOUT = 0.5
 LARGE_CORPUS_DROPOUT = 0.1
 
 
-def dropout_for(parameters: int, train_tokens: int) -> tuple[float, str]:
-    """The dropout for a model of ``parameters`` trained on ``train_tokens``, and a line saying why."""
+def settle(cfg: Seq2SeqConfig, parameters: int, train_tokens: int) -> tuple[Seq2SeqConfig, str]:
+    """The config a new run trains with once its corpus is read (dropout, when none was given, by the
+    corpus's size), and a line saying what was chosen and why ("" when nothing was)."""
+    if cfg.dropout is not None:
+        return cfg, ""
     small = likely_memorises(parameters, train_tokens)
     value = SMALL_CORPUS_DROPOUT if small else LARGE_CORPUS_DROPOUT
-    return value, (f"dropout {value:g}: {parameters:,} parameters for {train_tokens:,} training tokens, "
-                   f"{'a corpus it would memorise' if small else 'enough text not to memorise'}")
+    return dataclasses.replace(cfg, dropout=value), (
+        f"dropout {value:g}: {parameters:,} parameters for {train_tokens:,} training tokens, "
+        f"{'a corpus it would memorise' if small else 'enough text not to memorise'}")
+
+
+def memorise_advice(cfg: Seq2SeqConfig) -> str:
+    """What to try when the model would memorise its corpus; "" when its dropout already holds it back
+    (measured enough for chat)."""
+    return "" if cfg.dropout >= SMALL_CORPUS_DROPOUT else f"try --dropout {SMALL_CORPUS_DROPOUT:g}"
 
 
 # Training defaults for --task chat where they differ from the language model's: subwords give real

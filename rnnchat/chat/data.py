@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from rnnchat.chat.config import Seq2SeqConfig
 from rnnchat.chat.pairs import Pair, PairReport, extract_pairs, split_pairs
 from rnnchat.config import TrainConfig
 from rnnchat.errors import CorpusError
@@ -108,11 +109,22 @@ class ChatData:
         return self.train.unknown + self.val.unknown
 
 
-def prepare_chat(corpus: Corpus, cfg: TrainConfig, tokenizer: Tokenizer | None = None) -> ChatData:
+def pairs_of(corpus: Corpus, model_cfg: Seq2SeqConfig) -> PairReport:
+    """The dialogue pairs a chat model of ``model_cfg`` reads from ``corpus`` (its context and length bounds)."""
+    return extract_pairs(corpus, context_turns=model_cfg.context_turns, max_turn_chars=model_cfg.max_turn_chars,
+                         max_context_chars=model_cfg.max_turn_chars)
+
+
+def split_of(corpus: Corpus, model_cfg: Seq2SeqConfig, cfg: TrainConfig) -> tuple[PairReport, list[Pair], list[Pair]]:
+    """(the pairs, the training pairs, the held-out pairs) of a chat run: the same split every time."""
+    report = pairs_of(corpus, model_cfg)
+    return (report, *split_pairs(report.pairs, cfg.val_fraction, cfg.seed))
+
+
+def prepare_chat(corpus: Corpus, cfg: TrainConfig, model_cfg: Seq2SeqConfig,
+                 tokenizer: Tokenizer | None = None) -> ChatData:
     """Pairs from ``corpus``, split into train and validation, tokenised (training a tokenizer if none)."""
-    report = extract_pairs(corpus, context_turns=cfg.context_turns, max_turn_chars=cfg.max_turn_chars,
-                           max_context_chars=cfg.max_turn_chars)
-    train_pairs, val_pairs = split_pairs(report.pairs, cfg.val_fraction, cfg.seed)
+    report, train_pairs, val_pairs = split_of(corpus, model_cfg, cfg)
     if not train_pairs or not val_pairs:
         raise CorpusError(f"corpus '{corpus.name}' has {len(report.pairs)} usable dialogue pair(s), too few to "
                           f"keep validation pairs apart from training ones ({len(train_pairs)} left to train "

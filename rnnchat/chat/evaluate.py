@@ -19,10 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from rnnchat.chat.config import DecodeConfig
-from rnnchat.chat.data import IGNORE, PairArrays, encode_source
+from rnnchat.chat.data import IGNORE, PairArrays, encode_source, pairs_of, split_of
 from rnnchat.chat.generate import beam_search, greedy_batch, rerank, sample_ids
-from rnnchat.chat.pairs import Pair, extract_pairs, split_pairs
-from rnnchat.config import TrainConfig
+from rnnchat.chat.pairs import Pair
 from rnnchat.device import autocast
 from rnnchat.errors import CorpusError
 from rnnchat.sampling import LiveControls
@@ -40,15 +39,9 @@ STRATEGIES = {
 def held_out_pairs(run, corpus: Corpus | None = None) -> list[Pair]:
     """The run's own validation pairs (rebuilt from its corpus with its settings), or all pairs of ``corpus``.
     ``run`` is an opened run (runs.checkpoints.OpenedRun: model, tokenizer, meta, name, which)."""
-    cfg = TrainConfig.from_dict(run.meta.get("train", {}))
     if corpus is None:
-        corpus = load_corpus(str(run.meta.get("corpus", {}).get("source", "")).removeprefix("builtin:"))
-        report = extract_pairs(corpus, context_turns=cfg.context_turns, max_turn_chars=cfg.max_turn_chars,
-                               max_context_chars=cfg.max_turn_chars)
-        return split_pairs(report.pairs, cfg.val_fraction, cfg.seed)[1]
-    report = extract_pairs(corpus, context_turns=cfg.context_turns, max_turn_chars=cfg.max_turn_chars,
-                           max_context_chars=cfg.max_turn_chars)
-    return list(report.pairs)
+        return split_of(load_corpus(run.meta.corpus.spec), run.meta.model, run.meta.train)[2]
+    return list(pairs_of(corpus, run.meta.model).pairs)
 
 
 @torch.no_grad()

@@ -27,9 +27,8 @@ class ChatSession:
 
     def __init__(self, run):
         self.run = run
-        train = self.run.meta.get("train", {})
-        self.context_turns = int(train.get("context_turns", 1))
-        self.max_context_chars = int(train.get("max_turn_chars", 300))
+        self.context_turns = run.meta.model.context_turns
+        self.max_context_chars = run.meta.model.max_turn_chars
         self.history: list[tuple[str, str]] = []      # (who, text): who is "you" or "bot"
         self.retriever = None                          # a chat.retrieve.Retriever, for candidates "retrieval"
 

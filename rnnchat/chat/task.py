@@ -34,9 +34,10 @@ class ChatTask:
     # running mean; only non-finite losses and gradients count as failures here.
     spike_check = False
 
-    def __init__(self, corpus: Corpus, cfg: TrainConfig, tokenizer: Tokenizer | None = None):
-        self.cfg = cfg
-        self.data = prepare_chat(corpus, cfg, tokenizer)
+    def __init__(self, corpus: Corpus, cfg: TrainConfig, model_cfg: Seq2SeqConfig,
+                 tokenizer: Tokenizer | None = None):
+        self.cfg, self.model_cfg = cfg, model_cfg
+        self.data = prepare_chat(corpus, cfg, model_cfg, tokenizer)
         self.tokenizer = self.data.tokenizer
         self.train_tokens, self.val_tokens = self.data.train.tokens, self.data.val.tokens
         self.chars_per_token = self.data.chars_per_token
@@ -58,7 +59,7 @@ class ChatTask:
         dropped = r.dropped_long + r.dropped_empty
         if dropped > 0.2 * max(1, r.found):
             out.append(f"{dropped:,} of {r.found:,} dialogue pairs dropped ({r.dropped_long:,} longer than "
-                       f"--max-turn-chars {self.cfg.max_turn_chars}, {r.dropped_empty:,} empty)")
+                       f"--max-turn-chars {self.model_cfg.max_turn_chars}, {r.dropped_empty:,} empty)")
         if r.malformed:
             out.append(f"{r.malformed:,} malformed dialogue lines skipped"
                        + (f", e.g. {r.problems[0]}" if r.problems else ""))
@@ -88,7 +89,7 @@ class ChatTask:
     def loss(self, model: Seq2Seq, batch, carried):
         src, lengths, tgt_in, tgt_out, tokens = batch
         enc, state = model.encode(src, lengths)
-        if self.cfg.teacher_forcing < 1.0 and model.training:
+        if self.model_cfg.teacher_forcing < 1.0 and model.training:
             tgt_in = self._mix_predictions(model, enc, state, tgt_in, tgt_out)
         logits, _, _ = model.decode(tgt_in, enc, state)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tgt_out.reshape(-1),
@@ -102,7 +103,7 @@ class ChatTask:
         with torch.no_grad():
             logits, _, _ = model.decode(tgt_in, enc, state)
             predicted = logits.argmax(dim=-1)
-        swap = torch.rand(tgt_in.shape, device=tgt_in.device) >= self.cfg.teacher_forcing
+        swap = torch.rand(tgt_in.shape, device=tgt_in.device) >= self.model_cfg.teacher_forcing
         swap[:, 0] = False                                   # the start token stays
         shifted = torch.cat([tgt_in[:, :1], predicted[:, :-1]], dim=1)
         return torch.where(swap & (tgt_in != PAD), shifted, tgt_in)
@@ -120,7 +121,7 @@ class ChatTask:
         """(prompt, greedy reply) for the first n held-out pairs."""
         pairs = self.data.val_pairs[:n]
         sources = [encode_source(self.tokenizer, p.context, p.prompt) for p in pairs]
-        max_len = max(8, min(self.cfg.sample_length or 200, 2 * self.cfg.max_turn_chars))
+        max_len = max(8, min(self.cfg.sample_length or 200, 2 * self.model_cfg.max_turn_chars))
         was_training = model.training
         model.eval()
         ids = greedy_batch(model, sources, max_len)

@@ -41,7 +41,7 @@ def cmd_chat(args) -> int:
     from rnnchat.chat.config import DecodeConfig
     from rnnchat.chat.session import ChatSession
     from rnnchat.config import replace
-    from rnnchat.runs.store import open_chat_model
+    from rnnchat.runs.opened import open_chat_model
 
     cfg = replace(DecodeConfig(), temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, beam=args.beam,
                   length_penalty=args.length_penalty, no_repeat_ngram=args.no_repeat_ngram,

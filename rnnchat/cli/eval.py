@@ -11,13 +11,13 @@ from rnnchat.cli.exits import EXIT_USAGE
 
 def cmd_eval(args) -> int:
     from rnnchat.cli.console import err
-    from rnnchat.runs.kinds import kind_of
-    from rnnchat.runs.store import read_run_meta, resolve_run
+    from rnnchat.runs.meta import read_meta
+    from rnnchat.runs.rundir import resolve_run
 
     if args.text is not None and not os.path.exists(args.text):
         err(f"text file '{args.text}' not found")
         return EXIT_USAGE
-    kind = kind_of(read_run_meta(resolve_run(args.run)))
+    kind = read_meta(resolve_run(args.run)).kind
     # Each kind of run is evaluated the way the command that uses it works: by its text or its replies.
     return _EVALUATE[kind.command](args)
 
@@ -25,7 +25,7 @@ def cmd_eval(args) -> int:
 def _eval_lm(args) -> int:
     from rnnchat.cli.console import err, warn
     from rnnchat.lm.evaluate import score_texts
-    from rnnchat.runs.store import open_language_model
+    from rnnchat.runs.opened import open_language_model
     from rnnchat.safetext import neutralise
     from rnnchat.text.load import load_corpus
 
@@ -36,7 +36,7 @@ def _eval_lm(args) -> int:
     corpus = load_corpus(args.text)
     for w in corpus.warnings():
         warn(w)
-    seq_len = int(run.meta.get("train", {}).get("seq_len", 256))
+    seq_len = run.meta.train.seq_len
     score = score_texts(run.model, run.tokenizer, [d.text for d in corpus.documents], seq_len=max(seq_len, 64))
     if args.json:
         print(json.dumps({"run": run.name, "checkpoint": run.which, **score.to_dict()}))
@@ -51,7 +51,7 @@ def _eval_lm(args) -> int:
 def _eval_chat(args) -> int:
     from rnnchat.chat.evaluate import evaluate_chat
     from rnnchat.cli.console import err
-    from rnnchat.runs.store import open_chat_model
+    from rnnchat.runs.opened import open_chat_model
     from rnnchat.safetext import neutralise
     from rnnchat.text.load import load_corpus
 

@@ -14,7 +14,7 @@ def cmd_generate(args) -> int:
     from rnnchat.events import SampleDone, Token
     from rnnchat.lm.config import SampleConfig
     from rnnchat.lm.generate import generate
-    from rnnchat.runs.store import copy_index, open_language_model
+    from rnnchat.runs.opened import copy_index, open_language_model
     from rnnchat.safetext import neutralise
 
     cfg = replace(SampleConfig(), length=args.length, temperature=args.temperature, top_k=args.top_k,

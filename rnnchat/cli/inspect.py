@@ -24,7 +24,7 @@ def cmd_inspect(args) -> int:
 
     from rnnchat.cli.console import console, err, warn
     from rnnchat.lm import inspect as ins
-    from rnnchat.runs.store import open_language_model
+    from rnnchat.runs.opened import open_language_model
     from rnnchat.safetext import neutralise
 
     if (args.text is None) == (args.prompt is None):

@@ -52,13 +52,13 @@ def cmd_train(args) -> int:
 def _saved_device(run: str) -> str | None:
     """The device a run was trained on (run.json), or None when it cannot be read (the trainer says why)."""
     from rnnchat.errors import RnnchatError
-    from rnnchat.runs.store import read_run_meta, resolve_run
+    from rnnchat.runs.meta import read_meta
+    from rnnchat.runs.rundir import resolve_run
 
     try:
-        device = read_run_meta(resolve_run(run)).get("train", {}).get("device")
-    except (RnnchatError, AttributeError):
+        return read_meta(resolve_run(run)).train.device
+    except RnnchatError:
         return None
-    return device if isinstance(device, str) else None
 
 
 def _failure(exc: BaseException) -> tuple[int, str]:

@@ -27,6 +27,15 @@ class ModelConfig:
         check_tie(self.tie, self.embed, self.hidden)
 
 
+def settle(cfg: ModelConfig, parameters: int, train_tokens: int) -> tuple[ModelConfig, str]:
+    """The config a new run trains with once its corpus is read: a language model's is settled already."""
+    return cfg, ""
+
+
+def memorise_advice(cfg: ModelConfig) -> str:
+    """What to try when the model would memorise its corpus."""
+    return "try a smaller preset"
+
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ class LMTask:
     config_class = ModelConfig
     spike_check = True            # random windows have similar losses: a sudden jump means trouble
 
-    def __init__(self, corpus: Corpus, cfg: TrainConfig, tokenizer: Tokenizer | None = None):
+    def __init__(self, corpus: Corpus, cfg: TrainConfig, model_cfg: ModelConfig,
+                 tokenizer: Tokenizer | None = None):
         self.cfg = cfg
         self.data = prepare(corpus, cfg.level, cfg.vocab_size, cfg.val_fraction, tokenizer)
         check_fits(self.data, cfg.seq_len)

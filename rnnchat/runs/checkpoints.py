@@ -27,21 +27,33 @@ from safetensors.torch import save as to_safetensors
 
 from rnnchat import CHECKPOINT_FORMAT
 from rnnchat.errors import CheckpointError, ConfigError, SaveError
-from rnnchat.paths import read_bounded
-from rnnchat.runs.files import (
-    DISK_FULL,
-    entry_of,
-    fsync_dir,
-    pid_alive,
-    refuse_links,
-    sha256_of,
-    unlink_quietly,
-    write_file,
-)
-from rnnchat.runs.kinds import kind_of, model_config_of
+from rnnchat.files import DISK_FULL, entry_of, fsync_dir, read_bounded, sha256_of, unlink_quietly, write_file
 
 _CKPT_FILES = ("model.safetensors", "optimizer.safetensors", "trainer.json")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
+
+
+def refuse_links(directory: Path) -> None:
+    """One clear error for a link anywhere in a run directory (its own entries and its checkpoints')."""
+    try:
+        for entry in list(os.scandir(directory)):
+            if entry.is_symlink():
+                raise CheckpointError(f"{entry.path} is a symbolic link; a run directory may hold only its own "
+                                      "files (refusing to read it)")
+            if entry.is_dir(follow_symlinks=False) and entry.name in ("last", "best", ".last.old", ".best.old"):
+                refuse_links(Path(entry.path))
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {directory}: {exc.strerror or exc}") from None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _remove_stale_temps(run_dir: Path) -> None:
@@ -206,12 +218,12 @@ def held_parameters(weights_file: Path) -> int:
         raise CheckpointError(f"cannot read {weights_file}: {exc}") from None
 
 
-def check_model_size(run_name: str, meta: dict, loaded: LoadedCheckpoint) -> None:
-    """Refuse a run.json that describes a bigger model than its weights file holds, before any is built."""
+def check_model_size(run_name: str, meta, loaded: LoadedCheckpoint) -> None:
+    """Refuse a run.json (``meta``, a RunMeta) that describes a bigger model than its weights file holds,
+    before any is built."""
     try:
-        found, cfg = kind_of(meta), model_config_of(meta)
         with torch.device("meta"):      # shapes only: no memory, however large the config asks
-            implied = sum(t.numel() for t in found.model(cfg).weights().values())
+            implied = sum(t.numel() for t in meta.kind.model(meta.model).weights().values())
     except (CheckpointError, ConfigError, KeyError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
         raise CheckpointError(f"run '{run_name}' does not describe a loadable model: "
                               f"{str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}") from None

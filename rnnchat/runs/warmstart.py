@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from rnnchat.errors import ConfigError
-from rnnchat.runs.store import open_language_model
+from rnnchat.runs.opened import open_language_model
 
 # The settings a chat run inherits from the language model it starts from.
 INHERITED = ("level", "vocab_size", "layers", "hidden", "embed")
@@ -44,7 +44,7 @@ def open_start(run: str | os.PathLike, which: str = "best") -> WarmStart:
     if cfg.cell != "lstm":
         raise ConfigError(f"run '{opened.name}' uses {cfg.cell.upper()} cells; a chat model's decoder is an "
                           "LSTM, so start it from an LSTM language model (rnnchat train ... --cell lstm)", "init_from")
-    step = int(opened.meta.get("summary", {}).get("step", 0) or 0)
+    step = opened.meta.summary.step
     return WarmStart(opened.name, opened.which, step, opened.tokenizer, opened.model.weights(),
                      {"layers": cfg.layers, "hidden": cfg.hidden, "embed": cfg.embed})
 

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator, Protocol
 import numpy as np
 
 from rnnchat.errors import CheckpointError, ConfigError
-from rnnchat.paths import read_bounded
+from rnnchat.files import read_bounded
 from rnnchat.vocab import EOD, UNK
 
 _CHUNK_CHARS = 1 << 20

@@ -6,11 +6,12 @@ checkpoint and finish at the next step. A stopped run resumed with ``resume=`` f
 curve as one never stopped: each step's batch depends only on (seed, step), and the optimizer, RNG
 and carried state are all restored. What differs between tasks (language model, chat) is the task
 object's (``lm/task.py``, ``chat/task.py``); ``setup.py`` builds or reopens the run before the first
-step, and ``run_dir.py`` writes its directory.
+step, and ``runs/`` owns its directory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -23,19 +24,21 @@ from rnnchat import events as ev
 from rnnchat.config import RESUMABLE, TrainConfig
 from rnnchat.device import autocast, describe
 from rnnchat.errors import ConfigError, RnnchatError
-from rnnchat.runs import files
 from rnnchat.runs.kinds import KINDS
+from rnnchat.runs.meta import RunMeta, write_meta
+from rnnchat.runs.rundir import RunLock, append_metrics
+from rnnchat.runs.state import Progress, rank_state, save
 from rnnchat.text.corpus import Corpus
-from rnnchat.train import distributed, run_dir
+from rnnchat.train import distributed
 from rnnchat.train.guard import Guard
-from rnnchat.train.run_dir import CorpusInfo, Progress
 from rnnchat.train.schedule import Limits, learning_rate
-from rnnchat.train.setup import RunSetup
+from rnnchat.train.setup import Request, prepare
 
 _SNAPSHOT_EVERY = 100         # steps between in-memory copies of the last known-good state
+_EVAL_FIELDS = ("val_loss", "bits_per_char", "distinct1", "distinct2")   # the figures Eval names itself
 
 
-class Trainer(RunSetup):
+class Trainer:
     """Train a new run on ``corpus``, or continue ``resume`` (a run name or directory).
 
     ``train.task`` picks what is trained: "lm" (``model`` is a ModelConfig) or "chat" (a Seq2SeqConfig;
@@ -50,7 +53,6 @@ class Trainer(RunSetup):
                  init_from: str | Path | None = None, preset_note: str = ""):
         if resume is None and corpus is None:
             raise ConfigError("give a corpus to train on, or --resume RUN to continue a run")
-        self.corpus_spec = corpus
         self.cfg = train or TrainConfig()
         self.cfg.validate()
         wanted = KINDS[self.cfg.task].model_config
@@ -58,26 +60,21 @@ class Trainer(RunSetup):
         if not isinstance(self.model_cfg, wanted):
             raise ConfigError(f"task {self.cfg.task!r} needs a {wanted.__name__}, got {type(self.model_cfg).__name__}")
         self.model_cfg.validate()
-        self.name = name
-        self.resume_from = resume
-        if init_from is not None and (resume is not None or self.cfg.task != "chat"):
+        if init_from is not None and (resume is not None or not KINDS[self.cfg.task].starts_from):
             raise ConfigError("starts a new chat run from a language model; use it with --task chat and "
                               "without --resume", "init_from")
-        self.init_from = init_from
-        self.preset_note = preset_note                  # runs.kinds.plan's line: which auto row, and why
-        self.start = None                               # the language model a chat run starts from
-        self.overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-        for key in self.overrides:
+        overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        for key in overrides:
             if key not in RESUMABLE:
                 raise ConfigError("cannot change when resuming: a run keeps its data, split and model "
                                   "settings (only the limits, the eval cadence and the device may change)", key)
+        self.request = Request(corpus, self.model_cfg, self.cfg, name, resume, overrides, init_from, preset_note)
         self._stop = threading.Event()
-        self._lock: files.RunLock | None = None       # this process's hold of the run, until run() ends
-        # Set up by _setup() when run() starts:
+        self._lock: RunLock | None = None             # this process's hold of the run, until run() ends
+        # Set up by setup.prepare() when run() starts:
         self.dist: distributed.Group | None = None      # the process group, when launched by torchrun
         self.run_dir: Path | None = None
-        self.meta: dict = {}
-        self.corpus: CorpusInfo | None = None
+        self.meta: RunMeta | None = None
         self.task = None
         self.model = None
         self.optimizer = None
@@ -124,15 +121,23 @@ class Trainer(RunSetup):
                 self._lock = None
 
     def _run(self) -> Iterator[ev.Event]:
-        yield from self._setup()
+        self.dist = distributed.current()
+        run = yield from prepare(self.request, self.dist)
+        self._lock, self.run_dir, self.meta, self.task = run.lock, run.run_dir, run.meta, run.task
+        self.model_cfg, self.cfg = run.model_cfg, run.cfg
+        self.limits, self.guard, self.device, self.precision = run.limits, run.guard, run.device, run.precision
+        self.model, self.optimizer, self.progress, self.state = run.model, run.optimizer, run.progress, run.state
+        self.step_module = run.step_module
+        origin = self.meta.init_from if self.meta else None
         yield ev.Started(
-            run=self.run_dir.name, run_dir=str(self.run_dir), corpus=self.corpus.name, level=self.cfg.level,
+            run=self.run_dir.name, run_dir=str(self.run_dir), corpus=run.corpus.name,
+            level=self.cfg.level,
             vocab_size=self.task.tokenizer.vocab_size, parameters=self.model.num_parameters(),
             train_tokens=self.task.train_tokens, val_tokens=self.task.val_tokens,
             device=describe(self.device), precision=self.precision, step=self.step,
-            max_steps=self.limits.max_steps, minutes=self.cfg.minutes, resumed=self.resume_from is not None,
-            processes=self.world, started_from=self._started_from(),
-            preset=self.preset_note or str(self.meta.get("preset", "")))
+            max_steps=self.limits.max_steps, minutes=self.cfg.minutes, resumed=self.request.resume is not None,
+            processes=self.world, started_from=origin.describe() if origin else "",
+            preset=self.meta.preset if self.meta else "")
         try:
             yield from self._loop()
         except BaseException:
@@ -296,8 +301,9 @@ class Trainer(RunSetup):
         train_loss = self.train_loss if self.train_loss is not None else ema if ema is not None else math.nan
         event = ev.Eval(step=self.step, val_loss=val, bits_per_char=bpc, perplexity=math.exp(min(val, 50.0)),
                         train_loss=train_loss, best=best,
-                        distinct1=figures.get("distinct1"), distinct2=figures.get("distinct2"))
-        run_dir.append_metrics(self.run_dir, event)
+                        distinct1=figures.get("distinct1"), distinct2=figures.get("distinct2"),
+                        figures=tuple((k, v) for k, v in figures.items() if k not in _EVAL_FIELDS))
+        append_metrics(self.run_dir, event)
         yield event
         if self.cfg.sample_length:
             text = self.task.sample(self.model)
@@ -314,17 +320,18 @@ class Trainer(RunSetup):
         (after a crash, when the others may be gone) are rank 0's only."""
         ranks = None
         if self.dist and which == "last" and not alone:
-            ranks = self.dist.gather(run_dir.rank_state(self.state if self.cfg.carry_state else None))
+            ranks = self.dist.gather(rank_state(self.state if self.cfg.carry_state else None))
         if not self.is_main:
             return
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             yield ev.Warning(f"not saving '{which}': the weights are not finite")
             return
         try:
-            path = run_dir.save(self.run_dir, which, self.model, self.optimizer, self.progress,
-                                self.state if self.cfg.carry_state else None,
-                                self.step / max(1e-9, self.task.steps_per_epoch()), ranks)
-            self._write_meta()
+            path = save(self.run_dir, which, self.model, self.optimizer, self.progress,
+                        self.state if self.cfg.carry_state else None,
+                        self.step / max(1e-9, self.task.steps_per_epoch()), ranks)
+            self.meta = dataclasses.replace(self.meta, summary=self.progress.summary())
+            write_meta(self.run_dir, self.meta)
         except OSError as exc:
             raise RnnchatError(f"could not save the checkpoint in {self.run_dir}: {exc}") from None
         yield ev.Checkpoint(step=self.step, path=str(path), which=which)
@@ -341,6 +348,6 @@ class Trainer(RunSetup):
 
     def _done(self, reason: str, message: str) -> ev.Done:
         p = self.progress
-        return ev.Done(step=self.step, reason=reason, best_val_loss=p.summary()["best_val_loss"],
+        return ev.Done(step=self.step, reason=reason, best_val_loss=p.summary().best_val_loss,
                        best_bits_per_char=p.best_bpc, elapsed=p.elapsed, run_dir=str(self.run_dir),
                        message=message)

@@ -18,7 +18,7 @@ from rnnchat.chat.session import ChatSession
 from rnnchat.config import TrainConfig
 from rnnchat.errors import CheckpointError
 from rnnchat.events import Done, Eval, Sample, SampleDone, Token
-from rnnchat.runs.store import open_chat_model, open_language_model
+from rnnchat.runs.opened import open_chat_model, open_language_model
 from rnnchat.train.loop import Trainer
 
 ALPHABET = "abcdefgh"
@@ -40,8 +40,8 @@ def copy_run(tmp_path_factory):
     train, held = pairs[:600], pairs[600:]
     corpus = root / "copy.tsv"
     corpus.write_text("prompt\treply\n" + "".join(f"{a}\t{b}\n" for a, b in train), encoding="utf-8")
-    model = Seq2SeqConfig(layers=1, hidden=96, embed=32, dropout=0.0)
-    cfg = TrainConfig(task="chat", context_turns=0, max_steps=500, eval_every=125, batch_size=32, lr=1e-2,
+    model = Seq2SeqConfig(layers=1, hidden=96, embed=32, dropout=0.0, context_turns=0)
+    cfg = TrainConfig(task="chat", max_steps=500, eval_every=125, batch_size=32, lr=1e-2,
                       warmup_steps=20, sample_length=20, precision="fp32", val_fraction=0.1)
     mp = pytest.MonkeyPatch()
     mp.setenv("RNNCHAT_CHECKPOINTS", str(root / "checkpoints"))
@@ -192,10 +192,10 @@ def test_cli_chat_reads_invalid_utf8_with_replacement(copy_run):
 def test_lone_surrogates_in_a_jsonl_corpus_train(tmp_path):
     rows = "".join(json.dumps({"prompt": f"hi {i} \ud800", "reply": f"ho {i} \udfff"}) + "\n" for i in range(60))
     (tmp_path / "pairs.jsonl").write_text(rows, encoding="utf-8")
-    cfg = TrainConfig(task="chat", level="bpe", vocab_size=300, context_turns=0, max_steps=2, eval_every=2,
+    cfg = TrainConfig(task="chat", level="bpe", vocab_size=300, max_steps=2, eval_every=2,
                       sample_length=5, precision="fp32")
-    events = list(Trainer(str(tmp_path / "pairs.jsonl"), Seq2SeqConfig(layers=1, hidden=16, embed=8), cfg,
-                          name="sur").run())
+    model = Seq2SeqConfig(layers=1, hidden=16, embed=8, context_turns=0)
+    events = list(Trainer(str(tmp_path / "pairs.jsonl"), model, cfg, name="sur").run())
     assert events[-1].reason == "max_steps"
 
 
@@ -222,13 +222,15 @@ def test_retrieval_candidates_answer_from_training_replies(tmp_path):
     pairs = [(f"tell me about {a}", f"{b} is what I know") for a, b in zip(words, reversed(words))]
     corpus = tmp_path / "facts.tsv"
     corpus.write_text("prompt\treply\n" + "".join(f"{a}\t{b}\n" for a, b in pairs), encoding="utf-8")
-    cfg = TrainConfig(task="chat", context_turns=0, max_steps=60, eval_every=60, batch_size=32, lr=1e-2,
+    cfg = TrainConfig(task="chat", max_steps=60, eval_every=60, batch_size=32, lr=1e-2,
                       sample_length=0, precision="fp32")
-    list(Trainer(str(corpus), Seq2SeqConfig(layers=1, hidden=48, embed=16, dropout=0.0), cfg, name="facts").run())
+    model = Seq2SeqConfig(layers=1, hidden=48, embed=16, dropout=0.0, context_turns=0)
+    list(Trainer(str(corpus), model, cfg, name="facts").run())
+    from rnnchat.runs.meta import read_meta
     from rnnchat.runs.retrieval import open_retriever
-    from rnnchat.runs.store import read_run_meta, resolve_run
+    from rnnchat.runs.rundir import resolve_run
 
-    train = open_retriever(read_run_meta(resolve_run("facts")), "facts").pairs
+    train = open_retriever(read_meta(resolve_run("facts")), "facts").pairs
     assert 300 < len(train) < len(pairs)                  # held-out pairs are not in it
     prompts = [p.prompt for p in train[:5]] + ["tell me about " + train[7].prompt[-6:-2] + "xx"]
     res = _rnnchat("chat", "facts", "--candidates", "retrieval", stdin="".join(p + "\n" for p in prompts))
@@ -252,12 +254,12 @@ def test_chat_dropout_is_settled_by_the_corpus_size(tmp_path, monkeypatch):
 
     monkeypatch.setenv("RNNCHAT_CHECKPOINTS", str(tmp_path / "runs"))
     monkeypatch.setenv("RNNCHAT_CACHE", str(tmp_path / "cache"))
-    cfg = TrainConfig(task="chat", context_turns=0, max_steps=1, eval_every=1, sample_length=0, precision="fp32")
+    cfg = TrainConfig(task="chat", max_steps=1, eval_every=1, sample_length=0, precision="fp32")
 
     def train(name: str, pairs: int, **model) -> tuple[float, Started, list[str]]:
         corpus = tmp_path / f"{name}.tsv"
         corpus.write_text("prompt\treply\n" + "".join(f"{a}\t{b}\n" for a, b in copy_pairs(pairs, 1)), "utf-8")
-        events = list(Trainer(str(corpus), Seq2SeqConfig(layers=1, **model), cfg, name=name).run())
+        events = list(Trainer(str(corpus), Seq2SeqConfig(layers=1, context_turns=0, **model), cfg, name=name).run())
         meta = json.loads((tmp_path / "runs" / name / "run.json").read_text(encoding="utf-8"))
         warnings = [e.message for e in events if isinstance(e, Warning)]
         return meta["model"]["dropout"], next(e for e in events if isinstance(e, Started)), warnings

@@ -14,7 +14,7 @@ from rnnchat.chat.generate import reply_logprobs
 from rnnchat.chat.pairs import Pair, extract_pairs, split_pairs
 from rnnchat.chat.retrieve import Retriever, normalise, retrieve_and_rerank, score_replies
 from rnnchat.config import TrainConfig
-from rnnchat.runs.store import open_chat_model
+from rnnchat.runs.opened import open_chat_model
 from rnnchat.text.load import load_corpus
 from rnnchat.train.loop import Trainer
 from rnnchat.vocab import EOD
@@ -116,8 +116,8 @@ def copy_model(tmp_path_factory):
     words = sorted({"".join(rng.choice(ALPHABET) for _ in range(rng.randint(3, 6))) for _ in range(500)})
     corpus = root / "copy.tsv"
     corpus.write_text("prompt\treply\n" + "".join(f"{w}\t{w}\n" for w in words), encoding="utf-8")
-    model = Seq2SeqConfig(layers=1, hidden=64, embed=24, dropout=0.0)
-    cfg = TrainConfig(task="chat", context_turns=0, max_steps=200, eval_every=200, batch_size=32, lr=1e-2,
+    model = Seq2SeqConfig(layers=1, hidden=64, embed=24, dropout=0.0, context_turns=0)
+    cfg = TrainConfig(task="chat", max_steps=200, eval_every=200, batch_size=32, lr=1e-2,
                       warmup_steps=20, sample_length=0, eval_chars=500, precision="fp32", val_fraction=0.1)
     mp = pytest.MonkeyPatch()
     mp.setenv("RNNCHAT_CHECKPOINTS", str(root / "checkpoints"))

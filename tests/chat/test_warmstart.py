@@ -39,7 +39,7 @@ def train_lm(tmp_path, text: str, cell: str = "lstm", name: str = "lm") -> str:
     return name
 
 
-CHAT = TrainConfig(task="chat", context_turns=0, max_steps=20, eval_every=20, batch_size=16, lr=5e-3,
+CHAT = TrainConfig(task="chat", max_steps=20, eval_every=20, batch_size=16, lr=5e-3,
                    warmup_steps=5, sample_length=0, precision="fp32", eval_chars=4000)
 
 
@@ -65,7 +65,7 @@ def test_chat_model_starts_with_the_language_models_weights(tmp_path):
 def test_starting_from_the_language_model_learns_faster(tmp_path):
     corpus, text = dialogue_file(tmp_path)
     lm = train_lm(tmp_path, text)
-    shape = Seq2SeqConfig(layers=1, hidden=64, embed=24, dropout=0.0)
+    shape = Seq2SeqConfig(layers=1, hidden=64, embed=24, dropout=0.0, context_turns=0)
 
     def first_eval(**kw):
         events = list(Trainer(str(corpus), shape, CHAT, **kw).run())

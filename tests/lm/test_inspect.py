@@ -9,7 +9,7 @@ from rnnchat.config import TrainConfig
 from rnnchat.lm.config import ModelConfig
 from rnnchat.lm.inspect import gate_saturation, gradients_through_time, interesting_units, text_properties, trace
 from rnnchat.lm.model import RNNLM
-from rnnchat.runs.store import open_language_model
+from rnnchat.runs.opened import open_language_model
 from rnnchat.train.loop import Trainer
 
 

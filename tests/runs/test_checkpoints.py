@@ -16,7 +16,8 @@ from rnnchat.config import TrainConfig
 from rnnchat.errors import CheckpointError
 from rnnchat.lm.config import ModelConfig
 from rnnchat.runs.checkpoints import checkpoint_dir, load_checkpoint, save_checkpoint
-from rnnchat.runs.store import open_language_model, read_run_meta
+from rnnchat.runs.meta import read_meta
+from rnnchat.runs.opened import open_language_model
 from rnnchat.train.loop import Trainer
 
 
@@ -160,7 +161,37 @@ def test_newer_format_is_refused(run_dir):
     meta["format"] = CHECKPOINT_FORMAT + 1
     (run_dir / "run.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="newer"):
-        read_run_meta(run_dir)
+        read_meta(run_dir)
+
+
+@pytest.mark.parametrize("where, value, field", [
+    (("model", "hidden"), "wide", "model.hidden"),
+    (("model", "cell"), "transformer", "model.cell"),
+    (("train", "seq_len"), -3, "train.seq_len"),
+    (("train", "lr"), float("inf"), "train.lr"),
+    (("corpus", "hash"), ["not", "text"], "corpus.hash"),
+    (("corpus",), "shakespeare", "corpus"),
+    (("tokenizer",), "word", "tokenizer"),
+    (("summary", "step"), -1, "summary.step"),
+    (("summary", "best_bits_per_char"), "low", "summary.best_bits_per_char"),
+    (("parameters",), True, "parameters"),
+    (("init_from",), {"run": "x", "checkpoint": "middle", "step": 1}, "init_from.checkpoint"),
+])
+def test_every_run_json_field_is_checked_and_named(run_dir, where, value, field):
+    meta = json.loads((run_dir / "run.json").read_text())
+    holder = meta
+    for key in where[:-1]:
+        holder = holder[key]
+    holder[where[-1]] = value
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=f"run '{run_dir.name}' has a bad run.json field {field}:"):
+        read_meta(run_dir)
+
+
+def test_run_json_reads_into_a_typed_description(run_dir):
+    meta = read_meta(run_dir)
+    assert meta.kind.name == "lm" and meta.model.hidden > 0 and meta.train.seq_len > 0
+    assert meta.corpus.hash and meta.summary.step > 0 and meta.tokenizer == "char"
 
 
 def test_missing_run_is_a_clear_error():

@@ -1,7 +1,9 @@
 """Runs saved before the restructure still load, resume, generate and chat.
 
-The only on-disk difference is the chat kind: older versions wrote ``"kind": "seq2seq"`` in run.json
-(today "chat"). The test writes such runs itself: it trains tiny runs and puts back the old kind.
+The on-disk differences are the chat kind: older versions wrote ``"kind": "seq2seq"`` in run.json
+(today "chat"), and kept the chat's context_turns, max_turn_chars and teacher_forcing under "train"
+(today they are the chat model's settings, under "model"). The test writes such runs itself: it trains
+tiny runs and puts back the old layout.
 """
 
 import json
@@ -17,7 +19,8 @@ from rnnchat.chat.session import ChatSession
 from rnnchat.config import TrainConfig
 from rnnchat.lm.config import ModelConfig, SampleConfig
 from rnnchat.lm.generate import generate
-from rnnchat.runs.store import list_runs, open_chat_model, open_language_model
+from rnnchat.runs.opened import open_chat_model, open_language_model
+from rnnchat.runs.rundir import list_runs
 from rnnchat.train.loop import Trainer
 
 
@@ -31,16 +34,24 @@ def old_chat_run(tmp_path):
     pairs = "".join(f"{w}\t{w[::-1]}\n" for w in ("abc", "bcd", "cde", "def", "efg", "fgh", "ghi", "hij") * 8)
     corpus = tmp_path / "old.tsv"
     corpus.write_text(pairs, encoding="utf-8")
-    cfg = TrainConfig(task="chat", level="char", context_turns=0, max_steps=20, eval_every=10, batch_size=8,
+    cfg = TrainConfig(task="chat", level="char", max_steps=20, eval_every=10, batch_size=8,
                       sample_length=10, precision="fp32")
-    events = list(Trainer(str(corpus), Seq2SeqConfig(layers=1, hidden=32, embed=16, dropout=0.0), cfg,
+    events = list(Trainer(str(corpus), Seq2SeqConfig(layers=1, hidden=32, embed=16, dropout=0.0, context_turns=0), cfg,
                           name="oldchat").run())
     assert events[-1].reason == "max_steps"
     run_dir = tmp_path / "checkpoints" / "oldchat"
     meta = json.loads((run_dir / "run.json").read_text())
     meta["kind"] = "seq2seq"                      # what rnnchat wrote for chat runs before the restructure
+    for name in ("context_turns", "max_turn_chars", "teacher_forcing"):   # kept under "train" then
+        meta["train"][name] = meta["model"].pop(name)
     (run_dir / "run.json").write_text(json.dumps(meta))
     return run_dir
+
+
+def test_old_chat_settings_under_train_are_read_as_the_models(old_chat_run):
+    run = open_chat_model("oldchat")
+    assert run.meta.model.context_turns == 0 and run.meta.model.max_turn_chars == 300
+    assert ChatSession(run).context_turns == 0
 
 
 def test_old_chat_run_loads_replies_resumes_and_evaluates(old_chat_run):

@@ -18,9 +18,9 @@ from rnnchat.config import TrainConfig
 from rnnchat.errors import CheckpointError, ConfigError
 from rnnchat.lm.config import ModelConfig
 from rnnchat.runs import checkpoints as c
+from rnnchat.runs import rundir, state
 from rnnchat.runs.checkpoints import load_checkpoint, save_checkpoint
-from rnnchat.runs.store import open_language_model
-from rnnchat.train import run_dir as rd
+from rnnchat.runs.opened import open_language_model
 from rnnchat.train.loop import Trainer
 
 RNNCHAT = str(Path(sys.executable).parent / "rnnchat")
@@ -65,7 +65,7 @@ def test_a_run_in_use_is_refused_to_a_second_trainer(trained):
 
 def test_a_run_in_use_cannot_be_deleted(trained):
     """Before: the app's Delete removed a run while it trained."""
-    from rnnchat.runs.store import delete_run
+    from rnnchat.runs.rundir import delete_run
 
     events = Trainer(resume="safe", overrides={"max_steps": 1000}).run()
     next(e for e in events if isinstance(e, ev.Started))
@@ -87,7 +87,8 @@ def test_unusable_run_names_are_one_line(play_file, name):
 
 
 def test_a_lock_left_by_a_dead_process_does_not_block(trained):
-    script = f"from rnnchat.runs import files; import os; files.lock(files.Path({str(trained)!r})); os._exit(9)"
+    script = (f"from pathlib import Path; import os; from rnnchat.runs import rundir; "
+              f"rundir.lock(Path({str(trained)!r})); os._exit(9)")
     assert subprocess.run([sys.executable, "-c", script]).returncode == 9
     assert (trained / ".lock").exists()
     done = list(Trainer(resume="safe", overrides={"max_steps": 9}).run())[-1]
@@ -105,7 +106,7 @@ def test_a_folder_without_run_json_is_not_reused(play_file, isolated_paths):
 
 
 def test_default_names_are_unique_even_in_the_same_second(play_file, monkeypatch):
-    monkeypatch.setattr(rd, "default_name", lambda *a: "same-second")
+    monkeypatch.setattr(rundir, "default_name", lambda *a: "same-second")
     dirs = []
     for _ in range(3):
         trainer = Trainer(str(play_file), TINY, quick(max_steps=3))
@@ -207,7 +208,7 @@ def test_metrics_are_never_appended_through_a_link(trained, tmp_path):
     (trained / "metrics.jsonl").symlink_to(target)
     event = ev.Eval(step=1, val_loss=1.0, bits_per_char=1.0, perplexity=2.7, train_loss=1.0, best=True)
     with pytest.raises(CheckpointError, match="symbolic link"):
-        rd.append_metrics(trained, event)
+        rundir.append_metrics(trained, event)
     with pytest.raises(CheckpointError, match="symbolic link"):
         list(Trainer(resume="safe", overrides={"max_steps": 9}).run())
     assert target.read_text() == "precious\n"
@@ -248,7 +249,7 @@ def test_a_run_json_asking_for_a_huge_model_is_refused_before_building_it(traine
     script = textwrap.dedent(f"""
         import resource
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
-        from rnnchat.runs.store import open_language_model
+        from rnnchat.runs.opened import open_language_model
         from rnnchat.train.loop import Trainer
         for attempt in (lambda: open_language_model({str(trained)!r}),
                         lambda: list(Trainer(resume={str(trained)!r}, overrides={{"max_steps": 99}}).run())):
@@ -283,11 +284,11 @@ def test_the_cuda_generator_state_is_saved_and_restored(trained, monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: states)
     model = open_language_model(str(trained), "last").model
     opt = torch.optim.AdamW(model.parameters())
-    rd.save(trained, "last", model, opt, rd.Progress(step=5), None, 0.0)
+    state.save(trained, "last", model, opt, state.Progress(step=5), None, 0.0)
     restored = []
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, i: restored.append((i, s.tolist())))
-    rd.restore(load_checkpoint(trained, "last", with_optimizer=True), model, opt, torch.device("cuda"), "safe")
+    state.restore(load_checkpoint(trained, "last", with_optimizer=True), model, opt, torch.device("cuda"), "safe")
     assert restored == [(0, list(range(16))), (1, list(range(16, 32)))]
 
 

@@ -83,7 +83,7 @@ def test_each_process_keeps_its_own_carried_state(play_file, isolated_paths):
     import torch
 
     from rnnchat.runs.checkpoints import load_checkpoint
-    from rnnchat.train.run_dir import restore
+    from rnnchat.runs.state import restore
     loaded = load_checkpoint(run, "last", with_optimizer=True)
     model = SimpleNamespace(load_weights=lambda w: None)
     opt = SimpleNamespace(load_state_dict=lambda s: None)

@@ -11,7 +11,7 @@ from rnnchat.config import TrainConfig
 from rnnchat.errors import ConfigError, CorpusError
 from rnnchat.lm.config import ModelConfig
 from rnnchat.runs.checkpoints import load_checkpoint
-from rnnchat.runs.store import open_language_model
+from rnnchat.runs.opened import open_language_model
 from rnnchat.train.loop import Trainer
 
 TINY = ModelConfig(layers=1, hidden=48, embed=16, dropout=0.0)
@@ -190,7 +190,7 @@ def test_every_level_scores_the_same_validation_characters(play_file):
     corpus = load_corpus(str(play_file))
     spans = {}
     for level in ("char", "bpe", "unigram"):
-        task = LMTask(corpus, quick(level=level, vocab_size=300, eval_chars=1500))
+        task = LMTask(corpus, quick(level=level, vocab_size=300, eval_chars=1500), ModelConfig())
         ids = [int(i) for i in task.eval_ids if int(i) != EOD]
         spans[level] = task.tokenizer.decode(ids)
         assert task.eval_chars == 1500
@@ -202,13 +202,14 @@ def test_every_level_scores_the_same_validation_characters(play_file):
 
 
 def test_chat_eval_scores_pairs_in_source_order_not_the_shortest(tmp_path):
+    from rnnchat.chat.config import Seq2SeqConfig
     from rnnchat.chat.task import ChatTask
     from rnnchat.text.load import load_corpus
 
     lines = "".join(f"{'word ' * (1 + (i * 7) % 9)}{i}\treply {'x' * ((i * 5) % 13)} {i}\n" for i in range(400))
     (tmp_path / "pairs.tsv").write_text(lines, encoding="utf-8")
     task = ChatTask(load_corpus(str(tmp_path / "pairs.tsv")),
-                    TrainConfig(task="chat", level="char", context_turns=0, eval_chars=400))
+                    TrainConfig(task="chat", level="char", eval_chars=400), Seq2SeqConfig(context_turns=0))
     chosen = len(task._eval)
     assert 0 < chosen < len(task.data.val_pairs)
     want = task.data.val_pairs[:chosen]

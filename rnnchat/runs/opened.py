@@ -1,0 +1,85 @@
+"""A run's model opened for use (sampling, chat, evaluation, inspection) and what it needs beside the
+weights (the copy index of its training text)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rnnchat.errors import CheckpointError, RnnchatError
+from rnnchat.runs.checkpoints import check_model_size, checkpoint_dir, load_checkpoint
+from rnnchat.runs.kinds import KINDS
+from rnnchat.runs.meta import RunMeta, read_meta
+from rnnchat.runs.rundir import resolve_run
+from rnnchat.text.tokenizers import load_tokenizer
+
+
+@dataclass(frozen=True)
+class OpenedRun:
+    name: str
+    path: Path
+    which: str
+    meta: RunMeta
+    model: Any        # RNNLM or Seq2Seq, in eval mode, on the CPU
+    tokenizer: Any
+
+
+def open_language_model(run: str | os.PathLike, which: str = "best") -> OpenedRun:
+    """Load a run's language model and tokenizer for sampling or evaluation; ``best`` falls back to ``last``."""
+    return open_run(run, which, "lm")
+
+
+def open_chat_model(run: str | os.PathLike, which: str = "best") -> OpenedRun:
+    """Load a chat run's seq2seq model and tokenizer; ``best`` falls back to ``last``."""
+    return open_run(run, which, "chat")
+
+
+def open_run(run: str | os.PathLike, which: str = "best", kind: str | None = None) -> OpenedRun:
+    """Load a run's model (of ``kind``, when given) and tokenizer, in eval mode on the CPU."""
+    run_dir = resolve_run(run)
+    meta = read_meta(run_dir)
+    found = meta.kind
+    if kind is not None and found.name != kind:
+        raise CheckpointError(f"run '{run_dir.name}' is {found.describe()}, not {KINDS[kind].what}")
+    if which == "best":
+        try:
+            checkpoint_dir(run_dir, "best")
+        except CheckpointError:
+            which = "last"
+    loaded = load_checkpoint(run_dir, which)
+    tokenizer = load_tokenizer(run_dir)
+    check_model_size(run_dir.name, meta, loaded)
+    try:
+        cfg = meta.model
+        if cfg.vocab_size != tokenizer.vocab_size:
+            raise ValueError(f"model vocabulary {cfg.vocab_size} != tokenizer vocabulary {tokenizer.vocab_size}")
+        model = found.model(cfg)
+        model.load_weights(loaded.model)
+    except (CheckpointError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"run '{run_dir.name}' does not describe a loadable model: "
+                              f"{str(exc).splitlines()[0][:300]}") from None
+    model.eval()
+    return OpenedRun(run_dir.name, run_dir, which, meta, model, tokenizer)
+
+
+def copy_index(meta: RunMeta):
+    """(the copy index of a run's training text, a warning or ""): from the cache, or built once from the
+    run's corpus; no index, with the reason, when the corpus is no longer there."""
+    from rnnchat.text.load import load_corpus
+    from rnnchat.text.novelty import NoveltyIndex, index_path, training_index
+
+    corpus, fraction = meta.corpus, meta.train.val_fraction
+    path = index_path(corpus.hash, fraction)
+    if NoveltyIndex.exists(path):
+        return NoveltyIndex.open(path), ""
+    try:
+        loaded = load_corpus(corpus.spec)
+    except RnnchatError as exc:
+        return None, f"cannot tell how much is copied from the training text: {exc}"
+    note = "" if loaded.content_hash() == corpus.hash else \
+        "the run's corpus has changed since training; copies are measured against today's text"
+    return training_index(loaded, fraction), note
+
+
