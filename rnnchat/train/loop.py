@@ -88,6 +88,7 @@ class Trainer:
         self.train_loss: float | None = None           # mean training loss of the last log interval
         self.guard = Guard(spike_check=True, warmup_steps=self.cfg.warmup_steps)
         self._agreed_elapsed = 0.0
+        self._saved_step = -1                          # the step of the last "last" checkpoint written
 
     def stop(self) -> None:
         """Ask the loop to save a checkpoint and finish; safe from signal handlers and other threads."""
@@ -113,12 +114,27 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------------
 
     def run(self) -> Iterator[ev.Event]:
+        """The run's events; the run is closed (its lock released) before Done is handed out, so nothing
+        is left for the consumer to clean up, whether it reads on or closes the iterator."""
         try:
-            yield from self._run()
+            for event in self._run():
+                if isinstance(event, ev.Done):
+                    self.close()
+                yield event
         finally:
-            if self._lock is not None:
-                self._lock.release()
-                self._lock = None
+            self.close()
+
+    def close(self) -> None:
+        """Release the run (its lock); safe to call more than once."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> "Trainer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _run(self) -> Iterator[ev.Event]:
         self.dist = distributed.current()
@@ -140,6 +156,10 @@ class Trainer:
             preset=self.meta.preset if self.meta else "")
         try:
             yield from self._loop()
+        except GeneratorExit:           # the consumer closed the stream: keep steps not yet saved, once
+            if self.step != self._saved_step:
+                self._save_on_crash()
+            raise
         except BaseException:
             self._save_on_crash()
             raise
@@ -334,6 +354,8 @@ class Trainer:
             write_meta(self.run_dir, self.meta)
         except OSError as exc:
             raise RnnchatError(f"could not save the checkpoint in {self.run_dir}: {exc}") from None
+        if which == "last":
+            self._saved_step = self.step
         yield ev.Checkpoint(step=self.step, path=str(path), which=which)
 
     def _save_on_crash(self) -> None:

@@ -33,6 +33,9 @@ from rnnchat.train.guard import Guard
 from rnnchat.train.schedule import Limits
 
 _LIMIT_KEYS = ("max_steps", "epochs", "minutes")
+# Limits.reached's reasons: what was reached, in words, and the flag that lifts it.
+_LIMITS_REACHED = {"max_steps": ("step limit", "--max-steps"), "epochs": ("epoch limit", "--epochs"),
+                   "time": ("time budget", "--minutes")}
 
 
 @dataclass(frozen=True)
@@ -177,9 +180,11 @@ def _prepare(req: Request, dist, is_main: bool, held: list) -> Generator[ev.Even
     if likely_memorises(params, task.train_tokens) and advice:
         yield ev.Warning(f"the model has {params:,} parameters for {task.train_tokens:,} training tokens; "
                          f"it will memorise the corpus rather than learn its style ({advice})")
-    if limits.reached(progress.step, progress.elapsed):
-        raise ConfigError(f"run '{run_dir.name}' already reached its limit (step {progress.step}); "
-                          "give a larger --max-steps, --epochs or --minutes to train further")
+    reached = limits.reached(progress.step, progress.elapsed)
+    if reached:
+        what, flag = _LIMITS_REACHED[reached]
+        raise ConfigError(f"run '{run_dir.name}' already reached its {what} (step {progress.step:,}, "
+                          f"{progress.elapsed / 60:.1f} minutes trained); give a larger {flag} to train further")
     return Prepared(run_dir, held[0] if held else None, meta, corpus_info, task, model_cfg, cfg, limits,
                     Guard(task.spike_check, cfg.warmup_steps), device, precision, model, optimizer, progress,
                     state, step_module)

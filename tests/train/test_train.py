@@ -159,6 +159,40 @@ def test_resume_of_finished_run_needs_a_larger_limit(play_file):
     assert done.step == 20 and done.reason == "max_steps"
 
 
+def test_the_reached_limit_is_named_with_the_flag_that_lifts_it(play_file):
+    collect(Trainer(str(play_file), TINY, quick(max_steps=10), name="steps"))
+    with pytest.raises(ConfigError, match=r"already reached its step limit \(step 10,.*larger --max-steps"):
+        collect(Trainer(resume="steps"))
+    collect(Trainer(str(play_file), TINY, quick(minutes=0.001), name="timed"))
+    with pytest.raises(ConfigError, match=r"already reached its time budget.*larger --minutes to train"):
+        collect(Trainer(resume="timed"))
+
+
+def test_the_run_is_released_when_done_and_closing_saves_nothing_twice(play_file, tmp_path):
+    trainer = Trainer(str(play_file), TINY, quick(max_steps=10, eval_every=5), name="closed")
+    events = trainer.run()
+    for event in events:
+        if isinstance(event, ev.Done):
+            break
+    run_dir = tmp_path / "checkpoints" / "closed"
+    assert not (run_dir / ".lock").exists()          # released before Done was handed out, not at collection
+    saved = (run_dir / "last" / "manifest.json").stat().st_mtime_ns
+    old_step = json.loads((run_dir / ".last.old" / "trainer.json").read_text())["step"]
+    events.close()                                   # what a consumer that stops reading does
+    assert (run_dir / "last" / "manifest.json").stat().st_mtime_ns == saved
+    assert old_step == 5                             # the copy before the last is the step-5 save, not a twin
+
+
+def test_closing_mid_run_keeps_the_steps_not_yet_saved(play_file, tmp_path):
+    events = Trainer(str(play_file), TINY, quick(max_steps=50, eval_every=40), name="cut").run()
+    for event in events:
+        if isinstance(event, ev.Step) and event.step == 10:
+            break
+    events.close()
+    trainer = json.loads((tmp_path / "checkpoints" / "cut" / "last" / "trainer.json").read_text())
+    assert trainer["step"] == 10
+
+
 def test_subword_run_reports_bits_per_char(play_file):
     events = collect(Trainer(str(play_file), TINY, quick(max_steps=30, level="bpe", vocab_size=400), name="bpe"))
     evals = of(events, ev.Eval)
