@@ -12,17 +12,17 @@ from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from rnnchat.errors import CheckpointError
 from rnnchat.runs.kinds import kind_named
-from rnnchat.runs.store import list_runs
+from rnnchat.runs.rundir import list_runs
 from rnnchat.text.load import list_corpora
 from rnnchat.tui.messages import CorpusChosen, OpenRun, ResumeRun, TrainingChanged
 from rnnchat.tui.panes.base import RunPane
 from rnnchat.tui.panes.chat import ChatPane
 from rnnchat.tui.panes.corpus import CorpusPane
-from rnnchat.tui.panes.generate import GeneratePane
-from rnnchat.tui.panes.inspect import InspectPane
+from rnnchat.tui.panes.generate.pane import GeneratePane
+from rnnchat.tui.panes.inspect.pane import InspectPane
 from rnnchat.tui.panes.runs import RunsPane
 from rnnchat.tui.panes.train import TrainPane
-from rnnchat.tui.screens.confirm import ConfirmScreen
+from rnnchat.tui.widgets.confirm import ConfirmScreen
 
 TABS = ("corpus", "train", "generate", "runs", "chat", "inspect")
 

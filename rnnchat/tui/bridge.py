@@ -21,21 +21,28 @@ from rnnchat.errors import RnnchatError
 URGENT = (ev.Started, ev.Eval, ev.Sample, ev.Warning, ev.Done, ev.SampleDone)
 
 
-class EventBatch(Message):
+class Tagged(Message):
+    """A message about one stream or job of a widget, named by ``tag``: the widget drops those of a stream
+    it no longer shows."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__()
+        self.tag = tag
+
+
+class EventBatch(Tagged):
     """Events from one stream, in order, gathered since the last delivery."""
 
     def __init__(self, tag: str, events: list[ev.Event]) -> None:
-        super().__init__()
-        self.tag = tag
+        super().__init__(tag)
         self.events = events
 
 
-class StreamFailed(Message):
+class StreamFailed(Tagged):
     """The stream stopped with an error; ``text`` is one sentence for a notification."""
 
     def __init__(self, tag: str, text: str) -> None:
-        super().__init__()
-        self.tag = tag
+        super().__init__(tag)
         self.text = text
 
 

@@ -1,4 +1,5 @@
-"""One OS thread for all of the app's torch work: training, speed probes, loading and sampling.
+"""One OS thread for all of the app's torch work: training, speed probes, loading and sampling; and
+``RunCache``, what a pane keeps loaded there between its jobs.
 
 Torch's OpenMP pool belongs to the thread that first uses it. While a second live thread owns a pool,
 libgomp stops spin-waiting at its barriers and every parallel region pays a futex wake-up: measured
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import Callable, Generic, TypeVar
+
+from rnnchat.runs.rundir import checkpoint_stamp, resolve_run
 
 T = TypeVar("T")
 
@@ -30,3 +33,22 @@ def submit(fn: Callable[..., T], *args) -> Future:
 def run(fn: Callable[..., T], *args) -> T:
     """Run ``fn(*args)`` on the torch thread and wait for its result (call from a worker thread)."""
     return submit(fn, *args).result()
+
+
+class RunCache(Generic[T]):
+    """What was loaded from a run, kept until a checkpoint of the run is saved (torch thread only)."""
+
+    def __init__(self) -> None:
+        self.value: T | None = None
+        self._key: tuple | None = None
+
+    def get(self, run: str, load: Callable[[], T], *extra) -> tuple[T, T | None]:
+        """The value for ``run`` (and ``extra``), loaded again when the run changed on disk; and the value
+        it replaced when that came from the same run directory."""
+        run_dir = resolve_run(run)
+        key = (str(run_dir.resolve()), *extra, checkpoint_stamp(run_dir))
+        old, old_key = self.value, self._key
+        if old is not None and old_key == key:
+            return old, None
+        self.value, self._key = load(), key
+        return self.value, old if old_key is not None and old_key[0] == key[0] else None

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Input, Static
 from rnnchat.tui.app import RnnchatApp
 from rnnchat.tui.panes.corpus import CorpusPane
 from rnnchat.tui.panes.train import TrainPane
-from rnnchat.tui.screens.confirm import ConfirmScreen
+from rnnchat.tui.widgets.confirm import ConfirmScreen
 from rnnchat.tui.widgets.plot import LossPlot
 
 HOSTILE = "[bold]loud[/] a lone [ bracket [/x] \x1b[31mred\x1b[0m end"

@@ -24,12 +24,12 @@ from rnnchat.chat.session import ChatSession
 from rnnchat.config import TrainConfig
 from rnnchat.events import SampleDone, Token
 from rnnchat.lm.config import ModelConfig
-from rnnchat.runs.store import open_chat_model
+from rnnchat.runs.opened import open_chat_model
 from rnnchat.safetext import neutralise
 from rnnchat.train.loop import Trainer
 from rnnchat.tui import torch_thread
 from rnnchat.tui.app import RnnchatApp
-from rnnchat.tui.panes.chat import EMPTY_MESSAGE, ChatPane
+from rnnchat.tui.panes.chat import ChatPane
 from rnnchat.tui.widgets.chatlog import ChatMessage
 
 ALPHABET = "abcdefgh"
@@ -281,7 +281,7 @@ async def test_no_chat_run_explains_and_runs_tab_opens_chat_runs(isolated_paths,
         pane = app.query_one(ChatPane)
         assert pane.has_class("-empty") and pane._option_values == []
         empty = pane.query_one("#chat-empty")
-        assert empty.display and "rnnchat train dialogues --task chat" in EMPTY_MESSAGE
+        assert empty.display and "rnnchat train dialogues --task chat" in ChatPane.EMPTY_MESSAGE
         assert "rnnchat train dialogues --task chat" in str(empty.render())
         assert not pane.query_one("#chat-input").display
         await pilot.press("ctrl+e")

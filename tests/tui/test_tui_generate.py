@@ -16,16 +16,16 @@ from textual.app import App, ComposeResult
 from textual.widgets import Footer, Input, Static
 
 import rnnchat.tui as tui
-import rnnchat.tui.panes.generate as generate_module
+import rnnchat.tui.panes.generate.generation as generation_module
 import rnnchat.tui.widgets.status as status_module
 from rnnchat.config import TrainConfig
 from rnnchat.events import Token
 from rnnchat.lm.config import ModelConfig, SampleConfig
 from rnnchat.lm.generate import generate
-from rnnchat.runs.store import open_language_model
+from rnnchat.runs.opened import open_language_model
 from rnnchat.safetext import neutralise
 from rnnchat.train.loop import Trainer
-from rnnchat.tui.panes.generate import EMPTY_MESSAGE, GeneratePane
+from rnnchat.tui.panes.generate.pane import GeneratePane
 from rnnchat.tui.widgets.alternatives import AlternativesPanel
 from rnnchat.tui.widgets.probtext import ProbText
 
@@ -148,7 +148,7 @@ async def test_streams_the_same_text_as_generate_in_few_updates(runs):
         assert app.focused is out                       # keys act on the output at once
         # What the sample copies from the training text, measured as rnnchat generate measures it.
         await wait_for(pilot, lambda: "copied: longest" in pane.status_text, what="the copy figures")
-        from rnnchat.runs.store import copy_index, open_language_model
+        from rnnchat.runs.opened import copy_index, open_language_model
 
         index, _ = copy_index(open_language_model("tiny").meta)
         want = index.measure(text)
@@ -160,7 +160,7 @@ async def test_streams_the_same_text_as_generate_in_few_updates(runs):
 
 
 async def test_plus_minus_change_live_temperature_and_escape_cancels(runs, monkeypatch):
-    real_generate = generate_module.generate
+    real_generate = generation_module.generate
 
     def paced_generate(*args, **kwargs):
         """The real sampler, slowed to ~1k tokens/s so the process looks idle to Pilot between keys."""
@@ -173,7 +173,7 @@ async def test_plus_minus_change_live_temperature_and_escape_cancels(runs, monke
                 yield event
         return paced()
 
-    monkeypatch.setattr(generate_module, "generate", paced_generate)
+    monkeypatch.setattr(generation_module, "generate", paced_generate)
     app = Harness()
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(GeneratePane)
@@ -327,11 +327,11 @@ async def test_empty_state_without_runs(isolated_paths):
         await pilot.pause()
         assert pane.has_class("-empty")
         empty = pane.query_one("#gen-empty", Static)
-        assert empty.display and EMPTY_MESSAGE in empty.render().plain
+        assert empty.display and GeneratePane.EMPTY_MESSAGE in empty.render().plain
         assert not pane.query_one("#gen-body").display
         await start(pilot, pane)
         await pilot.pause()
-        assert (EMPTY_MESSAGE, "error") in app.notes and pane.state == "idle"
+        assert (GeneratePane.EMPTY_MESSAGE, "error") in app.notes and pane.state == "idle"
 
 
 @pytest.mark.parametrize("field,value,message", [

@@ -15,10 +15,10 @@ import rnnchat.tui as tui
 from rnnchat.config import TrainConfig
 from rnnchat.lm import inspect as ins
 from rnnchat.lm.config import ModelConfig
-from rnnchat.runs.store import open_language_model
+from rnnchat.runs.opened import open_language_model
 from rnnchat.safetext import neutralise
 from rnnchat.train.loop import Trainer
-from rnnchat.tui.panes.inspect import InspectPane
+from rnnchat.tui.panes.inspect.pane import InspectPane
 from rnnchat.tui.widgets.unitview import colour_of
 
 TCSS = Path(tui.__file__).parent / "rnnchat.tcss"
@@ -74,11 +74,11 @@ async def trace_with(pilot, pane: InspectPane, *, layer="0", unit="0", show="hid
     for key, value in (("layer", layer), ("unit", unit), ("show", show), ("text", text)):
         pane.query_one(f"#insp-{key}", Input).value = value
     await wait_for(pilot, lambda: pane._selected_run() is not None, what="the run picker")
-    count = pane._count
+    count = pane._streams
     pane.query_one("#insp-text", Input).focus()
     await pilot.pause()
     await pilot.press("enter")
-    await wait_for(pilot, lambda: pane._count > count and pane.state in ("done", "failed"), what="the trace")
+    await wait_for(pilot, lambda: pane._streams > count and pane.state in ("done", "failed"), what="the trace")
     await pilot.pause()
 
 

@@ -14,14 +14,14 @@ from textual.widgets import Input
 from rnnchat.config import TrainConfig
 from rnnchat.lm import inspect as ins
 from rnnchat.lm.config import ModelConfig
-from rnnchat.runs.store import open_language_model
+from rnnchat.runs.opened import open_language_model
 from rnnchat.safetext import neutralise
 from rnnchat.text.load import load_corpus
 from rnnchat.text.split import split_documents
 from rnnchat.train.loop import Trainer
 from rnnchat.tui.app import RnnchatApp
-from rnnchat.tui.panes import gradients
-from rnnchat.tui.panes.inspect import InspectPane
+from rnnchat.tui.panes.inspect import gradients
+from rnnchat.tui.panes.inspect.pane import InspectPane
 from rnnchat.tui.widgets.alternatives import visible_token
 
 RUNS = {"gru": ("gru", "char"), "rnn": ("rnn", "char"), "bpe": ("lstm", "bpe")}
@@ -67,12 +67,12 @@ async def open_and_trace(pilot, run: str, **fields) -> InspectPane:
 
 
 async def show_gradients(pilot, pane: InspectPane, click: bool = False) -> None:
-    count = pane._grad_count
+    count = pane.gradient_view.count
     if click:
         assert await pilot.click("#insp-grad-button")
     else:
         await pilot.press("ctrl+r")
-    await wait_for(pilot, lambda: pane._grad_count > count and pane.grad_state in ("done", "failed"),
+    await wait_for(pilot, lambda: pane.gradient_view.count > count and pane.gradient_view.state in ("done", "failed"),
                    what="the gradients")
     await pilot.pause()
 

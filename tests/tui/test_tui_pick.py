@@ -12,10 +12,10 @@ from textual.widgets import Input
 from rnnchat.config import TrainConfig
 from rnnchat.lm.config import ModelConfig, SampleConfig
 from rnnchat.lm.generate import Picker
-from rnnchat.runs.store import open_language_model
+from rnnchat.runs.opened import open_language_model
 from rnnchat.train.loop import Trainer
-from rnnchat.tui.panes.generate import GeneratePane
-from rnnchat.tui.panes.picking import CHOICES
+from rnnchat.tui.panes.generate.pane import GeneratePane
+from rnnchat.tui.panes.generate.pick import CHOICES
 from rnnchat.tui.widgets.picker import PickPanel
 
 

@@ -1,12 +1,14 @@
-"""What the Generate and Chat panes share: a picker over one kind of run, loading the chosen run on the
-torch thread, reading settings from inputs, notifications, and saving to a new file."""
+"""What the panes over runs (Generate, Inspect, Chat) share: a picker over one kind of run and what it says
+while there is none, loading the chosen run on the torch thread, reading settings from inputs,
+notifications, and saving to a new file."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Callable, ClassVar, Generic, Iterable, TypeVar
+from typing import Callable, ClassVar, Iterable, TypeVar
 
 from rich.text import Text
 from textual import on
@@ -15,37 +17,20 @@ from textual.containers import Container
 from textual.events import DescendantFocus, Show
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Input, Select
+from textual.widgets import Input, Select, Static
 
 from rnnchat.config import CHECKPOINTS
 from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.events import Event
-from rnnchat.runs.store import OpenedRun, RunSummary, checkpoint_stamp, list_runs, open_language_model, resolve_run
+from rnnchat.runs.opened import OpenedRun, open_language_model
+from rnnchat.runs.rundir import RunSummary, list_runs, resolve_run
 from rnnchat.safetext import neutralise
 from rnnchat.tui import torch_thread
 from rnnchat.tui.bridge import StreamFailed, pump
+from rnnchat.tui.torch_thread import RunCache
 from rnnchat.tui.widgets.status import StatusLine, describe_lm
 
 T = TypeVar("T")
-
-
-class RunCache(Generic[T]):
-    """What was loaded from a run, kept until a checkpoint of the run is saved (torch thread only)."""
-
-    def __init__(self) -> None:
-        self.value: T | None = None
-        self._key: tuple | None = None
-
-    def get(self, run: str, load: Callable[[], T], *extra) -> tuple[T, T | None]:
-        """The value for ``run`` (and ``extra``), loaded again when the run changed on disk; and the value
-        it replaced when that came from the same run directory."""
-        run_dir = resolve_run(run)
-        key = (str(run_dir.resolve()), *extra, checkpoint_stamp(run_dir))
-        old, old_key = self.value, self._key
-        if old is not None and old_key == key:
-            return old, None
-        self.value, self._key = load(), key
-        return self.value, old if old_key is not None and old_key[0] == key[0] else None
 
 
 class RunPane(Container):
@@ -55,6 +40,8 @@ class RunPane(Container):
     KIND: ClassVar[str]                              # the runs offered: a key of rnnchat.runs.kinds.KINDS
     NOUN: ClassVar[str]                              # what the picker calls one of them ("chat run")
     PREFIX: ClassVar[str]
+    EMPTY_MESSAGE: ClassVar[str]                     # what the pane shows in place of its body while it has no run
+    NO_RUNS: ClassVar[str]                           # the same in one line, when an action needs a run
     FIELD_LABELS: ClassVar[dict[str, str]] = {}      # config field -> its name in this pane's messages
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("f5", "refresh_runs", "Refresh runs", show=False)]
@@ -78,6 +65,7 @@ class RunPane(Container):
         super().__init__(name=name, id=id, classes=classes)
         self._tag_prefix = f"{self.PREFIX}-{id_of(self)}-"
         self._tag = ""                               # the stream now shown; older tags are ignored
+        self._streams = 0                            # streams begun (each names its tag)
         self._option_values: list[str] = []
         self._extra_runs: list[str] = []             # runs opened by path, not under checkpoints/
         self._run_info: dict[tuple, str] = {}        # load key -> one line about the loaded run
@@ -93,7 +81,8 @@ class RunPane(Container):
         """Ask whatever streams to stop (the app calls this when quitting)."""
         raise NotImplementedError
 
-    def _run_label(self, run: RunSummary) -> Text:
+    def _label_parts(self, run: RunSummary) -> list[str]:
+        """What the picker says of a run."""
         raise NotImplementedError
 
     def _selection_changed(self) -> None:
@@ -127,6 +116,13 @@ class RunPane(Container):
     def _selected_run(self) -> str | None:
         return self.run_select.selection
 
+    def _chosen_run(self) -> str | None:
+        """The selected run for an action; None, after saying what to do, when there is none."""
+        run = self._selected_run()
+        if run is None:
+            self._notify(self.NO_RUNS if not self._option_values else f"choose a {self.NOUN} first", "error")
+        return run
+
     def _refresh_runs(self) -> None:
         """Re-read checkpoints/ (newest first); keeps the selection, selects the newest run when none is."""
         try:
@@ -134,12 +130,11 @@ class RunPane(Container):
         except OSError as exc:
             self._notify(f"cannot list runs: {exc}", "error")
             runs = []
-        options: list[tuple[Text, str]] = [(self._run_label(r), r.name) for r in runs]
+        options = [(one_line(" \u00b7 ".join(self._label_parts(r))), r.name) for r in runs]
         names = {r.name for r in runs}
         for extra in self._extra_runs:
             if extra not in names:
-                options.append((Text(neutralise(f"{Path(extra).name} \u00b7 {extra}"), no_wrap=True,
-                                     overflow="ellipsis"), extra))
+                options.append((one_line(f"{Path(extra).name} \u00b7 {extra}"), extra))
         select = self.run_select
         values = [v for _, v in options]
         current = select.selection
@@ -198,15 +193,9 @@ class RunPane(Container):
 
     def _load_worker(self, key: tuple) -> None:
         run = key[0]
-        try:
-            description = torch_thread.run(self._load_job, *key)
-        except Exception as exc:  # noqa: BLE001 - a broken file must not take the app down
-            text = self._phrase(exc) if isinstance(exc, RnnchatError) else \
-                f"cannot open run {run!r}: {type(exc).__name__}: {exc}"
-            self.post_message(self.Notice(text, "error"))
-            self.post_message(self.RunLoaded(key, f"{Path(run).name} \u00b7 could not be opened"))
-            return
-        self.post_message(self.RunLoaded(key, description))
+        description = torch_job(self.post_message, self._phrase, partial(self._load_job, *key), f"open run {run!r}")
+        self.post_message(self.RunLoaded(key, description if description is not None else
+                                         f"{Path(run).name} \u00b7 could not be opened"))
 
     @on(RunLoaded)
     def _run_loaded(self, message: RunLoaded) -> None:
@@ -236,6 +225,12 @@ class RunPane(Container):
             if then is not None:
                 self.post_message(then)
 
+    def _new_tag(self) -> str:
+        """Begin a stream: its tag is now the one shown."""
+        self._streams += 1
+        self._tag = f"{self._tag_prefix}{self._streams}"
+        return self._tag
+
     def _claim(self, tag: str, message: Message) -> bool:
         """Whether a stream message is for the stream now shown (stopping it when it is this pane's)."""
         if not tag.startswith(self._tag_prefix):
@@ -258,6 +253,14 @@ class RunPane(Container):
 
     # --------------------------------------------------------------------------------- settings
 
+    def _checked(self, read: Callable[[], T]) -> T | None:
+        """What ``read()`` gives (settings, read and validated), or None after saying what is wrong."""
+        try:
+            return read()
+        except RnnchatError as exc:
+            self._notify(self._phrase(exc), "error")
+            return None
+
     def _field(self, field: str, kind: type):
         """The value of a setting's input as ``kind``; ConfigError naming the field when it is not one."""
         raw = self.query_one(f"#{self.PREFIX}-{field.replace('_', '-')}", Input).value.strip()
@@ -275,35 +278,43 @@ class RunPane(Container):
 
     # ---------------------------------------------------------------------------------- saving
 
-    @staticmethod
-    def save_new(folder: Path, name: str, suffix: str, text: str) -> Path:
-        """Write ``text`` to a file that did not exist: folder/name.suffix, else name-2, name-3, ..."""
-        folder.mkdir(parents=True, exist_ok=True)
-        path, n = folder / f"{name}{suffix}", 2
-        while True:
-            try:
-                with open(path, "x", encoding="utf-8", newline="") as f:
-                    f.write(text)
-                return path
-            except FileExistsError:
-                path, n = folder / f"{name}-{n}{suffix}", n + 1
-
+    def _save(self, folder: Path, name: str, suffix: str, text: str, what: str) -> Path | None:
+        """Write ``text`` to a new file folder/<name>-<date>-<time><suffix>; None, after saying that it
+        cannot ``what``, when the file cannot be written."""
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        try:
+            return save_new(folder, f"{name}-{stamp}", suffix, text)
+        except OSError as exc:
+            self._notify(f"cannot {what}: {exc}", "error")
+            return None
 
 
 class LMRunPane(RunPane):
     """A pane that opens language-model runs, with a best/last checkpoint picker (``#PREFIX-which``):
     Generate and Inspect. Subclasses create ``self._opened = RunCache()`` and the two selects."""
 
+    EMPTY_MESSAGE = NO_RUNS = "No trained runs yet \u2014 train one in the Train tab"
+
     _opened: RunCache[OpenedRun]
+
+    def _empty_state(self) -> Static:
+        return Static(Text(self.EMPTY_MESSAGE), id=f"{self.PREFIX}-empty", classes="empty-state", markup=False)
+
+    def _run_status(self, run: str | None) -> str:
+        """The status line's part about the selected run: what loading it found (until then, that it loads);
+        with none selected, that there are none or to choose one."""
+        if run is None:
+            return self.EMPTY_MESSAGE if not self._option_values else "choose a run"
+        return self._run_info.get((run, self._selected_which())) or f"{Path(run).name} \u00b7 loading\u2026"
 
     def _selected_which(self) -> str:
         return self.query_one(f"#{self.PREFIX}-which", Select).selection or CHECKPOINTS[0]
 
-    def _run_label(self, run: RunSummary) -> Text:
+    def _label_parts(self, run: RunSummary) -> list[str]:
         parts = [run.name, run.level, f"step {run.step:,}"]
         if isinstance(run.best_bits_per_char, (int, float)):
             parts.append(f"{run.best_bits_per_char:.2f} bpc")
-        return Text(neutralise(" \u00b7 ".join(parts)), no_wrap=True, overflow="ellipsis")
+        return parts
 
     def open_run(self, name: str, which: str = CHECKPOINTS[0]) -> None:
         """Select a run (a name under checkpoints/ or a path to a run directory) and load it."""
@@ -341,10 +352,47 @@ class LMRunPane(RunPane):
         return self._opened.get(run, lambda: open_language_model(run, which), which)[0]
 
 
+def torch_job(post: Callable[[Message], None], phrase: Callable[[BaseException], str], job: Callable[[], T],
+              doing: str) -> T | None:
+    """In a thread worker: what ``job()`` returns on the torch thread; None, after posting a notice of why,
+    when it fails (an unexpected error reads "cannot <doing>: ...")."""
+    try:
+        return torch_thread.run(job)
+    except Exception as exc:  # noqa: BLE001 - a broken run or a bug must not take the app down
+        post(RunPane.Notice(phrase(exc) if isinstance(exc, RnnchatError) else
+                            f"cannot {doing}: {type(exc).__name__}: {exc}", "error"))
+        return None
+
+
+def unknown_notice(count: int, what: str) -> RunPane.Notice:
+    """The warning that ``count`` characters of ``what`` ("the prompt") were read as <unk>."""
+    return RunPane.Notice(f"{count} character(s) of {what} are unknown to the model and were read as <unk>",
+                          "warning")
+
+
+def save_new(folder: Path, name: str, suffix: str, text: str) -> Path:
+    """Write ``text`` to a file that did not exist: folder/name.suffix, else name-2, name-3, ..."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path, n = folder / f"{name}{suffix}", 2
+    while True:
+        try:
+            with open(path, "x", encoding="utf-8", newline="") as f:
+                f.write(text)
+            return path
+        except FileExistsError:
+            path, n = folder / f"{name}-{n}{suffix}", n + 1
+
+
 def file_stem(run: str) -> str:
     """A run's name made safe for a file name."""
     return re.sub(r"[^\w.-]+", "_", Path(run).name).strip("._") or "run"
 
 
+
 def id_of(obj: object) -> str:
     return format(id(obj), "x")
+
+
+def one_line(text: str) -> Text:
+    """``text`` made safe to show, on one line that ends in an ellipsis when it is cut."""
+    return Text(neutralise(text), no_wrap=True, overflow="ellipsis")

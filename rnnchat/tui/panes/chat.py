@@ -14,7 +14,6 @@ after the history holds the exchange, so an export after a reply includes it.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import ClassVar, Iterator
@@ -32,42 +31,34 @@ from rnnchat.chat.config import DecodeConfig
 from rnnchat.chat.session import ChatSession
 from rnnchat.config import CANDIDATES
 from rnnchat.errors import ConfigError
+from rnnchat.runs.opened import open_chat_model
 from rnnchat.runs.retrieval import open_retriever
-from rnnchat.runs.store import RunSummary, open_chat_model
-from rnnchat.safetext import neutralise
+from rnnchat.runs.rundir import RunSummary
 from rnnchat.sampling import LiveControls
 from rnnchat.tui import torch_thread
-from rnnchat.tui.bridge import EventBatch, StreamFailed
-from rnnchat.tui.panes.base import RunCache, RunPane, file_stem
+from rnnchat.tui.bridge import EventBatch, StreamFailed, Tagged
+from rnnchat.tui.panes.base import RunPane, file_stem
+from rnnchat.tui.torch_thread import RunCache
 from rnnchat.tui.widgets.chatlog import ChatLog, ChatMessage
 from rnnchat.tui.widgets.status import StatusLine, chat_parts, describe_chat
-from rnnchat.tui.widgets.toolbars import chat_toolbar
+from rnnchat.tui.widgets.toolbars import chat_settings, chat_toolbar
 
-__all__ = ["ChatPane", "EMPTY_MESSAGE"]
+__all__ = ["ChatPane"]
 
 TRAIN_COMMAND = "rnnchat train dialogues --task chat"
-EMPTY_MESSAGE = ("No chat runs yet.\n\n"
-                 "A chat run is a model trained on prompt / reply pairs. Train one with\n\n"
-                 f"{TRAIN_COMMAND}\n\n"
-                 "and it appears here (F5 looks again).")
 _DEFAULTS = DecodeConfig()
 
 
-class _Unknown(Message):
+class _Unknown(Tagged):
     """Characters of the user's message that the model does not know (read as <unk>)."""
 
     def __init__(self, tag: str, chars: list[str]) -> None:
-        super().__init__()
-        self.tag = tag
+        super().__init__(tag)
         self.chars = chars
 
 
-class _ReplyEnded(Message):
+class _ReplyEnded(Tagged):
     """The reply job returned: the exchange is in the session's history."""
-
-    def __init__(self, tag: str) -> None:
-        super().__init__()
-        self.tag = tag
 
 
 class ChatPane(RunPane):
@@ -76,6 +67,11 @@ class ChatPane(RunPane):
     KIND = "chat"
     NOUN = "chat run"
     PREFIX = "chat"
+    EMPTY_MESSAGE = ("No chat runs yet.\n\n"
+                     "A chat run is a model trained on prompt / reply pairs. Train one with\n\n"
+                     f"{TRAIN_COMMAND}\n\n"
+                     "and it appears here (F5 looks again).")
+    NO_RUNS = f"no chat runs yet: train one with  {TRAIN_COMMAND}"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "stop", "Stop reply"),
@@ -87,7 +83,6 @@ class ChatPane(RunPane):
     def __init__(self, *, name: str | None = None, id: str | None = "chat-pane",
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
-        self._n = 0
         self._controls: LiveControls | None = None
         self._abandon: set[str] = set()           # tags of replies whose conversation has ended
         self._done: ev.SampleDone | None = None
@@ -108,7 +103,7 @@ class ChatPane(RunPane):
     def compose(self) -> ComposeResult:
         yield chat_toolbar(_DEFAULTS)
         yield ChatLog(id="chat-log")
-        empty = Text(EMPTY_MESSAGE)
+        empty = Text(self.EMPTY_MESSAGE)
         empty.highlight_words([TRAIN_COMMAND], style="bold")
         yield Static(empty, id="chat-empty", classes="empty-state", markup=False)
         yield Input("", placeholder="type a message \u00b7 enter sends \u00b7 esc stops a reply", id="chat-input")
@@ -139,9 +134,8 @@ class ChatPane(RunPane):
 
     # -------------------------------------------------------------------------------------- runs
 
-    def _run_label(self, run: RunSummary) -> Text:
-        parts = [run.name, run.corpus, f"step {run.step:,}"]
-        return Text(neutralise(" \u00b7 ".join(parts)), no_wrap=True, overflow="ellipsis")
+    def _label_parts(self, run: RunSummary) -> list[str]:
+        return [run.name, run.corpus, f"step {run.step:,}"]
 
     def open_run(self, name: str) -> None:
         """Select a chat run (a name under checkpoints/ or a path to a run directory) and load it."""
@@ -151,14 +145,11 @@ class ChatPane(RunPane):
         if select.selection != name:
             with select.prevent(Select.Changed):
                 select.value = name
-            self._run_changed()
+            self._selection_changed()
         self._preload()
         self.focus_input()
 
     def _selection_changed(self) -> None:
-        self._run_changed()
-
-    def _run_changed(self) -> None:
         """Another run is selected: the conversation with the previous one ends."""
         run = self._selected_run()
         if run is None or run == self.conversation_run:
@@ -195,11 +186,7 @@ class ChatPane(RunPane):
 
     def _read_settings(self) -> DecodeConfig:
         """The decoding settings in the toolbar, validated. Raises ConfigError naming the field."""
-        cfg = replace(_DEFAULTS, temperature=self._field("temperature", float), beam=self._field("beam", int),
-                      rerank=self._field("rerank", float), max_length=self._field("max_length", int),
-                      candidates=str(self.query_one("#chat-candidates", Select).value))
-        cfg.validate()
-        return cfg
+        return chat_settings(self._field, _DEFAULTS, str(self.query_one("#chat-candidates", Select).value))
 
     @on(Input.Changed, "#chat-temperature")
     def _temperature_changed(self, event: Input.Changed) -> None:
@@ -221,12 +208,8 @@ class ChatPane(RunPane):
         if event.input.id == "chat-input":
             self.action_send()
             return
-        try:                                   # enter in a setting: check it, then back to the message
-            self._read_settings()
-        except ConfigError as exc:
-            self._notify(self._phrase(exc), "error")
-            return
-        self.focus_input()
+        if self._checked(self._read_settings) is not None:
+            self.focus_input()          # enter in a setting checks it, then goes back to the message
 
     # -------------------------------------------------------------------------------------- chat
 
@@ -257,25 +240,20 @@ class ChatPane(RunPane):
             self._notify("a reply is still coming: enter is ignored until it ends (esc stops it); "
                          "your message stays in the input", "warning")
             return
-        run = self._selected_run()
+        run = self._chosen_run()
         if run is None:
-            self._notify(f"no chat runs yet: train one with  {TRAIN_COMMAND}"
-                         if not self._option_values else "choose a chat run first", "error")
             return
-        try:
-            cfg = self._read_settings()
-        except ConfigError as exc:
-            self._notify(self._phrase(exc), "error")
+        cfg = self._checked(self._read_settings)
+        if cfg is None:
             return
         if run != self.conversation_run:
-            self._run_changed()
+            self._selection_changed()
         if self.training:
             self._notify("Training is using the model thread: this reply starts when training stops "
                          "(ctrl+x stops it and saves).", "warning")
         inp.value = ""
         self.chat_log.start_exchange(text, Path(run).name)
-        self._n += 1
-        self._tag = tag = f"{self._tag_prefix}{self._n}"
+        tag = self._new_tag()
         self._controls = controls = LiveControls.of(cfg)
         self._done = None
         self._failed = ""
@@ -404,11 +382,8 @@ class ChatPane(RunPane):
             self._notify("nothing to export yet \u2014 send a message first", "warning")
             return
         text = session.transcript_markdown()
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        try:
-            path = self.save_new(Path.cwd(), f"chat-{file_stem(session.run.name)}-{stamp}", ".md", text)
-        except OSError as exc:
-            self._notify(f"cannot export the chat: {exc}", "error")
+        path = self._save(Path.cwd(), f"chat-{file_stem(session.run.name)}", ".md", text, "export the chat")
+        if path is None:
             return
         self.exported_path = path
         turns = len(session.history) // 2

@@ -13,10 +13,10 @@ from textual.widgets import DataTable, Static
 
 from rnnchat.errors import RnnchatError
 from rnnchat.runs.kinds import KINDS
-from rnnchat.runs.store import RunSummary, delete_run, list_runs
+from rnnchat.runs.rundir import RunSummary, delete_run, list_runs
 from rnnchat.safetext import neutralise
 from rnnchat.tui.messages import OpenRun, ResumeRun
-from rnnchat.tui.screens.confirm import ConfirmScreen
+from rnnchat.tui.widgets.confirm import ConfirmScreen
 
 
 class RunsPane(Container):

@@ -1,4 +1,5 @@
-"""A yes/no question in a modal dialog."""
+"""A yes/no question in a modal dialog: the one screen the app pushes (quitting while training, deleting a
+run), kept with the other pieces the panes build from."""
 
 from __future__ import annotations
 

@@ -79,6 +79,12 @@ def generation_parts(state: str, done: Sequence[SampleDone | None], chars: Seque
     return parts
 
 
+def pick_parts(picking: bool, tokens: int, chars: int, temperature: float, seed: int | None, run: str) -> list[str]:
+    """The Generate pane's status while picking tokens one by one, or after."""
+    head = "\u25c6 picking" if picking else "\u25a0 picked (ctrl+n picks again)"
+    return [head, f"{tokens:,} tokens, {chars:,} chars", f"T {temperature:.2f}", f"seed {seed}", Path(run).name]
+
+
 def chat_parts(run: str | None, has_runs: bool, state: str, reply_chars: int, beam: int, rerank: float,
                temperature: float | None, done: SampleDone | None, failed: str, info: str | None,
                stopping: bool = False) -> list[str]:
@@ -106,23 +112,18 @@ def chat_parts(run: str | None, has_runs: bool, state: str, reply_chars: int, be
     return parts
 
 
-def describe_lm(name: str, which: str, meta: object) -> str:
-    """One line about an opened language model: name, checkpoint, step, best bits per character."""
-    summary = meta.get("summary", {}) if isinstance(meta, dict) else {}
-    parts = [name, which]
-    step = summary.get("step")
-    if isinstance(step, int):
-        parts.append(f"step {step:,}")
-    bpc = summary.get("best_bits_per_char")
-    if isinstance(bpc, (int, float)):
-        parts.append(f"{bpc:.2f} bpc")
+def describe_lm(name: str, which: str, meta) -> str:
+    """One line about an opened language model (``meta``: its runs.meta.RunMeta): name, checkpoint, step,
+    best bits per character."""
+    parts = [name, which, f"step {meta.summary.step:,}"]
+    if meta.summary.best_bits_per_char is not None:
+        parts.append(f"{meta.summary.best_bits_per_char:.2f} bpc")
     return " \u00b7 ".join(parts)
 
 
-def describe_chat(name: str, meta: object, tokenizer, context_turns: int) -> str:
+def describe_chat(name: str, meta, tokenizer, context_turns: int) -> str:
     """One line about an opened chat run: name, step, vocabulary, turns of context."""
-    step = meta.get("summary", {}).get("step") if isinstance(meta, dict) else None
-    parts = [name] + ([f"step {step:,}"] if isinstance(step, int) else [])
+    parts = [name, f"step {meta.summary.step:,}"]
     parts.append(f"{tokenizer.kind} vocab {tokenizer.vocab_size:,}")
     parts.append(f"context {context_turns} turn{'s' if context_turns != 1 else ''}")
     return " \u00b7 ".join(parts)

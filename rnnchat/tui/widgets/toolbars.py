@@ -1,15 +1,23 @@
-"""The one-row toolbars of the Generate and Chat panes: each setting a compact input after its label.
-Input ids are ``<pane prefix>-<config field>`` (underscores as dashes), as ``RunPane._field`` reads them."""
+"""The one-row toolbars of the Generate and Chat panes: each setting a compact input after its label, and
+the settings they say, read back. Input ids are ``<pane prefix>-<config field>`` (underscores as dashes),
+as ``RunPane._field`` reads them."""
 
 from __future__ import annotations
+
+import random
+from dataclasses import replace
+from typing import Callable
 
 from textual.containers import Horizontal
 from textual.widgets import Input, Label, Select
 
 from rnnchat.chat.config import DecodeConfig
 from rnnchat.config import CANDIDATES, CHECKPOINTS
+from rnnchat.errors import ConfigError
 from rnnchat.lm.config import SampleConfig
 from rnnchat.tui.widgets.status import NeutralHighlighter
+
+Field = Callable[[str, type], object]    # a setting's input as a type: RunPane._field
 
 
 def fmt_temperature(t: float) -> str:
@@ -42,6 +50,34 @@ def generate_toolbars(defaults: SampleConfig) -> list[Horizontal]:
             Input(fmt_temperature(defaults.top_p), id="gen-top-p", compact=True, type="number"),
             classes="gen-bar", id="gen-bar-prompt"),
     ]
+
+
+def generate_settings(field: Field, seed_text: str) -> tuple[SampleConfig, bool]:
+    """What the Generate toolbars say, validated: (config, whether a seed was given in ``seed_text``, the
+    seed input's value; else one is drawn). Raises ConfigError naming the field."""
+    temperature = field("temperature", float)
+    top_k = field("top_k", int)
+    top_p = field("top_p", float)
+    length = field("length", int)
+    seed_given = bool(seed_text.strip())
+    if seed_given:
+        seed = field("seed", int)
+        if not 0 <= seed < 2**63:
+            raise ConfigError(f"must be a whole number from 0 to {2**63 - 1}; got {seed}", "seed")
+    else:
+        seed = random.randrange(2**31)
+    cfg = SampleConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    cfg.validate()
+    return cfg, seed_given
+
+
+def chat_settings(field: Field, defaults: DecodeConfig, candidates: str) -> DecodeConfig:
+    """What the Chat toolbar says (``candidates``: its Select's value), validated. Raises ConfigError
+    naming the field."""
+    cfg = replace(defaults, temperature=field("temperature", float), beam=field("beam", int),
+                  rerank=field("rerank", float), max_length=field("max_length", int), candidates=candidates)
+    cfg.validate()
+    return cfg
 
 
 def chat_toolbar(defaults: DecodeConfig) -> Horizontal:

@@ -1,5 +1,5 @@
 """What a generation in the Generate pane is: its request, the temperatures of its columns, and the
-side-by-side samples interleaved into one event stream.
+samplers that make it on the torch thread, side-by-side samples interleaved into one event stream.
 
 Alternatives: every generation up to ``ALT_MAX_LENGTH`` tokens records the 5 most likely tokens at each
 step, so colouring can be switched on afterwards. Measured on the 2-core dev machine: 2x256 LSTM
@@ -9,11 +9,17 @@ step, so colouring can be switched on afterwards. Measured on the 2-core dev mac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Callable, ClassVar, Iterator, Sequence
+
+from textual.message import Message
 
 from rnnchat import events as ev
 from rnnchat.lm.config import SampleConfig
+from rnnchat.lm.generate import generate
+from rnnchat.runs.opened import OpenedRun, copy_index
+from rnnchat.sampling import LiveControls
+from rnnchat.tui.panes.base import RunPane, unknown_notice
 
 TEMPERATURE_RANGE = (0.0, 5.0)         # what + and - move within
 TEMPERATURE_STEP = 0.1
@@ -42,6 +48,27 @@ class ColumnEvent(ev.Event):
     kind: ClassVar[str] = "column"
     column: int
     event: ev.Event
+
+
+def sample_columns(open_run: Callable[[str, str], OpenedRun], req: Request, controls: Sequence[LiveControls],
+                   post: Callable[[Message], None]) -> Iterator[ev.Event]:
+    """On the torch thread: open the run (``open_run(run, which)``) and start a sampler per column of
+    ``req``, each with its controls, as one event stream that ends with how much of each column is copied
+    from the training text; ``post`` takes the warnings."""
+    opened = open_run(req.run, req.which)
+    tok = opened.tokenizer
+    if req.prompt:
+        ids = tok.encode(req.prompt)
+        unknown = tok.count_unknown(ids)
+        if 0 < unknown < len(ids):
+            post(unknown_notice(unknown, "the prompt"))
+    streams = [generate(opened.model, tok, replace(req.cfg, temperature=c.temperature), req.prompt,
+                        alternatives=req.alternatives, controls=c) for c in controls]
+    index, note = copy_index(opened.meta)
+    if note:
+        post(RunPane.Notice(note, "warning"))
+    events = streams[0] if len(streams) == 1 else interleave(streams)
+    return with_copies(events, len(streams), index) if index is not None else events
 
 
 def interleave(streams: Sequence[Iterator[ev.Event]]) -> Iterator[ColumnEvent]:

@@ -9,8 +9,8 @@ appended in one go (one refresh per batch, not per token). The sampler reads a `
 column at every token, so ``+``/``-`` change the temperature of the running generation and ``escape``
 stops it. Side by side, three samples with the same seed at T-0.3 / T / T+0.3 are interleaved token by
 token in one job, so the columns grow together (three threads would only fight over the cores).
-Alternatives are recorded as it streams, within limits (see ``sampling``). ctrl+n picks the text token by
-token instead (``picking``).
+Alternatives are recorded as it streams, within limits (see ``generation.py``). ctrl+n picks the text token
+by token instead (``pick.py``: a ``PickMode`` the pane owns).
 """
 
 from __future__ import annotations
@@ -18,49 +18,46 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import replace
-from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import ClassVar, Iterator
+from typing import ClassVar
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
 from rnnchat import events as ev
-from rnnchat.errors import ConfigError, RnnchatError
+from rnnchat.errors import RnnchatError
 from rnnchat.lm.config import SampleConfig
-from rnnchat.lm.generate import generate
-from rnnchat.runs.store import OpenedRun, copy_index
+from rnnchat.runs.opened import OpenedRun
 from rnnchat.sampling import LiveControls
 from rnnchat.tui.bridge import EventBatch, StreamFailed
-from rnnchat.tui.panes.base import LMRunPane, RunCache, file_stem
-from rnnchat.tui.panes.picking import PickMode
-from rnnchat.tui.panes.sampling import (
+from rnnchat.tui.panes.base import LMRunPane, file_stem
+from rnnchat.tui.panes.generate.generation import (
     TEMPERATURE_STEP,
     Request,
     by_column,
     clamp_temperature,
     column_temperatures,
     copies_of,
-    interleave,
-    with_copies,
+    sample_columns,
 )
+from rnnchat.tui.panes.generate.pick import PickFailed, PickMode, TokenPicked
+from rnnchat.tui.torch_thread import RunCache
 from rnnchat.tui.widgets.columns import COLUMNS, SampleColumns
+from rnnchat.tui.widgets.picker import PickPanel
 from rnnchat.tui.widgets.probtext import ProbText
-from rnnchat.tui.widgets.status import StatusLine, copied_text, generation_parts
-from rnnchat.tui.widgets.toolbars import fmt_temperature, generate_toolbars
+from rnnchat.tui.widgets.status import StatusLine, copied_text, generation_parts, pick_parts
+from rnnchat.tui.widgets.toolbars import fmt_temperature, generate_settings, generate_toolbars
 
-__all__ = ["GeneratePane", "EMPTY_MESSAGE"]
+__all__ = ["GeneratePane"]
 
-EMPTY_MESSAGE = "No trained runs yet \u2014 train one in the Train tab"
 _DEFAULTS = SampleConfig()
 
 
-class GeneratePane(PickMode, LMRunPane):
+class GeneratePane(LMRunPane):
     """Stream text from a trained run (see the module docstring)."""
 
     KIND = "lm"
@@ -90,7 +87,6 @@ class GeneratePane(PickMode, LMRunPane):
     def __init__(self, *, name: str | None = None, id: str | None = "generate-pane",
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
-        self._gen = 0
         self._request: Request | None = None
         self._controls: list[LiveControls] = []
         self._done: list[ev.SampleDone | None] = []
@@ -100,8 +96,9 @@ class GeneratePane(PickMode, LMRunPane):
         self._started = 0.0
         self._error = ""
         self._opened: RunCache[OpenedRun] = RunCache()
+        self._pick = PickMode(self, self._open, self._phrase)
         self.state = "idle"
-        """idle, loading, streaming, done or failed."""
+        """idle, loading, streaming, done or failed; picking, picked (or failed) in and after pick mode."""
         self.batches_received = 0
         """EventBatch messages handled for the current generation (UI updates)."""
         self.tokens_received = 0
@@ -114,7 +111,7 @@ class GeneratePane(PickMode, LMRunPane):
     def compose(self) -> ComposeResult:
         yield from generate_toolbars(_DEFAULTS)
         yield SampleColumns(id="gen-body")
-        yield Static(Text(EMPTY_MESSAGE), id="gen-empty", classes="empty-state", markup=False)
+        yield self._empty_state()
         yield StatusLine(id="gen-status")
 
     @property
@@ -130,49 +127,42 @@ class GeneratePane(PickMode, LMRunPane):
     def colour(self) -> bool:
         return self.columns.colour
 
+    @property
+    def pick_panel(self) -> PickPanel:
+        return self._pick.panel
+
+    @property
+    def picking(self) -> bool:
+        """In pick mode (``pick.py``)."""
+        return self._pick.active
+
     def watch_current_run(self, name: str | None) -> None:
         if name:
             self.open_run(str(name))
 
     # -------------------------------------------------------------------------------- generation
 
-    def _read_settings(self) -> tuple[SampleConfig, bool]:
-        """The sampling settings in the inputs, validated; (config, seed was given). Raises ConfigError."""
-        temperature = self._field("temperature", float)
-        top_k = self._field("top_k", int)
-        top_p = self._field("top_p", float)
-        length = self._field("length", int)
-        seed_fixed = bool(self.query_one("#gen-seed", Input).value.strip())
-        if seed_fixed:
-            seed = self._field("seed", int)
-            if not 0 <= seed < 2**63:
-                raise ConfigError(f"must be a whole number from 0 to {2**63 - 1}; got {seed}", "seed")
-        else:
-            seed = random.randrange(2**31)
-        cfg = SampleConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-        cfg.validate()
-        return cfg, seed_fixed
-
-    def _temperatures(self, t: float) -> tuple[float, ...]:
-        return column_temperatures(t, COLUMNS if self.side_by_side else 1)
+    def _read_request(self, side_by_side: bool, waits: str) -> Request | None:
+        """The request the toolbars make now (``side_by_side``: three temperatures); None, after saying why,
+        when there is no run or a setting is bad. ``waits``: the warning while training holds the torch thread."""
+        run = self._chosen_run()
+        if run is None:
+            return None
+        settings = self._checked(partial(generate_settings, self._field, self.query_one("#gen-seed", Input).value))
+        if settings is None:
+            return None
+        cfg, seed_fixed = settings
+        if self.training:
+            self._notify(waits, "warning")
+        return Request(run, self._selected_which(), self.query_one("#gen-prompt", Input).value, cfg, seed_fixed,
+                       column_temperatures(cfg.temperature, COLUMNS if side_by_side else 1))
 
     def action_generate(self) -> None:
         """Generate from what the inputs say now."""
-        run = self._selected_run()
-        if run is None:
-            self._notify(EMPTY_MESSAGE if not self._option_values else "choose a run first", "error")
-            return
-        try:
-            cfg, seed_fixed = self._read_settings()
-        except RnnchatError as exc:
-            self._notify(self._phrase(exc), "error")
-            return
-        prompt = self.query_one("#gen-prompt", Input).value
-        if self.training:
-            self._notify("Training is using the CPU: this generation starts when training stops "
-                         "(ctrl+x stops it and saves).", "warning")
-        self._start(Request(run, self._selected_which(), prompt, cfg, seed_fixed,
-                             self._temperatures(cfg.temperature)))
+        req = self._read_request(self.side_by_side, "Training is using the CPU: this generation starts when "
+                                                    "training stops (ctrl+x stops it and saves).")
+        if req is not None:
+            self._start(req)
 
     def action_regenerate(self) -> None:
         """The last request again (run, prompt, settings) with a new seed unless the seed was fixed;
@@ -190,49 +180,35 @@ class GeneratePane(PickMode, LMRunPane):
             pass
         if not last.seed_fixed:
             cfg = replace(cfg, seed=random.randrange(2**31))
-        self._start(replace(last, cfg=cfg, temperatures=self._temperatures(cfg.temperature)))
+        columns = COLUMNS if self.side_by_side else 1
+        self._start(replace(last, cfg=cfg, temperatures=column_temperatures(cfg.temperature, columns)))
 
-    def _start(self, req: Request) -> None:
-        self.leave_pick()
+    def _begin(self, req: Request, state: str) -> str:
+        """A new output for ``req`` (what streamed before is stopped), counted from zero; its tag."""
         self.stop_all()
-        self._gen += 1
-        self._tag = tag = f"{self._tag_prefix}{self._gen}"
+        tag = self._new_tag()
         self._request = req
         n = len(req.temperatures)
-        self._controls = controls = [LiveControls.of(req.cfg, t) for t in req.temperatures]
-        self._done = [None] * n
-        self._copied = {}
-        self._chars = [0] * n
+        self._controls = [LiveControls.of(req.cfg, t) for t in req.temperatures]
+        self._done, self._copied, self._chars = [None] * n, {}, [0] * n
         self.batches_received = self.tokens_received = 0
         self._error = ""
         self._started = time.monotonic()
-        self.state = "loading"
+        self.state = state
         self.columns.start(req.prompt, n)
         self._set_titles()
+        return tag
+
+    def _start(self, req: Request) -> None:
+        self.leave_pick()
+        tag = self._begin(req, "loading")
         self._update_status()
         self.refresh_bindings()
-        if self.app.focused not in self.outputs[:n]:
+        if self.app.focused not in self.outputs[:len(req.temperatures)]:
             self.outputs[0].focus()         # so + - escape r p t work at once
-        self.run_worker(partial(self._stream_worker, tag, partial(self._generate_job, req, controls)),
-                        thread=True, exclusive=True, group="generate", name="generate", exit_on_error=False)
-
-    def _generate_job(self, req: Request, controls: list[LiveControls]) -> Iterator[ev.Event]:
-        """On the torch thread: load the run and start a sampler per column."""
-        opened = self._open(req.run, req.which)
-        tok = opened.tokenizer
-        if req.prompt:
-            ids = tok.encode(req.prompt)
-            unknown = tok.count_unknown(ids)
-            if 0 < unknown < len(ids):
-                self.post_message(self.Notice(f"{unknown} character(s) of the prompt are unknown to the model "
-                                              "and were read as <unk>", "warning"))
-        streams = [generate(opened.model, tok, replace(req.cfg, temperature=c.temperature), req.prompt,
-                            alternatives=req.alternatives, controls=c) for c in controls]
-        index, note = copy_index(opened.meta)
-        if note:
-            self.post_message(self.Notice(note, "warning"))
-        events = streams[0] if len(streams) == 1 else interleave(streams)
-        return with_copies(events, len(streams), index) if index is not None else events
+        job = partial(sample_columns, self._open, req, self._controls, self.post_message)
+        self.run_worker(partial(self._stream_worker, tag, job), thread=True, exclusive=True, group="generate",
+                        name="generate", exit_on_error=False)
 
     def stop_all(self) -> None:
         for c in self._controls:
@@ -267,14 +243,18 @@ class GeneratePane(PickMode, LMRunPane):
         for column, event in copies_of(message.events).items():
             self._copied[column] = event
         self.columns.mark_copied(self._copied, self.underline_copies)
-        self.columns.append(per)
-        for i, tokens in enumerate(per):
-            self.tokens_received += len(tokens)
-            self._chars[i] += sum(len(t.text) for t in tokens)
+        self._append(per)
         if all(d is not None for d in self._done):
             self.state = "done"
             self.refresh_bindings()
         self._update_status()
+
+    def _append(self, per: list[list[ev.Token]]) -> None:
+        """Tokens for each column, shown and counted."""
+        self.columns.append(per)
+        for i, tokens in enumerate(per):
+            self.tokens_received += len(tokens)
+            self._chars[i] += sum(len(t.text) for t in tokens)
 
     def on_stream_failed(self, message: StreamFailed) -> None:
         if not self._claim(message.tag, message):
@@ -284,6 +264,50 @@ class GeneratePane(PickMode, LMRunPane):
         self._notify(message.text, "error")
         self.refresh_bindings()
         self._update_status()
+
+    # --------------------------------------------------------------------------------- pick mode
+
+    def action_pick(self) -> None:
+        """Pick the text token by token from the prompt and settings in the toolbars."""
+        if self.picking:
+            self.pick_panel.focus()
+            return
+        req = self._read_request(False, "Training is using the CPU: the tokens are offered when training stops.")
+        if req is None:
+            return
+        self._pick.start(self._begin(req, "picking"), req)
+        self._update_status()
+        self.refresh_bindings()
+
+    def leave_pick(self, state: str = "picked") -> None:
+        """Leave pick mode (the text stays); a step still running is ignored when it ends."""
+        if not self._pick.leave():
+            return
+        self.state, self._tag = state, ""
+        self.outputs[0].focus()
+        self._update_status()
+        self.refresh_bindings()
+
+    def on_token_picked(self, message: TokenPicked) -> None:
+        if self._claim(message.tag, message) and self.picking:
+            token = self._pick.picked(message)
+            if token is not None:
+                self._append([[token]])
+            self._update_status()
+
+    def on_pick_failed(self, message: PickFailed) -> None:
+        if self._claim(message.tag, message):
+            self.leave_pick("failed")
+
+    @on(PickPanel.Take)
+    @on(PickPanel.Auto)
+    def _pick_key(self, message: PickPanel.Take | PickPanel.Auto) -> None:
+        message.stop()
+        self._pick.take(self._tag, message.token_id if isinstance(message, PickPanel.Take) else None)
+
+    def on_pick_panel_leave(self, message: PickPanel.Leave) -> None:
+        message.stop()
+        self.leave_pick()
 
     # ---------------------------------------------------------------------------------- actions
 
@@ -320,11 +344,8 @@ class GeneratePane(PickMode, LMRunPane):
             self._notify("nothing to save yet \u2014 generate some text first", "warning")
             return
         text = self.columns.saved_text([c.temperature for c in self._controls])
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        try:
-            path = self.save_new(Path.cwd() / "outputs", f"{file_stem(req.run)}-{stamp}", ".txt", text)
-        except OSError as exc:
-            self._notify(f"cannot save the output: {exc}", "error")
+        path = self._save(Path.cwd() / "outputs", file_stem(req.run), ".txt", text, "save the output")
+        if path is None:
             return
         self.saved_path = path
         self._notify(f"saved {len(text):,} characters to {path}")
@@ -366,16 +387,14 @@ class GeneratePane(PickMode, LMRunPane):
         req = self._request
         run = self._selected_run()
         if req is not None and self.state in ("picking", "picked"):
-            parts = self.pick_parts()
+            parts = pick_parts(self.picking, self.tokens_received, self._chars[0], req.cfg.temperature,
+                               req.cfg.seed, req.run)
         elif req is not None:
             parts = generation_parts(self.state, self._done, self._chars, time.monotonic() - self._started,
                                      [c.temperature for c in self._controls], req.cfg.seed, req.run,
                                      self._error, stopping)
             if self._copied:
                 parts.insert(2, copied_text([self._copied.get(i) for i in range(len(self._controls))]))
-        elif run is None:
-            parts = [EMPTY_MESSAGE if not self._option_values else "choose a run"]
         else:
-            info = self._run_info.get((run, self._selected_which()))
-            parts = [info or f"{Path(run).name} \u00b7 loading\u2026", "ctrl+g or enter to generate"]
+            parts = [self._run_status(run)] + (["ctrl+g or enter to generate"] if run is not None else [])
         self.query_one(StatusLine).show(parts, streaming=self.busy, failed=self.state == "failed")

@@ -1,4 +1,4 @@
-"""Pick the next token in the Generate pane (``PickMode``, mixed into ``GeneratePane``).
+"""Pick the next token in the Generate pane: ``PickMode``, the helper the pane owns for it.
 
 ctrl+n starts from the prompt and the settings in the toolbars: generation pauses at every token and the
 ``PickPanel`` offers the most likely next tokens with the model's probabilities. Enter takes the highlighted
@@ -11,51 +11,35 @@ result coming back as one ``TokenPicked`` message (keys that come while a step r
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 from typing import Callable
 
-from textual.message import Message
+from textual.widget import Widget
 
-from rnnchat.errors import RnnchatError
 from rnnchat.events import Token
 from rnnchat.lm.generate import Picker
-from rnnchat.sampling import LiveControls
-from rnnchat.tui import torch_thread
-from rnnchat.tui.panes.sampling import Request
+from rnnchat.runs.opened import OpenedRun
+from rnnchat.tui.bridge import Tagged
+from rnnchat.tui.panes.base import torch_job, unknown_notice
+from rnnchat.tui.panes.generate.generation import Request
 from rnnchat.tui.widgets.picker import PickPanel
 
 CHOICES = 8                    # tokens offered at each step
 ALTERNATIVES = 5               # of them kept with each token, for the colour view's alternatives panel
 
 
-class TokenPicked(Message):
+class TokenPicked(Tagged):
     """A step of a pick session: the token taken (None when the session has just begun), the options for
     the next one, and the picker (whose methods only the torch thread calls)."""
 
     def __init__(self, tag: str, picker: Picker, token: Token | None, options: list) -> None:
-        super().__init__()
-        self.tag = tag
+        super().__init__(tag)
         self.picker = picker
         self.token = token
         self.options = options
 
 
-class PickFailed(Message):
-    def __init__(self, tag: str) -> None:
-        super().__init__()
-        self.tag = tag
-
-
-def _open_picker(pane, req: Request) -> tuple[Picker, None, list]:
-    """On the torch thread: the run's picker, primed with the prompt, and its first options."""
-    opened = pane._open(req.run, req.which)
-    if req.prompt:
-        unknown = opened.tokenizer.count_unknown(opened.tokenizer.encode(req.prompt))
-        if unknown:
-            pane.post_message(pane.Notice(f"{unknown} character(s) of the prompt are unknown to the model "
-                                          "and were read as <unk>", "warning"))
-    picker = Picker(opened.model, opened.tokenizer, req.cfg, req.prompt)
-    return picker, None, picker.options(CHOICES)
+class PickFailed(Tagged):
+    """A step failed (a notice says why): the mode ends."""
 
 
 def _step(picker: Picker, token_id: int | None, offered: list) -> tuple[Picker, Token, list]:
@@ -73,108 +57,63 @@ def _step(picker: Picker, token_id: int | None, offered: list) -> tuple[Picker, 
 
 
 class PickMode:
-    """The pane's part of picking (see the module docstring); the pane is in this mode while ``picking``."""
+    """Pick mode for ``pane`` (see the module docstring): on while ``active`` (the pane has the ``-picking``
+    class), with the picker being stepped and the pane's ``PickPanel`` offering its tokens. Steps run in
+    ``pane``'s workers and come back to it as ``TokenPicked`` or ``PickFailed`` messages tagged as the pane
+    says; ``open_run(run, which)`` opens a run on the torch thread and ``phrase`` words an error."""
 
-    picking = False
-    _picker: Picker | None = None
+    def __init__(self, pane: Widget, open_run: Callable[[str, str], OpenedRun],
+                 phrase: Callable[[BaseException], str]) -> None:
+        self._pane = pane
+        self._open_run = open_run
+        self._phrase = phrase
+        self._picker: Picker | None = None
+        self.active = False
 
     @property
-    def pick_panel(self) -> PickPanel:
-        return self.query_one(PickPanel)
+    def panel(self) -> PickPanel:
+        return self._pane.query_one(PickPanel)
 
-    def action_pick(self) -> None:
-        if self.picking:
-            self.pick_panel.focus()
-            return
-        run = self._selected_run()
-        if run is None:
-            self._notify("No trained runs yet \u2014 train one in the Train tab" if not self._option_values
-                         else "choose a run first", "error")
-            return
-        try:
-            cfg, seed_fixed = self._read_settings()
-        except RnnchatError as exc:
-            self._notify(self._phrase(exc), "error")
-            return
-        if self.training:
-            self._notify("Training is using the CPU: the tokens are offered when training stops.", "warning")
-        req = Request(run, self._selected_which(), self.query_one("#gen-prompt").value, cfg, seed_fixed,
-                      (cfg.temperature,))
-        self.stop_all()
-        self._gen += 1
-        self._tag = f"{self._tag_prefix}{self._gen}"
-        self._request, self._controls = req, [LiveControls.of(cfg)]
-        self._done, self._copied, self._chars, self._error = [None], {}, [0], ""
-        self.batches_received = self.tokens_received = 0
-        self.state, self.picking, self._picker = "picking", True, None
-        self.columns.start(req.prompt, 1)
-        self._set_titles()
-        self.add_class("-picking")
-        self.pick_panel.focus()
-        self._pick_step(partial(_open_picker, self, req))
-        self._update_status()
-        self.refresh_bindings()
+    def start(self, tag: str, req: Request) -> None:
+        """Begin picking from the request's prompt and settings: the panel shows, waiting for the first
+        options."""
+        self.active, self._picker = True, None
+        self._pane.add_class("-picking")
+        self.panel.focus()
+        self._step(tag, partial(self._open_picker, req))
 
-    def leave_pick(self, state: str = "picked") -> None:
-        """Leave the mode (the text stays); a step still running is ignored when it ends."""
-        if not self.picking:
-            return
-        self.picking, self._picker, self.state = False, None, state
-        self._tag = ""
-        self.remove_class("-picking")
-        self.outputs[0].focus()
-        self._update_status()
-        self.refresh_bindings()
+    def leave(self) -> bool:
+        """Leave the mode; whether it was on. A step still running is dropped by its tag when it ends."""
+        was, self.active, self._picker = self.active, False, None
+        self._pane.remove_class("-picking")
+        return was
 
-    def pick_parts(self) -> list[str]:
-        """The status line while picking, or after."""
-        req = self._request
-        head = "\u25c6 picking" if self.picking else "\u25a0 picked (ctrl+n picks again)"
-        return [head, f"{self.tokens_received:,} tokens, {self._chars[0]:,} chars", f"T {req.cfg.temperature:.2f}",
-                f"seed {req.cfg.seed}", Path(req.run).name]
+    def take(self, tag: str, token_id: int | None) -> None:
+        """Take ``token_id`` (None: let the model sample one), unless a step is still running."""
+        if self.active and self._picker is not None:
+            self._step(tag, partial(_step, self._picker, token_id, self.panel.options))
 
-    # ------------------------------------------------------------------------------------- steps
-
-    def _pick_step(self, job: Callable[[], tuple]) -> None:
-        self.pick_panel.wait()
-        self.run_worker(partial(self._pick_worker, self._tag, job), thread=True, group="pick", exit_on_error=False)
-
-    def _pick_worker(self, tag: str, job: Callable[[], tuple]) -> None:
-        """In a thread worker: one step on the torch thread; a failure is a notice and ends the mode."""
-        try:
-            picker, token, options = torch_thread.run(job)
-        except Exception as exc:  # noqa: BLE001 - a broken run or a bug must not take the app down
-            self.post_message(self.Notice(self._phrase(exc) if isinstance(exc, RnnchatError) else
-                                          f"cannot pick tokens: {type(exc).__name__}: {exc}", "error"))
-            self.post_message(PickFailed(tag))
-            return
-        self.post_message(TokenPicked(tag, picker, token, options))
-
-    def on_token_picked(self, message: TokenPicked) -> None:
-        if not self._claim(message.tag, message) or not self.picking:
-            return
+    def picked(self, message: TokenPicked) -> Token | None:
+        """A step of this session ended: its options are offered; the token it took."""
         self._picker = message.picker
-        if message.token is not None:
-            self.columns.append([[message.token]])
-            self.tokens_received += 1
-            self._chars[0] += len(message.token.text)
-        self.pick_panel.show_options(message.options)
-        self._update_status()
+        self.panel.show_options(message.options)
+        return message.token
 
-    def on_pick_failed(self, message: PickFailed) -> None:
-        if self._claim(message.tag, message):
-            self.leave_pick("failed")
+    def _open_picker(self, req: Request) -> tuple[Picker, None, list]:
+        """On the torch thread: the run's picker, primed with the prompt, and its first options."""
+        opened = self._open_run(req.run, req.which)
+        if req.prompt:
+            unknown = opened.tokenizer.count_unknown(opened.tokenizer.encode(req.prompt))
+            if unknown:
+                self._pane.post_message(unknown_notice(unknown, "the prompt"))
+        picker = Picker(opened.model, opened.tokenizer, req.cfg, req.prompt)
+        return picker, None, picker.options(CHOICES)
 
-    def on_pick_panel_take(self, message: PickPanel.Take) -> None:
-        message.stop()
-        if self.picking and self._picker is not None:
-            self._pick_step(partial(_step, self._picker, message.token_id, self.pick_panel.options))
+    def _step(self, tag: str, job: Callable[[], tuple]) -> None:
+        self.panel.wait()
+        self._pane.run_worker(partial(self._worker, tag, job), thread=True, group="pick", exit_on_error=False)
 
-    def on_pick_panel_auto(self, message: PickPanel.Auto) -> None:
-        message.stop()
-        if self.picking and self._picker is not None:
-            self._pick_step(partial(_step, self._picker, None, self.pick_panel.options))
-
-    def on_pick_panel_leave(self, message: PickPanel.Leave) -> None:
-        message.stop()
-        self.leave_pick()
+    def _worker(self, tag: str, job: Callable[[], tuple]) -> None:
+        """In a thread worker: one step on the torch thread; a failure is a notice and ends the mode."""
+        step = torch_job(self._pane.post_message, self._phrase, job, "pick tokens")
+        self._pane.post_message(TokenPicked(tag, *step) if step is not None else PickFailed(tag))

@@ -1,23 +1,27 @@
 """Gradients through time for the Inspect pane: the window of text they are measured on (the inspected
 text, or the run's validation text when none is typed), the norms, computed on the torch thread with
-``rnnchat.lm.inspect.gradients_through_time`` as ``rnnchat inspect --gradients`` does, and the pane's part
-(``GradientView``, mixed into ``InspectPane``: ctrl+r or the button shows and measures, or hides)."""
+``rnnchat.lm.inspect.gradients_through_time`` as ``rnnchat inspect --gradients`` does, and
+``GradientView``, the helper the pane owns that measures and shows them (ctrl+r or the button shows and
+measures, or hides)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
-from textual.message import Message
-from textual.widgets import Button, Input
+from textual.widget import Widget
 
 from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.lm import inspect as ins
-from rnnchat.runs.store import OpenedRun
+from rnnchat.runs.meta import CorpusInfo, RunMeta
+from rnnchat.runs.opened import OpenedRun, training_corpus
 from rnnchat.safetext import neutralise
-from rnnchat.tui import torch_thread
+from rnnchat.tui.bridge import Tagged
+from rnnchat.tui.panes.base import torch_job
+from rnnchat.tui.widgets.plot import GradientPlot
 
 WINDOW = 102                   # tokens: lags 0..100, as benchmarks/gradients.py measures
 MIN_TOKENS = 3                 # two lags at least, or there is no line to draw
@@ -38,11 +42,10 @@ class Gradients:
 
 
 @lru_cache(maxsize=8)
-def _validation_start(source: str, fraction: float) -> str:
-    from rnnchat.text.load import load_corpus
+def _validation_start(info: CorpusInfo, fraction: float) -> str:
     from rnnchat.text.split import split_spans
 
-    corpus = load_corpus(source)
+    corpus = training_corpus(info)           # the run's own text only, never whatever its run.json names
     _, val = split_spans(corpus, fraction)
     if not val:
         raise ConfigError("the run's corpus has no validation text")
@@ -50,13 +53,10 @@ def _validation_start(source: str, fraction: float) -> str:
     return corpus.documents[doc].text[start:min(end, start + _VAL_CHARS)]
 
 
-def validation_text(meta: dict) -> str:
-    """The start of the run's validation text (cached per corpus); RnnchatError when it cannot be read."""
-    corpus = meta.get("corpus", {}) if isinstance(meta, dict) else {}
-    fraction = float(meta.get("train", {}).get("val_fraction", 0.1)) if isinstance(meta, dict) else 0.1
-    source = str(corpus.get("source", "")).removeprefix("builtin:")
+def validation_text(meta: RunMeta) -> str:
+    """The start of the run's validation text (cached per run description); ConfigError when it cannot be read."""
     try:
-        return _validation_start(source, fraction)
+        return _validation_start(meta.corpus, meta.train.val_fraction)
     except RnnchatError as exc:
         raise ConfigError(f"cannot read the run's validation text ({exc}); type a text to measure on instead") \
             from None
@@ -75,80 +75,81 @@ def measure(opened: OpenedRun, text: str) -> Gradients:
     return Gradients(opened.name, opened.model.cfg.cell, source, len(ids), norms)
 
 
-class GradientsMeasured(Message):
+class GradientsMeasured(Tagged):
     """Gradients through time, or None when they could not be measured (a Notice says why)."""
 
     def __init__(self, tag: str, result: Gradients | None) -> None:
-        super().__init__()
-        self.tag = tag
+        super().__init__(tag)
         self.result = result
 
 
 class GradientView:
-    """Mixed into InspectPane (its ``#insp-text`` input, ``#insp-grad`` box and ``plot``): the gradient
-    view is shown while the pane has the ``-gradients`` class."""
+    """The gradients through time in ``pane``, shown while the pane has the ``-gradients`` class: its
+    ``#insp-grad`` box holds the plot. Measurements run in the pane's workers and come back to it as
+    ``GradientsMeasured`` messages; ``open_run(run, which)`` opens a run on the torch thread, ``phrase``
+    words an error and ``notify(text, severity)`` tells the user."""
 
-    grad_state = "idle"
-    """idle, measuring, done or failed."""
+    def __init__(self, pane: Widget, open_run: Callable[[str, str], OpenedRun],
+                 phrase: Callable[[BaseException], str], notify: Callable[[str, str], None], tag_prefix: str) -> None:
+        self._pane = pane
+        self._open_run = open_run
+        self._phrase = phrase
+        self._notify = notify
+        self._tag_prefix = tag_prefix
+        self._tag = ""                                 # the measurement wanted now; older ones are dropped
+        self.count = 0
+        """Measurements started."""
+        self.state = "idle"
+        """idle, measuring, done or failed."""
+        self.result: Gradients | None = None
+        """The gradients shown (or last shown)."""
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "insp-grad-button":
-            event.stop()
-            self.action_gradients()
+    @property
+    def plot(self) -> GradientPlot:
+        return self._pane.query_one(GradientPlot)
 
-    def action_gradients(self) -> None:
-        """Show (and measure) or hide the gradients through time."""
-        if self.has_class("-gradients"):
-            self.remove_class("-gradients")
-            self._grad_tag = ""                        # a measurement still running is not wanted now
-        elif self._measure():
-            self.add_class("-gradients")
+    @property
+    def shown(self) -> bool:
+        return self._pane.has_class("-gradients")
 
-    def _measure(self) -> bool:
-        """Measure the gradients over the text (or the validation text) on the torch thread; False, after
-        saying why, when there is nothing to measure."""
-        run = self._selected_run()
-        if run is None:
-            self._notify("No trained runs yet \u2014 train one in the Train tab" if not self._option_values
-                         else "choose a run first", "error")
-            return False
-        text = self.query_one("#insp-text", Input).value
+    def hide(self) -> None:
+        self._pane.remove_class("-gradients")
+        self._tag = ""                                 # a measurement still running is not wanted now
+
+    def measure(self, run: str, which: str, text: str, training: bool) -> None:
+        """Show the view and measure the gradients of ``run`` over ``text`` (empty: the validation text) on
+        the torch thread, or say why not when the text is too short. ``training``: the torch thread waits."""
         if 0 < len(text) < MIN_TOKENS:                 # fewer characters than that is fewer tokens too
             self._notify(f"the text is too short for gradients through time: type at least {MIN_TOKENS} "
                          "characters, or none to use the run's validation text", "error")
-            return False
-        if self.training:
+            return
+        if training:
             self._notify("Training is using the CPU: the gradients are measured when training stops.", "warning")
-        self._grad_count += 1
-        self._grad_tag = tag = f"{self._tag_prefix}g{self._grad_count}"
-        self.grad_state = "measuring"
+        self.count += 1
+        self._tag = tag = f"{self._tag_prefix}{self.count}"
+        self.state = "measuring"
         self.plot.clear("measuring the gradients\u2026")
-        self.run_worker(partial(self._measure_worker, tag, run, self._selected_which(), text),
-                        thread=True, exclusive=True, group="inspect-gradients", exit_on_error=False)
-        return True
+        self._pane.run_worker(partial(self._worker, tag, run, which, text), thread=True, exclusive=True,
+                              group="inspect-gradients", exit_on_error=False)
+        self._pane.add_class("-gradients")
 
-    def _measure_worker(self, tag: str, run: str, which: str, text: str) -> None:
+    def _worker(self, tag: str, run: str, which: str, text: str) -> None:
         """In a thread worker: the gradients on the torch thread; a failure is a notice."""
-        try:
-            result = torch_thread.run(lambda: measure(self._open(run, which), text))
-        except Exception as exc:  # noqa: BLE001 - a broken run or a bug must not take the app down
-            self.post_message(self.Notice(self._phrase(exc) if isinstance(exc, RnnchatError) else
-                                          f"cannot measure gradients of {Path(run).name}: "
-                                          f"{type(exc).__name__}: {exc}", "error"))
-            result = None
-        self.post_message(GradientsMeasured(tag, result))
+        result = torch_job(self._pane.post_message, self._phrase, lambda: measure(self._open_run(run, which), text),
+                           f"measure gradients of {Path(run).name}")
+        self._pane.post_message(GradientsMeasured(tag, result))
 
-    def on_gradients_measured(self, message: GradientsMeasured) -> None:
-        message.stop()
-        if message.tag != self._grad_tag:
+    def measured(self, message: GradientsMeasured) -> None:
+        """Show a measurement that ended, if it is the one wanted (a failure hides the view)."""
+        if message.tag != self._tag:
             return                                     # an older measurement, or one hidden since
-        self.gradients = result = message.result
-        self.grad_state = "done" if result is not None else "failed"
+        self.result = result = message.result
+        self.state = "done" if result is not None else "failed"
         if result is None:
-            self.remove_class("-gradients")
+            self._pane.remove_class("-gradients")
             self.plot.clear()
             return
-        box = self.query_one("#insp-grad")
+        box = self._pane.query_one("#insp-grad")
         box.border_title = neutralise(result.title)
         box.border_subtitle = "\u2016d loss / d h\u2016 by steps back, log scale \u00b7 ctrl+r hides"
         self.plot.show(result.norms)

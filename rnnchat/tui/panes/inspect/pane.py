@@ -10,7 +10,8 @@ worker, with the interesting units and the saturation; the result comes back as 
 Changing the layer, unit or what is shown only picks another series of that result (no new trace):
 left/right move the cursor along the text, up/down the unit. ctrl+r (or the button) shows or hides how the
 gradient of the last position's loss fades back in time, measured on the torch thread in the same way
-(``panes/gradients.py``) over the text, or the run's validation text when no text is typed.
+over the text, or the run's validation text when no text is typed (``gradients.py``: a ``GradientView``
+the pane owns).
 """
 
 from __future__ import annotations
@@ -20,21 +21,20 @@ from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select
 
 from rnnchat.config import CHECKPOINTS
-from rnnchat.errors import ConfigError, RnnchatError
+from rnnchat.errors import ConfigError
 from rnnchat.lm import inspect as ins
-from rnnchat.runs.store import OpenedRun
-from rnnchat.tui import torch_thread
-from rnnchat.tui.panes import gradients
-from rnnchat.tui.panes.base import LMRunPane, RunCache
+from rnnchat.runs.opened import OpenedRun
+from rnnchat.tui.bridge import Tagged
+from rnnchat.tui.panes.base import LMRunPane, torch_job, unknown_notice
+from rnnchat.tui.panes.inspect.gradients import Gradients, GradientsMeasured, GradientView
+from rnnchat.tui.torch_thread import RunCache
 from rnnchat.tui.widgets.panel import WrappedPanel
 from rnnchat.tui.widgets.plot import GradientPlot
 from rnnchat.tui.widgets.status import NeutralHighlighter, StatusLine, describe_lm
@@ -42,7 +42,6 @@ from rnnchat.tui.widgets.unitview import UnitView, equation_lines, saturation_li
 
 __all__ = ["InspectPane", "Inspected", "MAX_CHARS"]
 
-EMPTY_MESSAGE = "No trained runs yet \u2014 train one in the Train tab"
 MAX_CHARS = 2_000                  # a trace of 10,000 characters takes about a second (RESULTS.md)
 TOP_UNITS = 8
 
@@ -66,7 +65,7 @@ class Inspected:
         return ("hidden", *(("cell",) if self.trace.cell == "lstm" else ()), *ins.GATES[self.trace.cell])
 
 
-class InspectPane(gradients.GradientView, LMRunPane):
+class InspectPane(LMRunPane):
     """Look inside a language model (see the module docstring)."""
 
     KIND = "lm"
@@ -80,31 +79,24 @@ class InspectPane(gradients.GradientView, LMRunPane):
         Binding("slash", "focus_text", "Text", show=False),
     ]
 
-    class Traced(Message):
+    class Traced(Tagged):
         def __init__(self, tag: str, result: Inspected) -> None:
-            super().__init__()
-            self.tag = tag
+            super().__init__(tag)
             self.result = result
 
-    class TraceEnded(Message):
-        def __init__(self, tag: str) -> None:
-            super().__init__()
-            self.tag = tag
+    class TraceEnded(Tagged):
+        """The trace failed (a notice says why)."""
 
     def __init__(self, *, name: str | None = None, id: str | None = "inspect-pane",
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self._opened: RunCache[OpenedRun] = RunCache()
-        self._count = 0
         self.result: Inspected | None = None
         self.state = "idle"
         """idle, tracing, done or failed."""
         self.choice: tuple[int, str, int] | None = None
         """(layer, what, unit) now shown."""
-        self.gradients: gradients.Gradients | None = None
-        """The gradients through time shown (or last shown)."""
-        self._grad_count = 0
-        self._grad_tag = ""
+        self.gradient_view = GradientView(self, self._open, self._phrase, self._notify, f"{self._tag_prefix}g")
 
     # ------------------------------------------------------------------------------------ layout
 
@@ -137,7 +129,7 @@ class InspectPane(gradients.GradientView, LMRunPane):
                 yield WrappedPanel(id="insp-saturation")
         with Vertical(id="insp-grad"):
             yield GradientPlot(id="insp-grad-plot")
-        yield Static(Text(EMPTY_MESSAGE), id="insp-empty", classes="empty-state", markup=False)
+        yield self._empty_state()
         yield StatusLine(id="insp-status")
 
     @property
@@ -146,7 +138,12 @@ class InspectPane(gradients.GradientView, LMRunPane):
 
     @property
     def plot(self) -> GradientPlot:
-        return self.query_one(GradientPlot)
+        return self.gradient_view.plot
+
+    @property
+    def gradients(self) -> Gradients | None:
+        """The gradients through time shown (or last shown)."""
+        return self.gradient_view.result
 
     def panel_text(self, which: str) -> str:
         """What a side panel shows ("equations", "units" or "saturation"), as plain text, unwrapped."""
@@ -166,26 +163,21 @@ class InspectPane(gradients.GradientView, LMRunPane):
             self.action_trace()
 
     def action_trace(self) -> None:
-        run = self._selected_run()
+        run = self._chosen_run()
         if run is None:
-            self._notify(EMPTY_MESSAGE if not self._option_values else "choose a run first", "error")
             return
         text = self.query_one("#insp-text", Input).value
         if len(text) < 2:
             self._notify("type a text of at least two characters to look inside", "error")
             return
-        try:
-            self._read_choice()
-        except RnnchatError as exc:
-            self._notify(self._phrase(exc), "error")
+        if self._checked(self._read_choice) is None:
             return
         if len(text) > MAX_CHARS:
             self._notify(f"only the first {MAX_CHARS:,} characters are traced", "warning")
             text = text[:MAX_CHARS]
         if self.training:
             self._notify("Training is using the CPU: the trace runs when training stops.", "warning")
-        self._count += 1
-        self._tag = tag = f"{self._tag_prefix}{self._count}"
+        tag = self._new_tag()
         self.state = "tracing"
         self._update_status()
         self.run_worker(partial(self._trace_worker, tag, run, self._selected_which(), text), thread=True,
@@ -193,15 +185,9 @@ class InspectPane(gradients.GradientView, LMRunPane):
 
     def _trace_worker(self, tag: str, run: str, which: str, text: str) -> None:
         """In a thread worker: the trace on the torch thread; a failure is a notice."""
-        try:
-            result = torch_thread.run(self._trace_job, run, which, text)
-        except Exception as exc:  # noqa: BLE001 - a broken run or a bug must not take the app down
-            phrase = self._phrase(exc) if isinstance(exc, RnnchatError) else \
-                f"cannot inspect {Path(run).name}: {type(exc).__name__}: {exc}"
-            self.post_message(self.Notice(phrase, "error"))
-            self.post_message(self.TraceEnded(tag))
-            return
-        self.post_message(self.Traced(tag, result))
+        result = torch_job(self.post_message, self._phrase, partial(self._trace_job, run, which, text),
+                           f"inspect {Path(run).name}")
+        self.post_message(self.Traced(tag, result) if result is not None else self.TraceEnded(tag))
 
     def _trace_job(self, run: str, which: str, text: str) -> Inspected:
         """On the torch thread: open the run, trace the text, find the units that track it."""
@@ -210,8 +196,7 @@ class InspectPane(gradients.GradientView, LMRunPane):
         ids = tok.encode(text)
         unknown = tok.count_unknown(ids)
         if unknown:
-            self.post_message(self.Notice(f"{unknown} character(s) of the text are unknown to the model "
-                                          "and were read as <unk>", "warning"))
+            self.post_message(unknown_notice(unknown, "the text"))
         if len(ids) < 2:
             raise ConfigError("the text is too short to inspect: give at least two tokens")
         tr = ins.trace(opened.model, ids)
@@ -230,7 +215,7 @@ class InspectPane(gradients.GradientView, LMRunPane):
         self.query_one("#insp-saturation", WrappedPanel).show(saturation_lines(message.result.saturation))
         self._show_choice(keep_cursor=False)
         self.view.focus()                # so the arrows work at once
-        if self.has_class("-gradients"):
+        if self.gradient_view.shown:
             self._measure()              # the plot follows the text just traced
 
     @on(TraceEnded)
@@ -265,10 +250,8 @@ class InspectPane(gradients.GradientView, LMRunPane):
         result = self.result
         if result is None:
             return
-        try:
-            choice = self._read_choice(result)
-        except RnnchatError as exc:
-            self._notify(self._phrase(exc), "error")
+        choice = self._checked(partial(self._read_choice, result))
+        if choice is None:
             self._update_status()
             return
         self.choice = choice
@@ -304,6 +287,31 @@ class InspectPane(gradients.GradientView, LMRunPane):
         self.query_one("#insp-unit", Input).value = str(unit)
         self._show_choice()
 
+    # ------------------------------------------------------------------------- gradients through time
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "insp-grad-button":
+            event.stop()
+            self.action_gradients()
+
+    def action_gradients(self) -> None:
+        """Show (and measure) or hide the gradients through time."""
+        if self.gradient_view.shown:
+            self.gradient_view.hide()
+        else:
+            self._measure()
+
+    def _measure(self) -> None:
+        """Show the gradients over the text (or the validation text), or say why there are none to show."""
+        run = self._chosen_run()
+        if run is not None:
+            self.gradient_view.measure(run, self._selected_which(), self.query_one("#insp-text", Input).value,
+                                       self.training)
+
+    def on_gradients_measured(self, message: GradientsMeasured) -> None:
+        message.stop()
+        self.gradient_view.measured(message)
+
     # ------------------------------------------------------------------------------------ status
 
     @property
@@ -316,12 +324,11 @@ class InspectPane(gradients.GradientView, LMRunPane):
     def _update_status(self, stopping: bool = False) -> None:
         run = self._selected_run()
         if run is None:
-            parts = [EMPTY_MESSAGE if not self._option_values else "choose a run"]
+            parts = [self._run_status(run)]
         elif self.state == "tracing":
             parts = [f"{Path(run).name} \u00b7 tracing\u2026"]
         else:
-            info = self._run_info.get((run, self._selected_which()))
-            parts = [info or f"{Path(run).name} \u00b7 loading\u2026"]
+            parts = [self._run_status(run)]
             if self.result is not None and self.choice is not None and self.view.pieces:
                 layer, what, unit = self.choice
                 t = self.view.cursor
