@@ -31,6 +31,7 @@ class ChatSession:
         self.max_context_chars = run.meta.model.max_turn_chars
         self.history: list[tuple[str, str]] = []      # (who, text): who is "you" or "bot"
         self.retriever = None                          # a chat.retrieve.Retriever, for candidates "retrieval"
+        self.corpus: str | None = None                 # where the run's training text is now, when not its source
 
     @property
     def tokenizer(self):

@@ -49,6 +49,7 @@ def cmd_chat(args) -> int:
                   seed=args.seed, candidates=args.candidates)
     cfg.validate()
     session = ChatSession(open_chat_model(args.run, args.checkpoint))
+    session.corpus = args.corpus
     if cfg.candidates == "retrieval":
         use_retrieval(session)
     if hasattr(sys.stdin, "reconfigure"):   # bytes that are not UTF-8 are read as U+FFFD and answered
@@ -61,7 +62,7 @@ def use_retrieval(session: ChatSession) -> None:
     from rnnchat.runs.retrieval import open_retriever
 
     if session.retriever is None:
-        session.retriever = open_retriever(session.run.meta, session.run.name)
+        session.retriever = open_retriever(session.run.meta, session.run.name, session.corpus)
 
 
 class TerminalChat:

@@ -32,7 +32,7 @@ def cmd_generate(args) -> int:
         return _interactive(run, cfg, args.prompt, args.choices)
     index = None
     if not args.no_novelty:
-        index, note = copy_index(run.meta)
+        index, note = copy_index(run.meta, args.corpus)
         if note:
             warn(note)
     tty = sys.stdout.isatty()

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rnnchat.errors import CheckpointError, RnnchatError
+from rnnchat.errors import CheckpointError, CorpusError, RnnchatError
 from rnnchat.runs.checkpoints import check_model_size, checkpoint_dir, load_checkpoint
 from rnnchat.runs.kinds import KINDS
-from rnnchat.runs.meta import RunMeta, read_meta
+from rnnchat.runs.meta import CorpusInfo, RunMeta, read_meta
 from rnnchat.runs.rundir import resolve_run
 from rnnchat.text.tokenizers import load_tokenizer
 
@@ -64,22 +64,37 @@ def open_run(run: str | os.PathLike, which: str = "best", kind: str | None = Non
     return OpenedRun(run_dir.name, run_dir, which, meta, model, tokenizer)
 
 
-def copy_index(meta: RunMeta):
-    """(the copy index of a run's training text, a warning or ""): from the cache, or built once from the
-    run's corpus; no index, with the reason, when the corpus is no longer there."""
+def training_corpus(meta: RunMeta | CorpusInfo, given: str | None = None):
+    """The text a run trained on (``meta``: the run's description, or its corpus record): the source its
+    run.json names, or ``given`` (the user's --corpus), read only when its content is what the run
+    recorded. A run from elsewhere may name any path; its text is used (copied into caches, shown,
+    retrieved from) only when it is the run's own."""
     from rnnchat.text.load import load_corpus
+
+    info = meta.corpus if isinstance(meta, RunMeta) else meta
+    where = f"--corpus {given}" if given else info.source
+    try:
+        corpus = load_corpus(given or info.spec)
+    except RnnchatError as exc:
+        raise CorpusError(f"the run's corpus is not here ({where}: {exc}); pass --corpus PATH") from None
+    if corpus.content_hash() != info.hash:
+        raise CorpusError(f"the run's corpus is not here ({where} is not the text it trained on: its files' "
+                          "names or content differ); pass --corpus PATH") from None
+    return corpus
+
+
+def copy_index(meta: RunMeta, given: str | None = None):
+    """(the copy index of a run's training text, a warning or ""): from the cache, or built once from the
+    run's own corpus (``training_corpus``); no index, with the reason, when that is not here."""
     from rnnchat.text.novelty import NoveltyIndex, index_path, training_index
 
-    corpus, fraction = meta.corpus, meta.train.val_fraction
-    path = index_path(corpus.hash, fraction)
+    path = index_path(meta.corpus.hash, meta.train.val_fraction)
     if NoveltyIndex.exists(path):
         return NoveltyIndex.open(path), ""
     try:
-        loaded = load_corpus(corpus.spec)
-    except RnnchatError as exc:
+        corpus = training_corpus(meta, given)
+    except CorpusError as exc:
         return None, f"cannot tell how much is copied from the training text: {exc}"
-    note = "" if loaded.content_hash() == corpus.hash else \
-        "the run's corpus has changed since training; copies are measured against today's text"
-    return training_index(loaded, fraction), note
+    return training_index(corpus, meta.train.val_fraction), ""
 
 

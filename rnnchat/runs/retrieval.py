@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from rnnchat.chat.data import split_of
 from rnnchat.chat.retrieve import Retriever
-from rnnchat.errors import CorpusError, RnnchatError
+from rnnchat.errors import CorpusError
 from rnnchat.runs.meta import RunMeta
+from rnnchat.runs.opened import training_corpus
 
 
-def open_retriever(meta: RunMeta, run_name: str) -> Retriever:
-    """A retriever over the training pairs of the chat run described by ``meta`` (its run.json)."""
-    from rnnchat.text.load import load_corpus
-
+def open_retriever(meta: RunMeta, run_name: str, given: str | None = None) -> Retriever:
+    """A retriever over the training pairs of the chat run described by ``meta`` (its run.json), from its
+    own corpus only (``given`` names where it is now): a changed corpus would make held-out replies
+    retrievable."""
     try:
-        corpus = load_corpus(meta.corpus.spec)
-    except RnnchatError as exc:
-        raise CorpusError(f"retrieval needs the training dialogue of run '{run_name}', which cannot be read "
-                          f"now: {exc}") from None
+        corpus = training_corpus(meta, given)
+    except CorpusError as exc:
+        raise CorpusError(f"retrieval needs the training dialogue of run '{run_name}': {exc}") from None
     train = split_of(corpus, meta.model, meta.train)[1]
     if not train:
         raise CorpusError(f"run '{run_name}': its corpus has no training dialogue pairs to retrieve from")

@@ -23,6 +23,7 @@ from rnnchat.runs import checkpoints as ckpt
 from rnnchat.runs import rundir, warmstart
 from rnnchat.runs.kinds import KINDS
 from rnnchat.runs.meta import CorpusInfo, Origin, RunMeta, new_meta, read_meta, write_meta
+from rnnchat.runs.opened import training_corpus
 from rnnchat.runs.rundir import RunLock
 from rnnchat.runs.state import Progress, restore
 from rnnchat.text.corpus import Corpus
@@ -101,10 +102,13 @@ def _prepare(req: Request, dist, is_main: bool, held: list) -> Generator[ev.Even
         model_cfg, cfg = meta.model, dataclasses.replace(meta.train, **req.overrides)
         cfg.validate()
         tokenizer = load_tokenizer(run_dir)
-        corpus = _corpus_of(req, meta)
-        if corpus.content_hash() != meta.corpus.hash:
-            yield ev.Warning(f"corpus '{corpus.name}' has changed since this run started; "
-                             "continuing with the run's own vocabulary")
+        if req.corpus is None:          # the run's own text, only when it is what the run recorded
+            corpus = training_corpus(meta)
+        else:                           # the text the user names to continue on
+            corpus = req.corpus if isinstance(req.corpus, Corpus) else load_corpus(req.corpus)
+            if corpus.content_hash() != meta.corpus.hash:
+                yield ev.Warning(f"corpus '{corpus.name}' is not the text this run started on; "
+                                 "continuing on it with the run's own vocabulary")
         resumed = ckpt.load_checkpoint(run_dir, "last", with_optimizer=True)
         ckpt.check_model_size(run_dir.name, meta, resumed)
         if resumed.note:
@@ -188,8 +192,3 @@ def _prepare(req: Request, dist, is_main: bool, held: list) -> Generator[ev.Even
     return Prepared(run_dir, held[0] if held else None, meta, corpus_info, task, model_cfg, cfg, limits,
                     Guard(task.spike_check, cfg.warmup_steps), device, precision, model, optimizer, progress,
                     state, step_module)
-
-
-def _corpus_of(req: Request, meta: RunMeta) -> Corpus:
-    spec = req.corpus if req.corpus is not None else meta.corpus.spec
-    return spec if isinstance(spec, Corpus) else load_corpus(spec)

@@ -242,10 +242,20 @@ def test_retrieval_candidates_answer_from_training_replies(tmp_path):
     assert got[5] in trained and len(got) == 6               # a near miss still gets a training reply
     res = _rnnchat("chat", "facts", "--candidates", "retrieval", stdin="/candidates model\n/candidates x\nhi\n")
     assert res.returncode == 0 and "/candidates takes one of model, retrieval" in res.stderr
+    (tmp_path / "moved").mkdir()
+    moved = tmp_path / "moved" / corpus.name
+    moved.write_text(corpus.read_text(encoding="utf-8"), encoding="utf-8")
+    # Pairs appended since training would make held-out replies retrievable: the changed text is refused.
+    corpus.write_text(corpus.read_text(encoding="utf-8") + "one more\tpair\n", encoding="utf-8")
+    res = _rnnchat("chat", "facts", "--candidates", "retrieval", stdin="hi\n")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "the run's corpus is not here" in res.stderr and "pass --corpus PATH" in res.stderr
     corpus.unlink()
     res = _rnnchat("chat", "facts", "--candidates", "retrieval", stdin="hi\n")
     assert res.returncode == 2 and "retrieval needs the training dialogue of run 'facts'" in res.stderr
     assert res.stderr.count("\n") == 1
+    res = _rnnchat("chat", "facts", "--candidates", "retrieval", "--corpus", str(moved), stdin=prompts[0] + "\n")
+    assert res.returncode == 0 and res.stdout.strip() == want[prompts[0]], res.stderr
 
 
 def test_chat_dropout_is_settled_by_the_corpus_size(tmp_path, monkeypatch):

@@ -214,3 +214,36 @@ def test_run_saved_on_gpu_loads_on_cpu(play_file):
     list(trainer.run())
     run = open_language_model("gpu")
     assert all(p.device.type == "cpu" for p in run.model.parameters())
+
+
+def test_a_run_reads_its_corpus_only_when_it_is_the_text_it_trained_on(run_dir, play_file, tmp_path, monkeypatch):
+    from rnnchat.errors import CorpusError
+    from rnnchat.runs.opened import copy_index, training_corpus
+
+    monkeypatch.setenv("RNNCHAT_CACHE", str(tmp_path / "fresh-cache"))     # no copy index cached yet
+    meta = read_meta(run_dir)
+    assert training_corpus(meta).content_hash() == meta.corpus.hash
+    original = play_file.read_text(encoding="utf-8")
+    play_file.write_text(original + "NEW:\nAdded later.\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"the run's corpus is not here .*; pass --corpus PATH"):
+        training_corpus(meta)
+    index, note = copy_index(meta)
+    assert index is None and "the run's corpus is not here" in note
+    with pytest.raises(CorpusError, match="the run's corpus is not here"):
+        list(Trainer(resume=str(run_dir), overrides={"max_steps": 20}).run())
+    # Where the user says the text is now: taken, as it is the run's own.
+    (tmp_path / "elsewhere").mkdir()
+    moved = tmp_path / "elsewhere" / play_file.name
+    moved.write_text(original, encoding="utf-8")
+    assert copy_index(meta, str(moved))[0] is not None
+    # A run.json from elsewhere that names a private folder: nothing of it reaches the cache.
+    secret = tmp_path / "private"
+    secret.mkdir()
+    (secret / "diary.txt").write_text("my secret thoughts\n", encoding="utf-8")
+    raw = json.loads((run_dir / "run.json").read_text())
+    raw["corpus"]["source"] = str(secret)
+    (run_dir / "run.json").write_text(json.dumps(raw))
+    monkeypatch.setenv("RNNCHAT_CACHE", str(tmp_path / "other-cache"))
+    index, note = copy_index(read_meta(run_dir))
+    assert index is None and "not the text it trained on" in note
+    assert not (tmp_path / "other-cache").exists() or not any((tmp_path / "other-cache").rglob("*"))
