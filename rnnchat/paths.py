@@ -27,6 +27,20 @@ def cache_dir() -> Path:
     return Path(base) / "rnnchat"
 
 
+def make_private_dir(path: Path) -> None:
+    """Make ``path`` and every missing folder above it readable by this user alone (0700): the cache holds
+    text copied from corpora, which may be private."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            pass
+
+
 def check_run_name(name: str) -> None:
     """Refuse a run name that cannot be a folder name or would not show as itself (one ConfigError line)."""
     if not name.strip() or "/" in name or "\\" in name or name.startswith("."):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from rnnchat.errors import CorpusError
-from rnnchat.paths import cache_dir
+from rnnchat.paths import cache_dir, make_private_dir
 from rnnchat.text.corpus import Corpus
 from rnnchat.text.split import split_spans
 from rnnchat.text.tokenizers import Tokenizer, cut_point, dtype_for, load_tokenizer, train_tokenizer
@@ -145,7 +145,7 @@ def _build(corpus: Corpus, level: str, vocab_size: int, val_fraction: float,
         tokenizer = train_tokenizer(level, source, vocab_size)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    make_private_dir(tmp)
     dtype = dtype_for(tokenizer.vocab_size)
     subword = tokenizer.kind != "char"
     unknown = 0

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnchat.errors import CorpusError
-from rnnchat.paths import cache_dir
+from rnnchat.paths import cache_dir, make_private_dir
 from rnnchat.text.corpus import Corpus
 from rnnchat.text.split import split_spans
 
@@ -53,7 +53,7 @@ class NoveltyIndex:
 
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        make_private_dir(tmp)
         with open(tmp / "text.bin", "wb") as f:
             for text, a, b in spans:
                 for start in range(a, b, 1 << 22):

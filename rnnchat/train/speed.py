@@ -17,7 +17,7 @@ from rnnchat.config import TrainConfig
 from rnnchat.device import autocast, cpu_model, pick_device, pick_precision
 from rnnchat.lm.config import ModelConfig
 from rnnchat.lm.model import RNNLM
-from rnnchat.paths import cache_dir
+from rnnchat.paths import cache_dir, make_private_dir
 
 
 def _machine() -> str:
@@ -68,7 +68,7 @@ def estimate_tokens_per_s(model_cfg: ModelConfig, train_cfg: TrainConfig) -> flo
     value = measure_tokens_per_s(model_cfg, train_cfg)
     cache[key] = value
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         tmp = path.with_name(".speed.json.tmp")
         tmp.write_text(json.dumps(cache), encoding="utf-8")
         tmp.replace(path)

@@ -279,3 +279,13 @@ def test_patience_stops_when_held_out_loss_stops_improving_and_keeps_best(tmp_pa
     again = collect(Trainer(resume="noise", overrides={"patience": 3, "max_steps": 2000}))
     overall = min(evals + of(again, ev.Eval), key=lambda e: e.val_loss)
     assert again[-1].reason == "stalled" and again[-1].step == overall.step + 30
+
+
+def test_the_cache_of_copied_text_is_private(play_file, tmp_path):
+    import stat
+
+    collect(Trainer(str(play_file), TINY, quick(max_steps=3), name="private"))
+    cache = tmp_path / "cache"
+    folders = [cache, *(p for p in cache.rglob("*") if p.is_dir())]
+    assert len(folders) > 1
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o700 for p in folders), [oct(p.stat().st_mode) for p in folders]
