@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+from rnnchat.cli.classify import eval_classifier, rank_language_models
 from rnnchat.cli.exits import EXIT_USAGE
 
 
@@ -17,6 +18,9 @@ def cmd_eval(args) -> int:
     if args.text is not None and not os.path.exists(args.text):
         err(f"text file '{args.text}' not found")
         return EXIT_USAGE
+    if len(args.run) > 1:         # several runs: language models ranked by how well each predicts the text
+        return rank_language_models(args)
+    args.run = args.run[0]
     kind = read_meta(resolve_run(args.run)).kind
     # Each kind of run is evaluated the way the command that uses it works: by its text or its replies.
     return _EVALUATE[kind.command](args)
@@ -80,4 +84,4 @@ def _eval_chat(args) -> int:
 
 
 # By Kind.command: the command that uses such a run ("generate" for language models, "chat" for chat models).
-_EVALUATE = {"generate": _eval_lm, "chat": _eval_chat}
+_EVALUATE = {"generate": _eval_lm, "chat": _eval_chat, "classify": eval_classifier}

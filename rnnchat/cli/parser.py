@@ -11,7 +11,9 @@ import argparse
 
 from rnnchat import __version__
 from rnnchat.chat.config import CHAT_TRAIN_DEFAULTS, DecodeConfig, Seq2SeqConfig
+from rnnchat.classify.config import POOLINGS, ClassifierConfig
 from rnnchat.cli.chat import cmd_chat
+from rnnchat.cli.classify import cmd_classify
 from rnnchat.cli.corpus import cmd_corpus_list, cmd_corpus_show
 from rnnchat.cli.eval import cmd_eval
 from rnnchat.cli.exits import EXIT_USAGE
@@ -36,6 +38,7 @@ from rnnchat.lm.config import SampleConfig
 
 # The defaults the help names; instances, so a field with a default factory reads the same way.
 _TRAIN, _SAMPLE, _DECODE, _SEQ2SEQ = TrainConfig(), SampleConfig(), DecodeConfig(), Seq2SeqConfig()
+_CLASSIFIER = ClassifierConfig()
 
 
 class Parser(argparse.ArgumentParser):
@@ -58,7 +61,9 @@ def _add_train(sub) -> None:
                    help=f"auto: the cell, size, rate, batch and window measured best for this device and time "
                         f"budget; or a size: {', '.join(PRESETS)} (default: {DEFAULT_PRESET})")
     p.add_argument("--task", choices=TASKS, help=_described(
-        {"lm": "a language model", "chat": "encoder-decoder with attention on (prompt, reply) pairs"}, _TRAIN.task))
+        {"lm": "a language model", "chat": "encoder-decoder with attention on (prompt, reply) pairs",
+         "classify": "a classifier: reads a whole text, names its label (labelled corpora: folders of "
+                     "folders, .tsv/.csv, .jsonl, plays-by-kind, dialogues-by-topic)"}, _TRAIN.task))
     g = p.add_argument_group("data")
     g.add_argument("--level", choices=LEVELS, help="tokens: characters or subwords")
     g.add_argument("--vocab-size", type=int, help="subword vocabulary size (bpe/unigram)")
@@ -76,6 +81,15 @@ def _add_train(sub) -> None:
     g.add_argument("--context-turns", type=int, help="earlier turns read with each prompt (default 1)")
     g.add_argument("--max-turn-chars", type=int, help="pairs with a longer prompt or reply are dropped (default 300)")
     g.add_argument("--teacher-forcing", type=float, help="share of decoder inputs from the reference (default 1)")
+    g = p.add_argument_group("classifier (--task classify)")
+    g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
+                   help="also read each text right to left (default: no)")
+    g.add_argument("--pooling", choices=POOLINGS, help=f"the summary the label is read from: the final state, or "
+                                                        f"the mean or max over time (default {_CLASSIFIER.pooling})")
+    g.add_argument("--max-tokens", type=int, help=f"training texts longer than this are cut, with a notice "
+                                                  f"(default {_CLASSIFIER.max_tokens}; prediction reads all)")
+    g.add_argument("--balance", action=argparse.BooleanOptionalAction, default=None,
+                   help="weight the loss by label rarity (default: yes)")
     g = p.add_argument_group("training")
     g.add_argument("--seq-len", type=int, help="BPTT window in tokens")
     g.add_argument("--batch-size", type=int)
@@ -102,7 +116,9 @@ def _add_train(sub) -> None:
     g.add_argument("--name", help="run name under checkpoints/ (default: corpus-level-model-date)")
     g.add_argument("--resume", metavar="RUN", help="continue a run (name or directory)")
     g.add_argument("--init-from", metavar="RUN", help="chat: start from an LSTM language-model run (its tokenizer, "
-                                                      "shape, embedding, LSTM and output head)")
+                                                      "shape, embedding, LSTM and output head); classify: start "
+                                                      "the encoder from a language-model run (its tokenizer, "
+                                                      "embedding and recurrent layers)")
     g.add_argument("--json", action="store_true", help="print one JSON object per event")
     p.set_defaults(func=cmd_train)
 
@@ -133,6 +149,7 @@ def _add_generate(sub) -> None:
     p.add_argument("--choices", type=int, default=5, help="with --interactive: tokens offered (default %(default)s)")
     p.add_argument("--no-novelty", action="store_true",
                    help="do not measure how much of each sample is copied from the training text")
+    _add_corpus_option(p, "to measure copies against")
     p.add_argument("--exact", action="store_true",
                    help="sample with float32 weights even where the faster int8 copy would be used "
                         "(wide models whose weights are over twice the CPU's L2 caches)")
@@ -171,6 +188,7 @@ def _add_chat(sub) -> None:
         {"model": "the model's own reply", "retrieval": "replies of similar training prompts and the model's beams, "
                                                         "the nearest prompts first, then by the model's anti-LM score"},
         _DECODE.candidates))
+    _add_corpus_option(p, "for --candidates retrieval")
     _add_decoding_options(p)
     p.set_defaults(func=cmd_chat)
 
@@ -196,16 +214,34 @@ def _add_inspect(sub) -> None:
     p.set_defaults(func=cmd_inspect)
 
 
+def _add_classify(sub) -> None:
+    p = sub.add_parser("classify", help="the label of a text from a classifier run, with every label's probability")
+    p.add_argument("run", help="run name under checkpoints/ or a run directory")
+    p.add_argument("--text", action="append", metavar="FILE", help="a file to classify, whole ('-': standard "
+                                                                   "input; repeatable)")
+    p.add_argument("--prompt", action="append", metavar="TEXT", help="a text to classify (repeatable)")
+    p.add_argument("--lines", action="store_true", help="classify every non-empty line of the files on its own")
+    p.add_argument("--timing", action="store_true", help="say on stderr how long the texts took after loading")
+    p.add_argument("--json", action="store_true", help="one JSON object per text")
+    _add_checkpoint(p)
+    p.set_defaults(func=cmd_classify)
+
+
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="loss, bits per character and perplexity of a text (chat runs: of "
                                     "held-out pairs, with distinct-1/2 per decoding strategy)")
-    p.add_argument("run")
+    p.add_argument("run", nargs="+", help="a run; several language-model runs are ranked by bits/char on --text")
     p.add_argument("--text", help="a text file or folder to score (chat runs: a dialogue file; default: the "
-                                  "run's own held-out pairs)")
+                                  "run's own held-out pairs; classifier runs: a labelled file or folder)")
     p.add_argument("--prompts", type=int, default=100, help="chat runs: held-out prompts to reply to")
     _add_checkpoint(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+
+def _add_corpus_option(p, what: str) -> None:
+    p.add_argument("--corpus", metavar="PATH", help=f"where the run's training text is now, {what} (default: the "
+                   "source its run.json names; used only when its content is what the run trained on)")
 
 
 def _add_corpus(sub) -> None:
@@ -230,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_generate(sub)
     _add_chat(sub)
+    _add_classify(sub)
     _add_eval(sub)
     _add_inspect(sub)
     _add_corpus(sub)

@@ -13,7 +13,8 @@ import sys
 
 from rnnchat.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 
-_MODEL_OPTIONS = ("cell", "layers", "hidden", "embed", "dropout", "tie", "attention")
+_MODEL_OPTIONS = ("cell", "layers", "hidden", "embed", "dropout", "tie", "attention", "bidirectional", "pooling",
+                  "max_tokens", "balance")
 _TRAIN_OPTIONS = ("level", "vocab_size", "val_fraction", "seq_len", "batch_size", "lr", "warmup_steps",
                   "weight_decay", "clip", "carry_state", "max_steps", "epochs", "minutes", "eval_every", "patience",
                   "eval_chars", "sample_length", "device", "precision", "seed", "context_turns",

@@ -11,6 +11,10 @@ from rnnchat.chat import config as chat_config
 from rnnchat.chat.config import CHAT_TRAIN_DEFAULTS, Seq2SeqConfig
 from rnnchat.chat.model import Seq2Seq
 from rnnchat.chat.task import ChatTask
+from rnnchat.classify import config as classify_config
+from rnnchat.classify.config import CLASSIFY_TRAIN_DEFAULTS, ClassifierConfig
+from rnnchat.classify.model import Classifier
+from rnnchat.classify.task import ClassifyTask
 from rnnchat.config import AUTO_PRESET, DEFAULT_PRESET, PRESET_NAMES, PRESETS, TrainConfig, replace
 from rnnchat.device import device_class, pick_device
 from rnnchat.errors import CheckpointError, ConfigError
@@ -50,6 +54,10 @@ KINDS: dict[str, Kind] = {
     "chat": Kind("chat", Seq2SeqConfig, Seq2Seq, ChatTask, CHAT_TRAIN_DEFAULTS, "a chat model", "chat",
                  "{level} chat", chat_config.settle, chat_config.memorise_advice, keeps=("dropout",),
                  starts_from="lm", moved_from_train=("context_turns", "max_turn_chars", "teacher_forcing")),
+    # Labelled texts are few and short beside a language model's corpus: dropout is the classifier's own.
+    "classify": Kind("classify", ClassifierConfig, Classifier, ClassifyTask, CLASSIFY_TRAIN_DEFAULTS,
+                     "a classifier", "classify", "{level} classifier", classify_config.settle,
+                     classify_config.memorise_advice, keeps=("dropout",), starts_from="lm"),
 }
 # Runs saved before the restructure wrote the chat kind as "seq2seq"; they load as chat runs.
 _ALIASES = {"seq2seq": "chat"}
