@@ -53,11 +53,12 @@ def cmd_corpus_show(args) -> int:
             pair_data["pairs"]["problems"] = list(report.problems)
             for key in ("prompt_chars", "reply_chars"):
                 pair_data["pairs"][key] = getattr(report, key).__dict__
+    label_data, label_lines = _labels(corpus) if getattr(args, "labels", False) else ({}, [])
     stats = corpus_stats(corpus)
     data = {k: v for k, v in stats.__dict__.items()}
     if args.json:
         print(json.dumps({"name": corpus.name, "source": corpus.source, **data,
-                          "warnings": corpus.warnings(), **pair_data}, ensure_ascii=False))
+                          "warnings": corpus.warnings(), **pair_data, **label_data}, ensure_ascii=False))
         return 0
     out = console()
     out.print(Text(neutralise(f"{corpus.name}  ({corpus.source})"), style="bold"))
@@ -75,10 +76,35 @@ def cmd_corpus_show(args) -> int:
         out.print(Text("dialogue pairs:", style="bold"))
         for line in pair_lines:
             out.print(Text("  " + neutralise(line)))
+    if label_lines:
+        out.print(Text("labels:", style="bold"))
+        for line in label_lines:
+            out.print(Text("  " + neutralise(line)))
     if "preview" in data:
         out.print(Text("preview:", style="bold"))
         out.print(Text(neutralise(str(data["preview"]))))
     return 0
+
+
+def _labels(corpus) -> tuple[dict, list[str]]:
+    """A labelled corpus's labels: texts and their lengths in characters, by label (CorpusError if unusable)."""
+    from rnnchat.text.labelled import check
+    from rnnchat.text.load import corpus_labelled
+
+    read = corpus_labelled(corpus)
+    check(read, corpus.name)
+    lengths: dict[str, list[int]] = {}
+    for t in read.texts:
+        lengths.setdefault(t.label, []).append(len(t.text))
+    rows = {label: {"texts": len(n), "mean_chars": sum(n) / len(n), "min_chars": min(n), "max_chars": max(n)}
+            for label, n in sorted(lengths.items(), key=lambda kv: (-len(kv[1]), kv[0]))}
+    width = max(5, *(len(label) for label in rows))
+    lines = [f"{len(rows)} labels, {len(read.texts):,} texts", f"{'label':<{width}}  {'texts':>7}  {'share':>6}  "
+             f"{'mean chars':>10}  {'min':>6}  {'max':>7}"]
+    lines += [f"{label:<{width}}  {r['texts']:>7,}  {r['texts'] / len(read.texts):>6.1%}  {r['mean_chars']:>10.0f}  "
+              f"{r['min_chars']:>6,}  {r['max_chars']:>7,}" for label, r in rows.items()]
+    lines += [f"note: {n}" for n in read.notes]
+    return {"labels": rows, "label_notes": read.notes}, lines
 
 
 def _char_label(c: str) -> str:

@@ -255,6 +255,8 @@ def _add_corpus(sub) -> None:
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--pairs", action="store_true",
                     help="also read it as dialogue pairs (the default for dialogues, .tsv, .jsonl and .yml)")
+    sp.add_argument("--labels", action="store_true",
+                    help="read it as labelled texts for a classifier: labels, counts and lengths")
     sp.set_defaults(func=cmd_corpus_show)
 
 

@@ -133,3 +133,29 @@ def test_training_refusals_are_one_line(tmp_path, capsys):
     assert main(["train", str(bad), *TINY, "--max-steps", "5"]) == 2
     err = capsys.readouterr().err
     assert "fewer than 2 texts" in err and len(err.strip().splitlines()) == 1
+
+
+def test_corpus_show_labels(tmp_path, capsys):
+    data = two_labels(tmp_path / "two.tsv", n=40)
+    assert main(["corpus", "show", str(data), "--labels", "--json"]) == 0
+    labels = json.loads(capsys.readouterr().out)["labels"]
+    assert set(labels) == {"ex", "zed"} and sum(r["texts"] for r in labels.values()) == 40
+
+
+def test_eval_ranks_language_model_runs_by_bits_per_char(tmp_path, capsys):
+    from conftest import FAST
+
+    like = tmp_path / "like.txt"
+    like.write_text("the a of and to in is it " * 200)
+    unlike = tmp_path / "unlike.txt"
+    unlike.write_text("zqxj vwkb yfgp mhlc " * 200)
+    for name, path in (("like", like), ("unlike", unlike)):
+        assert main(["train", str(path), *FAST, "--max-steps", "30", "--name", name]) == 0
+    capsys.readouterr()
+    probe = tmp_path / "probe.txt"
+    probe.write_text("it is the a of and to in " * 20)
+    assert main(["eval", "unlike", "like", "--text", str(probe), "--json"]) == 0
+    ranking = json.loads(capsys.readouterr().out)["ranking"]
+    assert [r["run"] for r in ranking] == ["like", "unlike"]
+    assert main(["eval", "like", "tiny-missing", "--text", str(probe)]) == 2
+    assert "tiny-missing" in capsys.readouterr().err
