@@ -40,15 +40,15 @@ for _command, (_field, _) in _SETTINGS.items():
 def cmd_chat(args) -> int:
     from rnnchat.chat.config import DecodeConfig
     from rnnchat.chat.session import ChatSession
+    from rnnchat.cli.console import open_run
     from rnnchat.config import replace
-    from rnnchat.runs.opened import open_chat_model
 
     cfg = replace(DecodeConfig(), temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, beam=args.beam,
                   length_penalty=args.length_penalty, no_repeat_ngram=args.no_repeat_ngram,
                   repetition_penalty=args.repetition_penalty, rerank=args.rerank, max_length=args.max_length,
                   seed=args.seed, candidates=args.candidates)
     cfg.validate()
-    session = ChatSession(open_chat_model(args.run, args.checkpoint))
+    session = ChatSession(open_run(args.run, args.checkpoint, "chat"))
     session.corpus = args.corpus
     if cfg.candidates == "retrieval":
         use_retrieval(session)

@@ -45,6 +45,17 @@ def warn(message: str) -> None:
         sys.stderr.write(f"rnnchat: warning: {neutralise(message)}\n")
 
 
+def open_run(run: str, which: str, kind: str):
+    """A run's model opened for a command; a checkpoint that failed its check and was replaced by its
+    previous copy is said in one warning line, never silently."""
+    from rnnchat.runs.opened import open_run as open_opened
+
+    opened = open_opened(run, which, kind)
+    if opened.note:
+        warn(opened.note)
+    return opened
+
+
 def print_json_events(events: Iterable[ev.Event], out=None) -> ev.Done | None:
     """One JSON object per line on stdout, flushed as each event happens."""
     out = out or sys.stdout

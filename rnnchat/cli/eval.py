@@ -27,16 +27,15 @@ def cmd_eval(args) -> int:
 
 
 def _eval_lm(args) -> int:
-    from rnnchat.cli.console import err, warn
+    from rnnchat.cli.console import err, open_run, warn
     from rnnchat.lm.evaluate import score_texts
-    from rnnchat.runs.opened import open_language_model
     from rnnchat.safetext import neutralise
     from rnnchat.text.load import load_corpus
 
     if args.text is None:
         err("give --text FILE: the text to score")
         return EXIT_USAGE
-    run = open_language_model(args.run, args.checkpoint)
+    run = open_run(args.run, args.checkpoint, "lm")
     corpus = load_corpus(args.text)
     for w in corpus.warnings():
         warn(w)
@@ -54,15 +53,14 @@ def _eval_lm(args) -> int:
 
 def _eval_chat(args) -> int:
     from rnnchat.chat.evaluate import evaluate_chat
-    from rnnchat.cli.console import err
-    from rnnchat.runs.opened import open_chat_model
+    from rnnchat.cli.console import err, open_run
     from rnnchat.safetext import neutralise
     from rnnchat.text.load import load_corpus
 
     if args.prompts < 1:
         err(f"--prompts must be at least 1; got {args.prompts}")
         return EXIT_USAGE
-    run = open_chat_model(args.run, args.checkpoint)
+    run = open_run(args.run, args.checkpoint, "chat")
     result = evaluate_chat(run, load_corpus(args.text) if args.text else None, args.prompts)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))

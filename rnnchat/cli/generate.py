@@ -9,12 +9,12 @@ from rnnchat.cli.exits import EXIT_USAGE
 
 
 def cmd_generate(args) -> int:
-    from rnnchat.cli.console import err, warn
+    from rnnchat.cli.console import err, open_run, warn
     from rnnchat.config import replace
     from rnnchat.events import SampleDone, Token
     from rnnchat.lm.config import SampleConfig
     from rnnchat.lm.generate import generate
-    from rnnchat.runs.opened import copy_index, open_language_model
+    from rnnchat.runs.opened import copy_index
     from rnnchat.safetext import neutralise
 
     cfg = replace(SampleConfig(), length=args.length, temperature=args.temperature, top_k=args.top_k,
@@ -23,7 +23,7 @@ def cmd_generate(args) -> int:
     if args.count < 1 or args.count > 10_000:
         err(f"--count must be from 1 to 10000; got {args.count}")
         return EXIT_USAGE
-    run = open_language_model(args.run, args.checkpoint)
+    run = open_run(args.run, args.checkpoint, "lm")
     prompt_ids = run.tokenizer.encode(args.prompt)
     unknown = run.tokenizer.count_unknown(prompt_ids)
     if 0 < unknown < len(prompt_ids):  # all unknown is refused by the sampler itself

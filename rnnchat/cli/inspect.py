@@ -22,9 +22,8 @@ _GRADIENT_WINDOW = 102         # tokens: lags 0..100 (the loss at the last)
 def cmd_inspect(args) -> int:
     from rich.text import Text
 
-    from rnnchat.cli.console import console, err, warn
+    from rnnchat.cli.console import console, err, open_run, warn
     from rnnchat.lm import inspect as ins
-    from rnnchat.runs.opened import open_language_model
     from rnnchat.safetext import neutralise
 
     if (args.text is None) == (args.prompt is None):
@@ -37,7 +36,7 @@ def cmd_inspect(args) -> int:
     else:
         text = args.prompt
     text = text[:args.max_chars]
-    run = open_language_model(args.run, args.checkpoint)
+    run = open_run(args.run, args.checkpoint, "lm")
     cfg = run.model.cfg
     ids = run.tokenizer.encode(text)
     unknown = run.tokenizer.count_unknown(ids)

@@ -24,6 +24,7 @@ class OpenedRun:
     meta: RunMeta
     model: Any        # RNNLM or Seq2Seq, in eval mode, on the CPU
     tokenizer: Any
+    note: str = ""    # set when the checkpoint failed its check and the previous copy was loaded: say it
 
 
 def open_language_model(run: str | os.PathLike, which: str = "best") -> OpenedRun:
@@ -61,7 +62,7 @@ def open_run(run: str | os.PathLike, which: str = "best", kind: str | None = Non
         raise CheckpointError(f"run '{run_dir.name}' does not describe a loadable model: "
                               f"{str(exc).splitlines()[0][:300]}") from None
     model.eval()
-    return OpenedRun(run_dir.name, run_dir, which, meta, model, tokenizer)
+    return OpenedRun(run_dir.name, run_dir, which, meta, model, tokenizer, loaded.note)
 
 
 def training_corpus(meta: RunMeta | CorpusInfo, given: str | None = None):

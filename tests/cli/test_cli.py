@@ -311,3 +311,16 @@ def test_interactive_generation_takes_one_choice_per_line(trained):
     assert proc.stdout == picker.text + "\n" and proc.stdout.startswith("".join(want))
     bad = rnnchat("generate", "cli", "--interactive", input="9\n", check=False)
     assert bad.returncode == 2 and "choose 1 to 5" in bad.stderr
+
+
+def test_a_checkpoint_that_fails_its_check_is_said_not_silently_replaced(trained, tmp_path):
+    weights = tmp_path / "checkpoints" / "cli" / "last" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])                 # truncated, as by a full disk or a bad copy
+    text = tmp_path / "other.txt"
+    text.write_text("ALDO:\nA line of some other play to score.\n" * 20, encoding="utf-8")
+    for command in (["generate", "cli", "--length", "20", "--no-novelty"], ["eval", "cli", "--text", str(text)],
+                    ["inspect", "cli", "--prompt", "ALDO:"]):
+        proc = rnnchat(*command, "--checkpoint", "last")
+        warnings = [line for line in proc.stderr.splitlines() if line.startswith("rnnchat: warning:")]
+        assert any("truncated" in w and "loaded the previous copy" in w and "step 40" in w for w in warnings), \
+            (command, proc.stderr)
