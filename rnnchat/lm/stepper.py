@@ -1,7 +1,7 @@
 """FastStepper: an RNNLM advanced one token at a time on packed weights (batch 1, CPU).
 
-The weights are float32, or int8 (``lm/int8.py``) where the float32 ones are over twice what the cores'
-L2 caches hold and each step would wait on memory; ``weights="fp32"`` keeps them exact.
+The weights are float32, or int8 (``lm/int8.py``) where int8 steps measured faster on this machine
+(``lm/weights_choice.py``); ``weights="fp32"`` keeps them exact.
 """
 
 from __future__ import annotations
@@ -13,32 +13,40 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from rnnchat.device import l2_cache_bytes
-from rnnchat.lm import int8
+from rnnchat.lm import int8, weights_choice
 from rnnchat.lm.model import RNNLM
 
 _GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 WEIGHTS = ("auto", "fp32", "int8")
-# int8 paid at 2.4x the threads' L2 and cost at 1.2x (L3 still feeds a slight overflow fast): take it past 2x.
-_INT8_PAST_L2 = 2
 
 
-def _weights_kind(asked: str, float32_bytes: int, threads: int) -> str:
-    """The copy a stepper runs on: "auto" takes int8 where the float32 matrices far outgrow the L2 caches."""
+def _weights_kind(asked: str, model: RNNLM) -> str:
+    """The copy a stepper runs on: "auto" takes the one measured faster here (int8 only where available)."""
     if asked not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}; got {asked!r}")
     if asked == "int8" and not int8.available():
         raise ValueError("int8 sampling weights need PyTorch's x86 (fbgemm) quantized engine")
-    if asked == "auto":
-        fits = float32_bytes <= _INT8_PAST_L2 * threads * l2_cache_bytes()
-        return "fp32" if fits or not int8.available() else "int8"
-    return asked
+    if asked != "auto":
+        return asked
+    if not int8.available():
+        return "fp32"
+    names = ("fp32", "int8")
+    rnn = model.rnn
+    key = weights_choice.shape_key(type(rnn).__name__.lower(), rnn.num_layers, rnn.hidden_size,
+                                   model.head.out_features)
+
+    def measure() -> dict[str, float]:
+        steppers = {w: FastStepper(model, w) for w in names}
+        ids = np.random.default_rng(0).integers(0, model.embed.num_embeddings, 512).tolist()
+        return weights_choice.time_steps({w: s.step for w, s in steppers.items()}, ids)
+
+    return weights_choice.choose(key, names, measure)
 
 
 class _Packed:
     """The model's weights rearranged for one-token steps (CPU): float32 blocks, or int8 matrices."""
 
-    def __init__(self, model: RNNLM, weights: str = "auto"):
+    def __init__(self, model: RNNLM, weights: str):
         rnn = model.rnn
         if isinstance(rnn, torch.nn.LSTM):
             cell = "lstm"
@@ -117,7 +125,7 @@ class _Packed:
                 b = torch.cat([rec_b[k], head_b])
             products.append((w.float(), b.float()))
         threads = max(1, min(8, torch.get_num_threads()))
-        self.weights = _weights_kind(weights, sum(4 * (H + 1) * w.shape[0] for w, _ in products), threads)
+        self.weights = weights
         # The products for a zero state are the biases: what reset() restores without a matmul.
         self.zero_products = [b.numpy().copy() for _, b in products]
         if self.weights == "int8":
@@ -138,13 +146,13 @@ class _Packed:
             self.zero_products[k] = m[H].numpy().copy()
 
 
-_PACK_CACHE: "weakref.WeakKeyDictionary[RNNLM, tuple[tuple, _Packed]]" = weakref.WeakKeyDictionary()
+_PACK_CACHE: "weakref.WeakKeyDictionary[RNNLM, tuple[tuple, dict[str, _Packed]]]" = weakref.WeakKeyDictionary()
 
 
-def _weights_signature(model: RNNLM, weights: str) -> tuple | None:
+def _weights_signature(model: RNNLM) -> tuple | None:
     # A tensor's _version counts its in-place changes (optimizer steps, load_state_dict copies), so an
-    # unchanged signature means unchanged weights and the packed copy can be reused.
-    sig = [torch.get_num_threads(), weights]
+    # unchanged signature means unchanged weights and the packed copies can be reused.
+    sig = [torch.get_num_threads()]
     for p in model.parameters():
         version = getattr(p, "_version", None)
         if version is None:
@@ -154,15 +162,15 @@ def _weights_signature(model: RNNLM, weights: str) -> tuple | None:
 
 
 def _packed(model: RNNLM, weights: str) -> _Packed:
-    """The packed weights of a model, reused while its parameters are unchanged."""
-    sig = _weights_signature(model, weights)
+    """The packed weights of a model ("fp32" or "int8"), reused while its parameters are unchanged."""
+    sig = _weights_signature(model)
     hit = _PACK_CACHE.get(model)
-    if sig is not None and hit is not None and hit[0] == sig:
-        return hit[1]
-    with torch.inference_mode():
-        packed = _Packed(model, weights)
-    _PACK_CACHE[model] = (sig, packed)
-    return packed
+    copies = hit[1] if sig is not None and hit is not None and hit[0] == sig else {}
+    if weights not in copies:
+        with torch.inference_mode():
+            copies[weights] = _Packed(model, weights)
+        _PACK_CACHE[model] = (sig, copies)
+    return copies[weights]
 
 
 class FastStepper:
@@ -174,12 +182,12 @@ class FastStepper:
     ``get_state()`` / ``set_state()`` copy the recurrent state out and in (for beam search, rewinds).
     The weights are a snapshot taken when the stepper is built; later changes to the model are not
     seen (build a new stepper; unchanged weights are packed only once per model). ``weights`` is "auto"
-    (int8 where the float32 matrices are over twice the cores' L2 caches and int8 products are available,
-    else float32), "fp32" or "int8"; ``self.weights`` says which was taken.
+    (the copy that stepped faster when this shape was first timed on this machine, ``lm/weights_choice.py``;
+    float32 where int8 products are not available), "fp32" or "int8"; ``self.weights`` says which was taken.
     """
 
     def __init__(self, model: RNNLM, weights: str = "auto"):
-        p = _packed(model, weights)
+        p = _packed(model, _weights_kind(weights, model))
         self._p = p
         self.cell, self.layers, self.hidden = p.cell, p.layers, p.hidden
         self.vocab_size = p.vocab
