@@ -24,6 +24,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as to_safetensors
+from torch.overrides import TorchFunctionMode
 
 from rnnchat import CHECKPOINT_FORMAT
 from rnnchat.errors import CheckpointError, ConfigError, SaveError
@@ -218,11 +219,24 @@ def held_parameters(weights_file: Path) -> int:
         raise CheckpointError(f"cannot read {weights_file}: {exc}") from None
 
 
+class _ShapesOnly(TorchFunctionMode):
+    """Skips ``normal_`` on meta tensors: torch runs it in Python code that imports torch._dynamo, seconds
+    at start-up for values a shape check never reads."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (torch.Tensor.normal_, torch.nn.init.normal_):
+            tensor = args[0] if args else kwargs.get("tensor")
+            if getattr(tensor, "is_meta", False):
+                return tensor
+        return func(*args, **kwargs)
+
+
 def check_model_size(run_name: str, meta, loaded: LoadedCheckpoint) -> None:
     """Refuse a run.json (``meta``, a RunMeta) that describes a bigger model than its weights file holds,
     before any is built."""
     try:
-        with torch.device("meta"):      # shapes only: no memory, however large the config asks
+        with torch.device("meta"), _ShapesOnly():   # shapes only: no memory, however large the config asks
             implied = sum(t.numel() for t in meta.kind.model(meta.model).weights().values())
     except (CheckpointError, ConfigError, KeyError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
         raise CheckpointError(f"run '{run_name}' does not describe a loadable model: "
