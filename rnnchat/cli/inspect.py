@@ -29,6 +29,12 @@ def cmd_inspect(args) -> int:
     if (args.text is None) == (args.prompt is None):
         err("give the text to look at: --text FILE or --prompt TEXT (one of them)")
         return EXIT_USAGE
+    if not 2 <= args.max_chars <= MAX_CHARS:
+        err(f"--max-chars must be from 2 to {MAX_CHARS:,}; got {args.max_chars}")
+        return EXIT_USAGE
+    if args.top < 0:
+        err(f"--top must be 0 (none) or more; got {args.top}")
+        return EXIT_USAGE
     if args.text is not None:
         from rnnchat.text.load import load_corpus
 

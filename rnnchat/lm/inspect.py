@@ -22,7 +22,7 @@ import torch
 
 from rnnchat.lm.model import RNNLM
 
-GATES = {"lstm": ("input", "forget", "cell", "output"), "gru": ("reset", "update", "new"), "rnn": ()}
+GATES = {"lstm": ("input", "forget", "candidate", "output"), "gru": ("reset", "update", "new"), "rnn": ()}
 EQUATIONS = {
     "rnn": ("h_t = tanh(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh)",),
     "lstm": ("i = sigma(W_ii x_t + W_hi h_(t-1) + b_i)      input gate",
@@ -184,7 +184,7 @@ def gate_saturation(tr: Trace, low: float = 0.1, high: float = 0.9) -> list[dict
     out = []
     for k, lt in enumerate(tr.layers):
         for name, values in lt.gates.items():
-            if name in ("cell", "new"):            # tanh candidates, not gates in [0, 1]
+            if name in ("candidate", "new"):       # tanh candidates, not gates in [0, 1]
                 continue
             out.append({"layer": k, "gate": name, "below": float((values < low).mean()),
                         "above": float((values > high).mean())})

@@ -275,7 +275,10 @@ def test_inspect_prints_the_inside_view_and_json(trained):
 
 @pytest.mark.parametrize("option, fragment", [(["--show", "cell"], "--show must be one of hidden, reset"),
                                               (["--unit", "999"], "--unit must be from 0 to 47"),
-                                              (["--layer", "3"], "--layer must be from 0 to 0")])
+                                              (["--layer", "3"], "--layer must be from 0 to 0"),
+                                              (["--max-chars", "-15"], "--max-chars must be from 2 to"),
+                                              (["--top", "-2"], "--top must be 0 (none) or more"),
+                                              (["--show", "gate"], "--show must be one of hidden, reset")])
 def test_inspect_bad_options_are_one_line(trained, option, fragment):
     proc = rnnchat("inspect", "cli", "--prompt", "ALDO:", *option, check=False)
     assert proc.returncode == 2

@@ -32,10 +32,14 @@ def test_trace_matches_torch_on_the_same_weights(cell):
         np.testing.assert_allclose(tr.layers[k].hidden, per_layer[k], atol=1e-5)
     np.testing.assert_allclose(tr.logits, logits[0].numpy(), atol=1e-4)
     for name, values in tr.layers[0].gates.items():
-        low = -1.0 if name in ("cell", "new") else 0.0
+        low = -1.0 if name in ("candidate", "new") else 0.0
         assert values.shape == (50, 24) and values.min() >= low and values.max() <= 1.0
     if cell == "lstm":
         assert tr.layers[1].cell is not None and tr.layers[1].cell.shape == (50, 24)
+        # The cell candidate g is a series of its own, apart from the cell state c it feeds.
+        candidate, state = tr.series(0, "candidate", 3), tr.series(0, "cell", 3)
+        assert np.allclose(candidate, tr.layers[0].gates["candidate"][:, 3])
+        assert not np.allclose(candidate, state)
 
 
 def test_text_properties():

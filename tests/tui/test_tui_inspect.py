@@ -7,98 +7,37 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_play_text, wait_for
-from textual.app import App, ComposeResult
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
-import rnnchat.tui as tui
-from rnnchat.config import TrainConfig
 from rnnchat.lm import inspect as ins
 from rnnchat.lm.config import ModelConfig
 from rnnchat.runs.opened import open_language_model
 from rnnchat.safetext import neutralise
-from rnnchat.train.loop import Trainer
 from rnnchat.tui.panes.inspect.pane import InspectPane
 from rnnchat.tui.widgets.unitview import colour_of
+from tui.conftest import INSPECT_TEXT, Harness, equation_value, folders_of, trace_with, train, write_play
 
-TCSS = Path(tui.__file__).parent / "rnnchat.tcss"
-TEXT = "ALDO: I see the moon, and Brina keeps the sea."
 HIDDEN = 24
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
+def trained(tmp_path_factory) -> Path:
+    """One run, "tiny": a two-layer LSTM."""
     root = tmp_path_factory.mktemp("inspect-runs")
-    play = root / "play.txt"
-    play.write_text(make_play_text(150), encoding="utf-8")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RNNCHAT_CHECKPOINTS", str(root / "checkpoints"))
-        mp.setenv("RNNCHAT_CACHE", str(root / "cache"))
-        mp.setenv("RNNCHAT_CORPORA", str(root / "corpora"))
-        trainer = Trainer(str(play), ModelConfig(cell="lstm", layers=2, hidden=HIDDEN, embed=16, dropout=0.0),
-                          TrainConfig(seq_len=32, batch_size=16, max_steps=20, eval_every=20, eval_chars=500,
-                                      sample_length=10, precision="fp32", device="cpu"), name="tiny")
-        list(trainer.run())
-    return root / "checkpoints"
+    with folders_of(root):
+        train("tiny", write_play(root, 150), ModelConfig(cell="lstm", layers=2, hidden=HIDDEN, embed=16, dropout=0.0),
+              seq_len=32, batch_size=16, max_steps=20, eval_every=20, eval_chars=500, sample_length=10)
+    return root
 
 
-@pytest.fixture
-def runs(isolated_paths, trained_run, monkeypatch):
-    monkeypatch.setenv("RNNCHAT_CHECKPOINTS", str(trained_run))
-    return trained_run
-
-
-class Harness(App):
-    CSS_PATH = str(TCSS)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.notes: list[tuple[str, str]] = []
-
-    def compose(self) -> ComposeResult:
-        yield InspectPane()
-        yield Footer()
-
-    def notify(self, message, *, title="", severity="information", timeout=None, markup=True):
-        self.notes.append((str(message), severity))
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
-
-
-def reference(text: str = TEXT) -> tuple[ins.Trace, str]:
+def reference(text: str = INSPECT_TEXT) -> tuple[ins.Trace, str]:
     opened = open_language_model("tiny")
     ids = opened.tokenizer.encode(text)
     return ins.trace(opened.model, ids), opened.tokenizer.decode(ids)
 
 
-async def trace_with(pilot, pane: InspectPane, *, layer="0", unit="0", show="hidden", text=TEXT) -> None:
-    for key, value in (("layer", layer), ("unit", unit), ("show", show), ("text", text)):
-        pane.query_one(f"#insp-{key}", Input).value = value
-    await wait_for(pilot, lambda: pane._selected_run() is not None, what="the run picker")
-    count = pane._streams
-    pane.query_one("#insp-text", Input).focus()
-    await pilot.pause()
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: pane._streams > count and pane.state in ("done", "failed"), what="the trace")
-    await pilot.pause()
-
-
-def equation_value(pane: InspectPane, name: str) -> float:
-    """The value the equations panel gives ``name``: "name = value", or the last "= value" under its equation."""
-    lines = [line.strip() for line in pane.panel_text("equations").splitlines()]
-    for i, line in enumerate(lines):
-        if line.startswith(f"{name} = "):
-            rest = line.partition("= ")[2]
-            if rest[:1] in "+-" and rest[1:].replace(".", "").isdigit():
-                return float(rest)
-            values = [ln[2:] for ln in lines[i + 1:i + 3] if ln.startswith("= ") and ln[2:3] in "+-"
-                      and ln[3:].replace(".", "").isdigit()]
-            if values:
-                return float(values[-1])
-    raise AssertionError(f"{name} not in the equations panel")
-
-
 async def test_shown_values_are_the_trace(runs):
-    async with Harness().run_test(size=(120, 40)) as pilot:
+    async with Harness(InspectPane).run_test(size=(120, 40)) as pilot:
         pane = pilot.app.query_one(InspectPane)
         await trace_with(pilot, pane, layer="1", unit="5", show="forget")
         tr, _ = reference()
@@ -106,15 +45,15 @@ async def test_shown_values_are_the_trace(runs):
         assert pane.state == "done" and pane.choice == (1, "forget", 5)
         np.testing.assert_array_equal(pane.view.values, expected)
         rendered = pane.view.render()
-        assert rendered.plain == TEXT
-        for t in (0, 7, len(TEXT) - 1):                    # each character on its value's colour
+        assert rendered.plain == INSPECT_TEXT
+        for t in (0, 7, len(INSPECT_TEXT) - 1):                    # each character on its value's colour
             styles = [str(s.style) for s in rendered.spans if s.start <= t < s.end]
             assert any(colour_of(expected[t]).replace(" ", "") in s.replace(" ", "") for s in styles), styles
         assert pilot.app.notes == []
 
 
 async def test_arrows_move_the_cursor_and_the_equations_follow(runs):
-    async with Harness().run_test(size=(120, 40)) as pilot:
+    async with Harness(InspectPane).run_test(size=(120, 40)) as pilot:
         pane = pilot.app.query_one(InspectPane)
         await trace_with(pilot, pane, layer="0", unit="3", show="cell")
         tr, _ = reference()
@@ -128,18 +67,18 @@ async def test_arrows_move_the_cursor_and_the_equations_follow(runs):
         t = 3
         assert pane.view.cursor == t
         assert f"at position {t}" in pane.panel_text("equations")
-        for name, values in (("i", lt.gates["input"]), ("f", lt.gates["forget"]), ("g", lt.gates["cell"]),
+        for name, values in (("i", lt.gates["input"]), ("f", lt.gates["forget"]), ("g", lt.gates["candidate"]),
                              ("o", lt.gates["output"]), ("c_t", lt.cell), ("h_t", lt.hidden)):
             assert equation_value(pane, name) == pytest.approx(float(values[t, 3]), abs=6e-5), name
         assert equation_value(pane, "c_(t-1)") == pytest.approx(float(lt.cell[t - 1, 3]), abs=6e-5)
-        for _ in range(len(TEXT) + 3):                     # the cursor stops at the end
+        for _ in range(len(INSPECT_TEXT) + 3):                     # the cursor stops at the end
             await pilot.press("right")
         await pilot.pause()
-        assert pane.view.cursor == len(TEXT) - 1
+        assert pane.view.cursor == len(INSPECT_TEXT) - 1
 
 
 async def test_up_and_down_change_the_unit(runs):
-    async with Harness().run_test(size=(120, 40)) as pilot:
+    async with Harness(InspectPane).run_test(size=(120, 40)) as pilot:
         pane = pilot.app.query_one(InspectPane)
         await trace_with(pilot, pane, layer="1", unit="2", show="hidden")
         tr, _ = reference()
@@ -162,7 +101,7 @@ async def test_up_and_down_change_the_unit(runs):
 
 
 async def test_bad_values_are_notifications(runs):
-    async with Harness().run_test(size=(120, 40)) as pilot:
+    async with Harness(InspectPane).run_test(size=(120, 40)) as pilot:
         pane = pilot.app.query_one(InspectPane)
         await trace_with(pilot, pane, unit=str(HIDDEN))
         assert pane.choice is None
@@ -183,10 +122,10 @@ async def test_bad_values_are_notifications(runs):
 
 
 async def test_no_run_is_a_notification(isolated_paths):
-    async with Harness().run_test(size=(120, 40)) as pilot:
+    async with Harness(InspectPane).run_test(size=(120, 40)) as pilot:
         pane = pilot.app.query_one(InspectPane)
         await pilot.pause()
-        pane.query_one("#insp-text", Input).value = TEXT
+        pane.query_one("#insp-text", Input).value = INSPECT_TEXT
         await pilot.press("ctrl+g")
         await pilot.pause()
         assert pane.result is None
@@ -195,7 +134,7 @@ async def test_no_run_is_a_notification(isolated_paths):
 
 
 async def test_interesting_units_and_saturation(runs):
-    async with Harness().run_test(size=(120, 40)) as pilot:
+    async with Harness(InspectPane).run_test(size=(120, 40)) as pilot:
         pane = pilot.app.query_one(InspectPane)
         await trace_with(pilot, pane)
         tr, positions = reference()
@@ -213,7 +152,7 @@ async def test_interesting_units_and_saturation(runs):
 
 async def test_markup_in_the_text_is_shown_literally(runs):
     text = "[bold]x[/] [red]y \x1b[31m"
-    async with Harness().run_test(size=(120, 40)) as pilot:
+    async with Harness(InspectPane).run_test(size=(120, 40)) as pilot:
         pane = pilot.app.query_one(InspectPane)
         await trace_with(pilot, pane, text=text)
         assert pane.state == "done"

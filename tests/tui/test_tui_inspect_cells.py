@@ -5,54 +5,48 @@ snapshot of the whole Inspect tab."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from conftest import make_play_text, wait_for
-from test_tui_inspect import TEXT, Harness, equation_value, trace_with
+from conftest import wait_for
 from textual.widgets import Input
 
-from rnnchat.config import TrainConfig
 from rnnchat.lm import inspect as ins
 from rnnchat.lm.config import ModelConfig
 from rnnchat.runs.opened import open_language_model
 from rnnchat.safetext import neutralise
 from rnnchat.text.load import load_corpus
 from rnnchat.text.split import split_documents
-from rnnchat.train.loop import Trainer
-from rnnchat.tui.app import RnnchatApp
 from rnnchat.tui.panes.inspect import gradients
 from rnnchat.tui.panes.inspect.pane import InspectPane
 from rnnchat.tui.widgets.alternatives import visible_token
+from tui.conftest import INSPECT_TEXT, Harness, StillApp, equation_value, folders_of, trace_with, train, write_play
 
 RUNS = {"gru": ("gru", "char"), "rnn": ("rnn", "char"), "bpe": ("lstm", "bpe")}
 
 
 @pytest.fixture(scope="module")
-def trained_runs(tmp_path_factory):
+def trained(tmp_path_factory) -> Path:
+    """Three runs: "gru", "rnn" (character level) and "bpe" (an LSTM on subword tokens)."""
     root = tmp_path_factory.mktemp("inspect-cells")
-    play = root / "play.txt"
-    play.write_text(make_play_text(150), encoding="utf-8")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RNNCHAT_CHECKPOINTS", str(root / "checkpoints"))
-        mp.setenv("RNNCHAT_CACHE", str(root / "cache"))
-        mp.setenv("RNNCHAT_CORPORA", str(root / "corpora"))
+    play = write_play(root, 150)
+    with folders_of(root):
         for name, (cell, level) in RUNS.items():
-            trainer = Trainer(str(play), ModelConfig(cell=cell, layers=1, hidden=24, embed=16, dropout=0.0),
-                              TrainConfig(seq_len=32, batch_size=16, max_steps=20, eval_every=20, eval_chars=500,
-                                          sample_length=10, precision="fp32", device="cpu", level=level,
-                                          vocab_size=400, seed=7), name=name)
-            list(trainer.run())
+            train(name, play, ModelConfig(cell=cell, layers=1, hidden=24, embed=16, dropout=0.0), seq_len=32,
+                  batch_size=16, max_steps=20, eval_every=20, eval_chars=500, sample_length=10, level=level,
+                  vocab_size=400, seed=7)
     return root
 
 
 @pytest.fixture
-def runs(isolated_paths, trained_runs, monkeypatch):
-    monkeypatch.setenv("RNNCHAT_CHECKPOINTS", str(trained_runs / "checkpoints"))
-    monkeypatch.setenv("RNNCHAT_CACHE", str(trained_runs / "cache"))
-    return trained_runs
+def runs(runs, monkeypatch) -> Path:
+    """The shared ``runs``, and the cache the runs were trained with."""
+    monkeypatch.setenv("RNNCHAT_CACHE", str(runs / "cache"))
+    return runs
 
 
-def reference(run: str, text: str = TEXT):
+def reference(run: str, text: str = INSPECT_TEXT):
     opened = open_language_model(run)
     ids = opened.tokenizer.encode(text)
     return opened, ids, ins.trace(opened.model, ids)
@@ -83,7 +77,7 @@ def lines_of(pane: InspectPane, which: str) -> list[str]:
 
 async def test_gru_run_shows_reset_update_and_new(runs):
     _, ids, tr = reference("gru")
-    async with Harness().run_test(size=(120, 40)) as pilot:
+    async with Harness(InspectPane).run_test(size=(120, 40)) as pilot:
         pane = await open_and_trace(pilot, "gru", unit="7", show="update")
         np.testing.assert_array_equal(pane.view.values, tr.series(0, "update", 7))
         equations = lines_of(pane, "equations")
@@ -107,7 +101,7 @@ async def test_gru_run_shows_reset_update_and_new(runs):
         await show_gradients(pilot, pane)
         assert pane.has_class("-gradients") and pane.query_one("#insp-grad").display
         want = ins.gradients_through_time(open_language_model("gru").model, ids)
-        assert len(pane.plot.norms) == len(ids) - 1 == len(TEXT) - 1
+        assert len(pane.plot.norms) == len(ids) - 1 == len(INSPECT_TEXT) - 1
         np.testing.assert_allclose(pane.plot.norms, want, rtol=1e-5)
         assert all(np.isfinite(pane.plot.norms)) and min(pane.plot.norms) > 0
         assert pane.query_one("#insp-grad").border_title == \
@@ -123,7 +117,7 @@ async def test_gru_run_shows_reset_update_and_new(runs):
 
 async def test_vanilla_rnn_run_has_no_gates_and_measures_validation_text(runs):
     opened, _, tr = reference("rnn")
-    async with Harness().run_test(size=(120, 40)) as pilot:
+    async with Harness(InspectPane).run_test(size=(120, 40)) as pilot:
         pane = await open_and_trace(pilot, "rnn", unit="3", show="hidden")
         np.testing.assert_array_equal(pane.view.values, tr.series(0, "hidden", 3))
         assert "h_t = tanh(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh)" in lines_of(pane, "equations")
@@ -151,7 +145,7 @@ async def test_vanilla_rnn_run_has_no_gates_and_measures_validation_text(runs):
 
 @pytest.mark.parametrize("text", ["A", "AB"])
 async def test_too_short_for_gradients_is_a_notification(runs, text):
-    async with Harness().run_test(size=(100, 30)) as pilot:
+    async with Harness(InspectPane).run_test(size=(100, 30)) as pilot:
         pane = await open_and_trace(pilot, "rnn")
         pilot.app.notes.clear()
         pane.query_one("#insp-text", Input).value = text
@@ -168,11 +162,11 @@ async def test_too_short_for_gradients_is_a_notification(runs, text):
 async def test_subword_run_shows_tokens_and_lstm_gates(runs):
     opened, ids, tr = reference("bpe")
     tok = opened.tokenizer
-    assert tok.kind == "bpe" and 1 < len(ids) < len(TEXT)             # tokens of several characters
-    async with Harness().run_test(size=(120, 40)) as pilot:
+    assert tok.kind == "bpe" and 1 < len(ids) < len(INSPECT_TEXT)             # tokens of several characters
+    async with Harness(InspectPane).run_test(size=(120, 40)) as pilot:
         pane = await open_and_trace(pilot, "bpe", unit="2", show="forget")
         pieces = [tok.token_text(int(i)) for i in ids]
-        assert pane.result.pieces == pieces and "".join(pieces) == TEXT
+        assert pane.result.pieces == pieces and "".join(pieces) == INSPECT_TEXT
         assert pane.view.render().plain == "".join(neutralise(p) or " " for p in pieces)
         np.testing.assert_array_equal(pane.view.values, tr.series(0, "forget", 2))
         assert pane.result.units == ins.interesting_units(tr, ins.char_positions(tok, ids), 8)
@@ -184,8 +178,8 @@ async def test_subword_run_shows_tokens_and_lstm_gates(runs):
         lt = tr.layers[0]
         i, f, g, o = (equation_value(pane, k) for k in "ifgo")
         assert all(0 <= v <= 1 for v in (i, f, o)) and -1 <= g <= 1
-        assert (i, f, g, o) == pytest.approx([float(lt.gates[k][1, 2]) for k in ("input", "forget", "cell", "output")],
-                                             abs=6e-5)
+        gates = ("input", "forget", "candidate", "output")
+        assert (i, f, g, o) == pytest.approx([float(lt.gates[k][1, 2]) for k in gates], abs=6e-5)
         assert equation_value(pane, "c_t") == pytest.approx(f * float(lt.cell[0, 2]) + i * g, abs=3e-4)
         await show_gradients(pilot, pane)
         assert pane.gradients.tokens == len(ids) and len(pane.plot.norms) == len(ids) - 1
@@ -193,7 +187,7 @@ async def test_subword_run_shows_tokens_and_lstm_gates(runs):
 
 
 async def test_panels_wrap_at_narrow_widths(runs):
-    async with Harness().run_test(size=(60, 30)) as pilot:
+    async with Harness(InspectPane).run_test(size=(60, 30)) as pilot:
         pane = await open_and_trace(pilot, "bpe", show="input")
         for which in ("equations", "units", "saturation"):
             panel = pane.query_one(f"#insp-{which}")
@@ -207,10 +201,6 @@ async def test_panels_wrap_at_narrow_widths(runs):
         drawn = [row for row, _ in pane.query_one("#insp-equations").rows(pane.query_one("#insp-equations").size.width)]
         at = next(i for i, row in enumerate(drawn) if row.strip().startswith("i = sigma("))
         assert drawn[at + 1].startswith("      ")                           # the rest of it under itself
-
-
-class StillApp(RnnchatApp):
-    CURSOR_BLINK = False
 
 
 def test_snapshot_of_the_inspect_tab(runs, snap_compare, monkeypatch):

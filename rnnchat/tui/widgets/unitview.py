@@ -45,7 +45,7 @@ def live_values(tr: Trace, layer: int, unit: int, t: int) -> list[tuple[str, flo
     ``EQUATIONS``."""
     lt = tr.layers[layer]
     out: list[tuple[str, float]] = []
-    short = {"input": "i", "forget": "f", "cell": "g", "output": "o", "reset": "r", "update": "z", "new": "n"}
+    short = {"input": "i", "forget": "f", "candidate": "g", "output": "o", "reset": "r", "update": "z", "new": "n"}
     for name, values in lt.gates.items():
         out.append((short.get(name, name), float(values[t, unit])))
     if lt.cell is not None:
