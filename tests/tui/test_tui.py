@@ -9,35 +9,20 @@ import time
 from conftest import wait_for
 from textual.widgets import DataTable, Input, Static
 
-from rnnchat.tui.app import RnnchatApp
 from rnnchat.tui.panes.corpus import CorpusPane
 from rnnchat.tui.panes.train import TrainPane
 from rnnchat.tui.widgets.confirm import ConfirmScreen
 from rnnchat.tui.widgets.plot import LossPlot
+from tui.conftest import RecordingApp
 
 HOSTILE = "[bold]loud[/] a lone [ bracket [/x] \x1b[31mred\x1b[0m end"
 TINY_FORM = dict(layers="1", hidden="32", embed="16", dropout="0.0", seq_len="32", batch_size="16", lr="0.01",
                  minutes="", max_steps="60")
 
 
-class RecordingApp(RnnchatApp):
-    """The real app, remembering its notifications so tests can read them."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.notes: list[tuple[str, str]] = []
-
-    def notify(self, message, *, title="", severity="information", timeout=None, markup=True):
-        self.notes.append((str(message), severity))
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
-
-
 def shown(widget: Static) -> str:
     visual = widget.render()
     return visual.plain if hasattr(visual, "plain") else str(visual)
-
-
-
 
 
 def fill_form(pane: TrainPane, **values) -> None:
@@ -53,9 +38,6 @@ async def start_training(app, pilot, corpus, **form) -> TrainPane:
     fill_form(pane, **{**TINY_FORM, **form})
     await pilot.press("ctrl+t")
     return pane
-
-
-
 
 
 async def test_corpus_tab_shows_builtin_stats_and_literal_preview(isolated_paths, no_speed_probe):

@@ -1,10 +1,10 @@
 """The Chat tab through Textual's Pilot, on real (tiny) chat runs.
 
-Three runs are trained once per module into a fixed temporary folder: "talk" (a chat run that answers
-a word with the word twice), "babble" (a chat run trained on long replies for a few steps: its greedy
-reply runs on to any max length, so there is time to stop it) and "prose" (a language model, which the
-Chat tab must not offer). Each test points RNNCHAT_CHECKPOINTS at that folder after the autouse
-``isolated_paths`` fixture has set its own (the working directory stays the test's own tmp_path).
+Three runs are trained once per module (this module's ``trained``): "talk" (a chat run that answers a word
+with the word twice), "babble" (a chat run trained on long replies for a few steps: its greedy reply runs
+on to any max length, so there is time to stop it) and "prose" (a language model, which the Chat tab must
+not offer). The ``runs`` fixture (tests/tui/conftest.py) points a test's RNNCHAT_CHECKPOINTS at them; its
+working directory stays its own tmp_path.
 """
 
 from __future__ import annotations
@@ -12,25 +12,25 @@ from __future__ import annotations
 import random
 import shutil
 import threading
-import time
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_play_text, wait_for
+from conftest import wait_for
 from textual.widgets import DataTable, Input
 
 from rnnchat.chat.config import DecodeConfig, Seq2SeqConfig
 from rnnchat.chat.session import ChatSession
-from rnnchat.config import TrainConfig
 from rnnchat.events import SampleDone, Token
 from rnnchat.lm.config import ModelConfig
 from rnnchat.runs.opened import open_chat_model
 from rnnchat.safetext import neutralise
-from rnnchat.train.loop import Trainer
 from rnnchat.tui import torch_thread
-from rnnchat.tui.app import RnnchatApp
 from rnnchat.tui.panes.chat import ChatPane
 from rnnchat.tui.widgets.chatlog import ChatMessage
+from tui.conftest import RecordingApp, fill, folders_of, train, write_play
+
+pytestmark = pytest.mark.usefixtures("no_speed_probe")     # the whole app, whose Train tab would probe
 
 ALPHABET = "abcdefgh"
 HOSTILE = "[bold]x[/] \x1b[31m ab\x00c"
@@ -50,65 +50,31 @@ def reply_text(session: ChatSession, message: str, cfg: DecodeConfig) -> tuple[s
 
 
 @pytest.fixture(scope="module")
-def trained_runs(tmp_path_factory):
+def trained(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("chat-runs")
-    play = root / "play.txt"
-    play.write_text(make_play_text(100), encoding="utf-8")
+    play = write_play(root, 100)
     talk = root / "talk.tsv"
     talk.write_text("prompt\treply\n" + "".join(f"{w}\t{w} {w}\n" for w in words(200, 1)), encoding="utf-8")
     babble = root / "babble.tsv"
     babble.write_text("prompt\treply\n" + "".join(f"{w}\t{' '.join([w] * 10)}\n" for w in words(200, 2)),
                       encoding="utf-8")
-    seq2seq = Seq2SeqConfig(layers=1, hidden=32, embed=16, dropout=0.0)
+    seq2seq = Seq2SeqConfig(layers=1, hidden=32, embed=16, dropout=0.0, context_turns=1)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)     # tiny models: one thread is fastest, and immune to a busy machine
     try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("RNNCHAT_CHECKPOINTS", str(root / "checkpoints"))
-            mp.setenv("RNNCHAT_CACHE", str(root / "cache"))
-            mp.setenv("RNNCHAT_CORPORA", str(root / "corpora"))
-            list(Trainer(str(play), ModelConfig(layers=1, hidden=24, embed=8, dropout=0.0),
-                         TrainConfig(seq_len=16, batch_size=8, max_steps=10, eval_every=10, eval_chars=500,
-                                     sample_length=10, precision="fp32", device="cpu"), name="prose").run())
-            for name, corpus, steps in (("babble", babble, 30), ("talk", talk, 20)):
-                time.sleep(0.05)     # distinct modification times: "talk" is the newest run
-                list(Trainer(str(corpus), seq2seq,
-                             TrainConfig(task="chat", context_turns=1, max_steps=steps, eval_every=steps,
-                                         batch_size=16, lr=1e-2, warmup_steps=5, sample_length=20,
-                                         precision="fp32", val_fraction=0.1, device="cpu"), name=name).run())
+        with folders_of(root):
+            train("prose", play, ModelConfig(layers=1, hidden=24, embed=8, dropout=0.0), seq_len=16, batch_size=8,
+                  max_steps=10, eval_every=10, eval_chars=500, sample_length=10)
+            for name, corpus, steps in (("babble", babble, 30), ("talk", talk, 20)):     # "talk" is the newest
+                train(name, corpus, seq2seq, task="chat", max_steps=steps, eval_every=steps, batch_size=16,
+                      lr=1e-2, warmup_steps=5, sample_length=20, val_fraction=0.1)
             # The premise of the stop test: babble's greedy reply does not end by itself.
             babble = ChatSession(open_chat_model("babble"))
             _, done = reply_text(babble, "abc", DecodeConfig(temperature=0, max_length=300))
             assert done.reason == "length"
     finally:
         torch.set_num_threads(threads)
-    return root / "checkpoints"
-
-
-
-
-
-@pytest.fixture
-def runs(isolated_paths, trained_runs, no_speed_probe, monkeypatch):
-    monkeypatch.setenv("RNNCHAT_CHECKPOINTS", str(trained_runs))
-    return trained_runs
-
-
-class ChatApp(RnnchatApp):
-    """The real app, remembering its notifications."""
-
-    CURSOR_BLINK = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.notes: list[tuple[str, str]] = []
-
-    def notify(self, message, *, title="", severity="information", timeout=None, markup=True):
-        self.notes.append((str(message), severity))
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
-
-
-
+    return root
 
 
 async def open_chat(pilot) -> ChatPane:
@@ -116,11 +82,6 @@ async def open_chat(pilot) -> ChatPane:
     pane = pilot.app.query_one(ChatPane)
     await wait_for(pilot, lambda: pilot.app.focused is pane.query_one("#chat-input"), what="input focus")
     return pane
-
-
-def settings(pane: ChatPane, **values: str) -> None:
-    for key, value in values.items():
-        pane.query_one(f"#chat-{key.replace('_', '-')}", Input).value = value
 
 
 async def send(pilot, pane: ChatPane, text: str) -> None:
@@ -134,7 +95,7 @@ async def wait_reply(pilot, pane: ChatPane) -> ChatMessage:
     return pane.messages[-1]
 
 
-def notes_with(app: ChatApp, text: str, severity: str | None = None) -> list[str]:
+def notes_with(app: RecordingApp, text: str, severity: str | None = None) -> list[str]:
     return [m for m, s in app.notes if text in m and (severity is None or s == severity)]
 
 
@@ -148,19 +109,19 @@ async def test_chat_runs_only_and_replies_equal_the_session(runs):
     first, first_done = reply_text(reference, "abc", greedy)
     second, _ = reply_text(reference, "hgfe", beam)      # the second reply also reads the first turn
     assert first
-    app = ChatApp()
+    app = RecordingApp()
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_chat(pilot)
         assert pane._option_values == ["talk", "babble"]          # chat runs only, newest first
         assert pane.query_one("#chat-run").selection == "talk"
-        settings(pane, temperature="0", max_length="40")
+        fill(pane, temperature="0", max_length="40")
 
         # Bad settings are a notification, and the message stays to be sent again.
-        settings(pane, beam="0")
+        fill(pane, beam="0")
         await send(pilot, pane, "abc")
         assert notes_with(app, "beam must be a whole number from 1 to 64", "error")
         assert not pane.messages and pane.query_one("#chat-input", Input).value == "abc"
-        settings(pane, beam="1")
+        fill(pane, beam="1")
 
         await pilot.press("enter")
         bot = await wait_reply(pilot, pane)
@@ -171,7 +132,7 @@ async def test_chat_runs_only_and_replies_equal_the_session(runs):
         assert pane.query_one("#chat-input", Input).value == ""
         assert user.has_class("-you") and bot.has_class("-bot") and user.parent.has_class("-you")
 
-        settings(pane, beam="3")
+        fill(pane, beam="3")
         await send(pilot, pane, "hgfe")
         bot = await wait_reply(pilot, pane)
         assert [m.text for m in pane.messages] == ["abc", first, "hgfe", second]
@@ -187,11 +148,11 @@ async def test_chat_runs_only_and_replies_equal_the_session(runs):
 
 
 async def test_escape_stops_a_long_reply_enter_waits_and_ctrl_n_clears(runs, monkeypatch):
-    app = ChatApp()
+    app = RecordingApp()
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_chat(pilot)
         pane.open_run("babble")
-        settings(pane, temperature="0", max_length="100000")
+        fill(pane, temperature="0", max_length="100000")
         await send(pilot, pane, "abc")
         await wait_for(pilot, lambda: pane.state == "streaming" and pane.messages[-1].text,
                        what="the reply to stream")
@@ -200,7 +161,7 @@ async def test_escape_stops_a_long_reply_enter_waits_and_ctrl_n_clears(runs, mon
         assert notes_with(app, "enter is ignored", "warning")
         assert len(pane.messages) == 2 and pane.query_one("#chat-input", Input).value == "later"
         # The temperature of the running reply follows the input.
-        settings(pane, temperature="0.5")
+        fill(pane, temperature="0.5")
         await pilot.pause()
         assert pane.controls.temperature == 0.5
         await pilot.press("escape")
@@ -243,10 +204,10 @@ async def test_hostile_text_is_literal_unknown_characters_marked_and_export(runs
     expected, _ = reply_text(reference, HOSTILE, DecodeConfig(temperature=0, max_length=30))
     unknown = reference.unknown_chars(HOSTILE)
     assert "\x1b" in unknown and "[" in unknown and "a" not in unknown
-    app = ChatApp()
+    app = RecordingApp()
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_chat(pilot)
-        settings(pane, temperature="0", max_length="30")
+        fill(pane, temperature="0", max_length="30")
         await send(pilot, pane, HOSTILE)
         bot = await wait_reply(pilot, pane)
         user = pane.messages[0]
@@ -271,10 +232,10 @@ async def test_hostile_text_is_literal_unknown_characters_marked_and_export(runs
         assert md.startswith("# Chat with talk") and f"> {HOSTILE}" in md and "**You:**" in md
 
 
-async def test_no_chat_run_explains_and_runs_tab_opens_chat_runs(isolated_paths, trained_runs, no_speed_probe):
+async def test_no_chat_run_explains_and_runs_tab_opens_chat_runs(isolated_paths, trained):
     checkpoints = isolated_paths / "checkpoints"
-    shutil.copytree(trained_runs / "prose", checkpoints / "prose")
-    app = ChatApp()
+    shutil.copytree(trained / "checkpoints" / "prose", checkpoints / "prose")
+    app = RecordingApp()
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("5")
         await pilot.pause()
@@ -288,7 +249,7 @@ async def test_no_chat_run_explains_and_runs_tab_opens_chat_runs(isolated_paths,
         assert notes_with(app, "nothing to export", "warning")
 
         # A chat run appears when the tab is shown again; Enter on it in the Runs tab opens it here.
-        shutil.copytree(trained_runs / "talk", checkpoints / "talk")
+        shutil.copytree(trained / "checkpoints" / "talk", checkpoints / "talk")
         await pilot.press("4")
         await pilot.pause()
         table = app.query_one(DataTable)
@@ -325,10 +286,10 @@ async def test_retrieval_candidates_from_the_toolbar(runs):
     prompt = reference.retriever.pairs[3].prompt
     expected, _ = reply_text(reference, prompt, DecodeConfig(candidates="retrieval", max_length=40))
     assert expected in {p.reply for p in reference.retriever.pairs}
-    app = ChatApp()
+    app = RecordingApp()
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_chat(pilot)
-        settings(pane, max_length="40")
+        fill(pane, max_length="40")
         await pilot.press("ctrl+r")                       # the key, as the toolbar's Select
         await pilot.pause()
         assert pane.query_one("#chat-candidates", Select).value == "retrieval"

@@ -1,103 +1,34 @@
-"""The Generate pane through Textual's Pilot, on real (tiny) trained runs.
-
-Two runs are trained once per module into a fixed temporary folder: "tiny" on a small invented play and
-"hostile" on text full of markup-like brackets, slashes and ESC sequences. Each test points
-RNNCHAT_CHECKPOINTS at that folder (after the autouse ``isolated_paths`` fixture has set its own).
-"""
+"""The Generate pane through Textual's Pilot, on real (tiny) trained runs: "tiny" and "hostile", the
+session's ``lm_runs`` (tests/tui/conftest.py)."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
-from conftest import make_play_text, wait_for
-from textual.app import App, ComposeResult
-from textual.widgets import Footer, Input, Static
+from conftest import wait_for
+from textual.app import App
+from textual.widgets import Input, Static
 
-import rnnchat.tui as tui
 import rnnchat.tui.panes.generate.generation as generation_module
 import rnnchat.tui.widgets.status as status_module
-from rnnchat.config import TrainConfig
 from rnnchat.events import Token
-from rnnchat.lm.config import ModelConfig, SampleConfig
+from rnnchat.lm.config import SampleConfig
 from rnnchat.lm.generate import generate
 from rnnchat.runs.opened import open_language_model
 from rnnchat.safetext import neutralise
-from rnnchat.train.loop import Trainer
 from rnnchat.tui.panes.generate.pane import GeneratePane
 from rnnchat.tui.widgets.alternatives import AlternativesPanel
 from rnnchat.tui.widgets.probtext import ProbText
+from tui.conftest import Harness, fill
 
-TCSS = Path(tui.__file__).parent / "rnnchat.tcss"
 HOSTILE_PROMPT = "[bold]x[/] [/x] [ \x1b[31m"
-HOSTILE_LINES = ["[bold]x[/] [/x] [ \x1b[31mred\x1b[0m", "a/b [i]c[/i] \\ [/] ]", "[link=x]y[/link] [[ ]]"]
-
-
-# ------------------------------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture(scope="module")
-def trained_runs(tmp_path_factory):
-    """Checkpoints folder with two tiny trained runs: 'tiny' and 'hostile'."""
-    root = tmp_path_factory.mktemp("generate-runs")
-    play = root / "play.txt"
-    play.write_text(make_play_text(200), encoding="utf-8")
-    hostile = root / "hostile.txt"
-    hostile.write_text("\n".join(HOSTILE_LINES[i % 3] + " " + line
-                                 for i, line in enumerate(make_play_text(120).splitlines())), encoding="utf-8")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RNNCHAT_CHECKPOINTS", str(root / "checkpoints"))
-        mp.setenv("RNNCHAT_CACHE", str(root / "cache"))
-        mp.setenv("RNNCHAT_CORPORA", str(root / "corpora"))
-        for name, corpus in (("tiny", play), ("hostile", hostile)):
-            trainer = Trainer(str(corpus), ModelConfig(layers=1, hidden=32, embed=16, dropout=0.0),
-                              TrainConfig(seq_len=32, batch_size=16, max_steps=40, eval_every=20, eval_chars=1000,
-                                          sample_length=20, precision="fp32", device="cpu"), name=name)
-            list(trainer.run())
-    return root / "checkpoints"
-
-
-@pytest.fixture
-def runs(isolated_paths, trained_runs, monkeypatch):
-    monkeypatch.setenv("RNNCHAT_CHECKPOINTS", str(trained_runs))
-    return trained_runs
-
-
-class Harness(App):
-    """A GeneratePane and a footer, remembering notifications."""
-
-    CSS_PATH = str(TCSS)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.notes: list[tuple[str, str]] = []
-
-    def compose(self) -> ComposeResult:
-        yield GeneratePane()
-        yield Footer()
-
-    def on_mount(self) -> None:
-        for inp in self.query(Input):
-            inp.cursor_blink = False
-
-    def notify(self, message, *, title="", severity="information", timeout=None, markup=True):
-        self.notes.append((str(message), severity))
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
 
 def reference(run: str, prompt: str, *, length: int, seed: int, temperature: float = 0.8) -> list[Token]:
     opened = open_language_model(run)
     cfg = SampleConfig(length=length, temperature=temperature, seed=seed)
     return [e for e in generate(opened.model, opened.tokenizer, cfg, prompt, alternatives=5) if isinstance(e, Token)]
-
-
-def fill(pane: GeneratePane, **values: str) -> None:
-    for key, value in values.items():
-        pane.query_one(f"#gen-{key.replace('_', '-')}", Input).value = value
-
-
-
 
 
 async def start(pilot, pane: GeneratePane) -> None:
@@ -112,6 +43,16 @@ async def wait_done(pilot, pane: GeneratePane) -> None:
     await pilot.pause()
 
 
+async def generated(pilot, run: str, **settings: str) -> GeneratePane:
+    """Open ``run``, fill the toolbars with ``settings``, press enter in the prompt and wait for the end."""
+    pane = pilot.app.query_one(GeneratePane)
+    pane.open_run(run)
+    fill(pane, **settings)
+    await start(pilot, pane)
+    await wait_done(pilot, pane)
+    return pane
+
+
 def drawn_lines(out: ProbText) -> list[str]:
     """What render_line draws for the visible rows (trailing padding removed)."""
     return ["".join(seg.text for seg in out.render_line(y)).rstrip() for y in range(out.size.height)]
@@ -122,13 +63,9 @@ def drawn_lines(out: ProbText) -> list[str]:
 
 async def test_streams_the_same_text_as_generate_in_few_updates(runs):
     expected = reference("tiny", "ALDO:", length=200, seed=11)
-    app = Harness()
+    app = Harness(GeneratePane)
     async with app.run_test(size=(100, 30)) as pilot:
-        pane = app.query_one(GeneratePane)
-        pane.open_run("tiny")
-        fill(pane, prompt="ALDO:", seed="11", length="200", temperature="0.8")
-        await start(pilot, pane)
-        await wait_done(pilot, pane)
+        pane = await generated(pilot, "tiny", prompt="ALDO:", seed="11", length="200", temperature="0.8")
         out = pane.outputs[0]
         text = "".join(t.text for t in expected)
         assert out.generated_text == neutralise(text)
@@ -174,7 +111,7 @@ async def test_plus_minus_change_live_temperature_and_escape_cancels(runs, monke
         return paced()
 
     monkeypatch.setattr(generation_module, "generate", paced_generate)
-    app = Harness()
+    app = Harness(GeneratePane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(GeneratePane)
         pane.open_run("tiny")
@@ -202,14 +139,10 @@ async def test_plus_minus_change_live_temperature_and_escape_cancels(runs, monke
 
 async def test_probability_colouring_cursor_and_alternatives(runs):
     expected = reference("tiny", "ALDO:", length=60, seed=5)
-    app = Harness()
+    app = Harness(GeneratePane)
     async with app.run_test(size=(100, 30)) as pilot:
-        pane = app.query_one(GeneratePane)
+        pane = await generated(pilot, "tiny", prompt="ALDO:", seed="5", length="60")
         panel = pane.query_one(AlternativesPanel)
-        pane.open_run("tiny")
-        fill(pane, prompt="ALDO:", seed="5", length="60")
-        await start(pilot, pane)
-        await wait_done(pilot, pane)
         out = pane.outputs[0]
         assert not panel.display
         await pilot.press("p")
@@ -245,7 +178,7 @@ async def test_probability_colouring_cursor_and_alternatives(runs):
 
 
 async def test_side_by_side_three_temperatures_same_seed(runs):
-    app = Harness()
+    app = Harness(GeneratePane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(GeneratePane)
         pane.open_run("tiny")
@@ -267,13 +200,9 @@ async def test_side_by_side_three_temperatures_same_seed(runs):
 
 async def test_save_writes_the_exact_text(runs, isolated_paths):
     expected = "".join(t.text for t in reference("tiny", "CORVIN:", length=150, seed=9))
-    app = Harness()
+    app = Harness(GeneratePane)
     async with app.run_test(size=(100, 30)) as pilot:
-        pane = app.query_one(GeneratePane)
-        pane.open_run("tiny")
-        fill(pane, prompt="CORVIN:", seed="9", length="150")
-        await start(pilot, pane)
-        await wait_done(pilot, pane)
+        pane = await generated(pilot, "tiny", prompt="CORVIN:", seed="9", length="150")
         await pilot.press("ctrl+s")
         path = pane.saved_path
         assert path is not None and path.parent == isolated_paths / "outputs" and path.name.startswith("tiny-")
@@ -288,13 +217,9 @@ async def test_markup_and_escapes_are_shown_literally(runs):
     assert set("[]/\x1b") <= set(opened.tokenizer.chars)
     expected = "".join(t.text for t in reference("hostile", HOSTILE_PROMPT, length=300, seed=5))
     assert any(c in expected for c in "[]/\x1b")
-    app = Harness()
+    app = Harness(GeneratePane)
     async with app.run_test(size=(100, 30)) as pilot:
-        pane = app.query_one(GeneratePane)
-        pane.open_run("hostile")
-        fill(pane, prompt=HOSTILE_PROMPT, seed="5", length="300")
-        await start(pilot, pane)
-        await wait_done(pilot, pane)
+        pane = await generated(pilot, "hostile", prompt=HOSTILE_PROMPT, seed="5", length="300")
         out = pane.outputs[0]
         assert out.text == neutralise(HOSTILE_PROMPT + expected)
         assert out.text.startswith("[bold]x[/] [/x] [ \u241b[31m")
@@ -321,7 +246,7 @@ async def test_markup_and_escapes_are_shown_literally(runs):
 
 
 async def test_empty_state_without_runs(isolated_paths):
-    app = Harness()
+    app = Harness(GeneratePane)
     async with app.run_test(size=(80, 24)) as pilot:
         pane = app.query_one(GeneratePane)
         await pilot.pause()
@@ -343,7 +268,7 @@ async def test_empty_state_without_runs(isolated_paths):
     ("seed", "-3", "seed must be a whole number from 0"),
 ])
 async def test_bad_numbers_are_notified(runs, field, value, message):
-    app = Harness()
+    app = Harness(GeneratePane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(GeneratePane)
         pane.open_run("tiny")
@@ -356,7 +281,7 @@ async def test_bad_numbers_are_notified(runs, field, value, message):
 
 
 async def test_load_failure_and_unknown_prompt_are_notified(runs):
-    app = Harness()
+    app = Harness(GeneratePane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(GeneratePane)
         pane.open_run("/nowhere/at-all")
@@ -375,13 +300,9 @@ async def test_load_failure_and_unknown_prompt_are_notified(runs):
 
 
 async def test_regenerate_uses_a_new_seed_unless_fixed(runs):
-    app = Harness()
+    app = Harness(GeneratePane)
     async with app.run_test(size=(100, 30)) as pilot:
-        pane = app.query_one(GeneratePane)
-        pane.open_run("tiny")
-        fill(pane, prompt="ALDO:", seed="", length="40")
-        await start(pilot, pane)
-        await wait_done(pilot, pane)
+        pane = await generated(pilot, "tiny", prompt="ALDO:", seed="", length="40")
         first = pane._request.cfg.seed
         await pilot.press("r")
         await wait_done(pilot, pane)
@@ -396,7 +317,7 @@ async def test_regenerate_uses_a_new_seed_unless_fixed(runs):
 
 
 class SnapshotHarness(Harness):
-    pass
+    """Harness under the name the stored picture's title bar shows."""
 
 
 def test_snapshot_after_fixed_seed_generation(runs, snap_compare, monkeypatch):
@@ -405,14 +326,11 @@ def test_snapshot_after_fixed_seed_generation(runs, snap_compare, monkeypatch):
     async def run_before(pilot) -> None:
         pane = pilot.app.query_one(GeneratePane)
         await wait_for(pilot, lambda: sorted(pane._option_values) == ["hostile", "tiny"], what="run list")
-        pane.open_run("tiny")
-        fill(pane, prompt="ALDO:", seed="7", length="300", temperature="0.8")
-        await start(pilot, pane)
-        await wait_done(pilot, pane)
+        await generated(pilot, "tiny", prompt="ALDO:", seed="7", length="300", temperature="0.8")
         await wait_for(pilot, lambda: pane.outputs[0].is_vertical_scroll_end, what="scrolled to the end")
         await pilot.pause(0.1)
 
-    assert snap_compare(SnapshotHarness(), terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(SnapshotHarness(GeneratePane), terminal_size=(80, 24), run_before=run_before)
 
 
 class OneProbText(App):

@@ -1,44 +1,20 @@
-"""Pick the next token in the Generate pane, through Textual's Pilot, on a tiny run trained once per module:
-what is offered, taken and sampled is what ``rnnchat.lm.generate.Picker`` gives for the same run and seed."""
+"""Pick the next token in the Generate pane, through Textual's Pilot, on the session's tiny run (``lm_runs``
+in tests/tui/conftest.py): what is offered, taken and sampled is what ``rnnchat.lm.generate.Picker`` gives
+for the same run and seed."""
 
 from __future__ import annotations
 
-import pytest
-from conftest import make_play_text, wait_for
-from test_tui_generate import Harness, fill
+from conftest import wait_for
 from textual.app import App, ComposeResult
 from textual.widgets import Input
 
-from rnnchat.config import TrainConfig
-from rnnchat.lm.config import ModelConfig, SampleConfig
+from rnnchat.lm.config import SampleConfig
 from rnnchat.lm.generate import Picker
 from rnnchat.runs.opened import open_language_model
-from rnnchat.train.loop import Trainer
 from rnnchat.tui.panes.generate.pane import GeneratePane
 from rnnchat.tui.panes.generate.pick import CHOICES
 from rnnchat.tui.widgets.picker import PickPanel
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pick-runs")
-    play = root / "play.txt"
-    play.write_text(make_play_text(200), encoding="utf-8")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RNNCHAT_CHECKPOINTS", str(root / "checkpoints"))
-        mp.setenv("RNNCHAT_CACHE", str(root / "cache"))
-        mp.setenv("RNNCHAT_CORPORA", str(root / "corpora"))
-        trainer = Trainer(str(play), ModelConfig(layers=1, hidden=32, embed=16, dropout=0.0),
-                          TrainConfig(seq_len=32, batch_size=16, max_steps=40, eval_every=40, eval_chars=1000,
-                                      sample_length=20, precision="fp32", device="cpu"), name="tiny")
-        list(trainer.run())
-    return root / "checkpoints"
-
-
-@pytest.fixture
-def runs(isolated_paths, trained_run, monkeypatch):
-    monkeypatch.setenv("RNNCHAT_CHECKPOINTS", str(trained_run))
-    return trained_run
+from tui.conftest import Harness, fill
 
 
 async def enter_mode(pilot, pane: GeneratePane, prompt: str = "ALDO:", seed: str = "5") -> PickPanel:
@@ -68,7 +44,7 @@ def same_options(shown, expected) -> bool:
 async def test_arrows_enter_tab_and_escape(runs):
     opened = open_language_model("tiny")
     ref = Picker(opened.model, opened.tokenizer, SampleConfig(temperature=0.8, seed=5), "ALDO:")
-    app = Harness()
+    app = Harness(GeneratePane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(GeneratePane)
         panel = await enter_mode(pilot, pane)
@@ -107,7 +83,7 @@ async def test_arrows_enter_tab_and_escape(runs):
 
 
 async def test_a_new_generation_or_a_second_ctrl_n_starts_over(runs):
-    app = Harness()
+    app = Harness(GeneratePane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(GeneratePane)
         panel = await enter_mode(pilot, pane)
@@ -121,7 +97,7 @@ async def test_a_new_generation_or_a_second_ctrl_n_starts_over(runs):
 
 
 async def test_bad_settings_and_unknown_prompts_are_notifications(runs):
-    app = Harness()
+    app = Harness(GeneratePane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(GeneratePane)
         pane.open_run("tiny")

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from rnnchat.tui.app import RnnchatApp
 from rnnchat.tui.panes.corpus import CorpusPane
+from tui.conftest import StillApp
 
 
 @pytest.fixture
@@ -16,10 +16,6 @@ def steady(monkeypatch):
     monkeypatch.setattr("rnnchat.train.speed.estimate_tokens_per_s", lambda model, train: 50000.0)
     # The auto preset's row depends on the CPU's bf16 support; the picture shows the fp32 one everywhere.
     monkeypatch.setattr("rnnchat.device.cpu_has_native_bf16", lambda: False)
-
-
-class StillApp(RnnchatApp):
-    CURSOR_BLINK = False
 
 
 async def _corpus_loaded(pilot) -> None:

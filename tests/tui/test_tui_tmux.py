@@ -1,4 +1,5 @@
-"""The real ``rnnchat`` binary in a real terminal (tmux): open, train Shakespeare, stop, generate, quit."""
+"""The real ``rnnchat`` binary in a real terminal (tmux): open, train Shakespeare, stop, generate, quit; and
+a tiny run looked inside (Inspect) and written token by token (Generate)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tui.conftest import train, write_play
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -42,15 +45,27 @@ class Terminal:
             time.sleep(0.2)
         raise AssertionError(f"never saw {pattern!r}; screen was:\n{self.screen()}")
 
+    def quit(self, timeout: float) -> None:
+        """ctrl+q, then up to ``timeout`` seconds for the app to exit."""
+        self.keys("C-q")
+        deadline = time.monotonic() + timeout
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
 
-def test_open_train_stop_generate_quit(isolated_paths):
+def open_app(folder: Path, name: str) -> Terminal:
+    """The real app in a new terminal, working in ``folder`` with its corpora, checkpoints and cache there."""
     env = " ".join(f"{k}={v}" for k, v in {
-        "RNNCHAT_CHECKPOINTS": isolated_paths / "checkpoints", "RNNCHAT_CACHE": isolated_paths / "cache",
-        "RNNCHAT_CORPORA": isolated_paths / "corpora", "TERM": "xterm-256color"}.items())
-    term = Terminal(f"rnnchat-{os.getpid()}", f"cd {isolated_paths} && env {env} {RNNCHAT}")
+        "RNNCHAT_CHECKPOINTS": folder / "checkpoints", "RNNCHAT_CACHE": folder / "cache",
+        "RNNCHAT_CORPORA": folder / "corpora", "TERM": "xterm-256color"}.items())
+    return Terminal(f"{name}-{os.getpid()}", f"cd {folder} && env {env} {RNNCHAT}")
+
+
+def test_open_train_stop_generate_quit(isolated_paths):
+    term = open_app(isolated_paths, "rnnchat")
     try:
         term.wait_for(r"Corpus", timeout=30)
         term.wait_for(r"4,781,134 characters", timeout=30)          # the built-in Shakespeare is chosen
@@ -70,10 +85,7 @@ def test_open_train_stop_generate_quit(isolated_paths):
         term.wait_for(r"Generate")
         term.keys("C-g")                                            # generate from the run just trained
         term.wait_for(r"chars/s", timeout=30)
-        term.keys("C-q")
-        deadline = time.monotonic() + 20
-        while term.alive() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        term.quit(20)
         assert not term.alive(), "the app exited"
     finally:
         term.close()
@@ -81,21 +93,11 @@ def test_open_train_stop_generate_quit(isolated_paths):
 
 def test_inspect_gradients_and_pick_a_token(isolated_paths):
     """A tiny trained run, looked inside (Inspect: trace, gradients) and written token by token (Generate)."""
-    from conftest import make_play_text
-
-    from rnnchat.config import TrainConfig
     from rnnchat.lm.config import ModelConfig
-    from rnnchat.train.loop import Trainer
 
-    play = isolated_paths / "play.txt"
-    play.write_text(make_play_text(150), encoding="utf-8")
-    list(Trainer(str(play), ModelConfig(cell="lstm", layers=1, hidden=24, embed=16, dropout=0.0),
-                 TrainConfig(seq_len=32, batch_size=16, max_steps=20, eval_every=20, eval_chars=500, sample_length=10,
-                             precision="fp32", device="cpu"), name="tiny").run())
-    env = " ".join(f"{k}={v}" for k, v in {
-        "RNNCHAT_CHECKPOINTS": isolated_paths / "checkpoints", "RNNCHAT_CACHE": isolated_paths / "cache",
-        "RNNCHAT_CORPORA": isolated_paths / "corpora", "TERM": "xterm-256color"}.items())
-    term = Terminal(f"rnnchat-pick-{os.getpid()}", f"cd {isolated_paths} && env {env} {RNNCHAT}")
+    train("tiny", write_play(isolated_paths, 150), ModelConfig(cell="lstm", layers=1, hidden=24, embed=16, dropout=0.0),
+          seq_len=32, batch_size=16, max_steps=20, eval_every=20, eval_chars=500, sample_length=10)
+    term = open_app(isolated_paths, "rnnchat-pick")
     try:
         term.wait_for(r"Corpus", timeout=30)
         term.keys("6")
@@ -120,10 +122,7 @@ def test_inspect_gradients_and_pick_a_token(isolated_paths):
         term.keys("Escape")
         term.wait_for(r"picked \(ctrl\+n picks again\)  ·  2 tokens")
         assert re.search(r"│ BRINA:\S", term.screen()), "the two tokens follow the prompt"
-        term.keys("C-q")
-        deadline = time.monotonic() + 30
-        while term.alive() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        term.quit(30)
         assert not term.alive(), "the app exited"
     finally:
         term.close()
