@@ -55,11 +55,16 @@ SMALL_CORPUS_DROPOUT = 0.5
 LARGE_CORPUS_DROPOUT = 0.1
 
 
-def settle(cfg: Seq2SeqConfig, parameters: int, train_tokens: int) -> tuple[Seq2SeqConfig, str]:
-    """The config a new run trains with once its corpus is read (dropout, when none was given, by the
-    corpus's size), and a line saying what was chosen and why ("" when nothing was)."""
+def settle(cfg: Seq2SeqConfig, task) -> tuple[Seq2SeqConfig, str]:
+    """The config a new run trains with once its corpus is read (``task``: dropout, when none was given,
+    by the corpus's size), and a line saying what was chosen and why ("" when nothing was)."""
     if cfg.dropout is not None:
         return cfg, ""
+    import torch
+
+    with torch.device("meta"):              # counts parameters without allocating them
+        parameters = task.build_model(dataclasses.replace(cfg, dropout=0.0)).num_parameters()
+    train_tokens = task.train_tokens
     small = likely_memorises(parameters, train_tokens)
     value = SMALL_CORPUS_DROPOUT if small else LARGE_CORPUS_DROPOUT
     return dataclasses.replace(cfg, dropout=value), (

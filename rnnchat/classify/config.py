@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from rnnchat.config import CELLS, check_choice, check_float, check_int
@@ -53,9 +54,9 @@ class ClassifierConfig:
             raise ConfigError(f"must be up to {MAX_LABELS} distinct, non-empty names", "labels")
 
 
-def settle(cfg: ClassifierConfig, parameters: int, train_tokens: int) -> tuple[ClassifierConfig, str]:
-    """Nothing waits for the corpus but the labels, which the task reads."""
-    return cfg, ""
+def settle(cfg: ClassifierConfig, task) -> tuple[ClassifierConfig, str]:
+    """The labels wait for the corpus: the task read them, in the order of the output layer."""
+    return dataclasses.replace(cfg, labels=task.data.labels), ""
 
 
 def memorise_advice(cfg: ClassifierConfig) -> str:

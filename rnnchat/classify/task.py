@@ -35,12 +35,7 @@ class ClassifyTask:
     def __init__(self, corpus: Corpus, cfg: TrainConfig, model_cfg: ClassifierConfig,
                  tokenizer: Tokenizer | None = None):
         self.cfg = cfg
-        self.data = prepare(corpus, cfg, model_cfg, tokenizer)
-        # The labels are the output layer's meaning: the run's config carries them into run.json. The loop
-        # gives a task no way to hand back a setting it learns from the corpus, so it is filled in here,
-        # before anything else reads the config (train/setup.py copies it on from this object).
-        if model_cfg.labels != self.data.labels:
-            object.__setattr__(model_cfg, "labels", self.data.labels)
+        self.data = prepare(corpus, cfg, model_cfg, tokenizer)   # the labels reach the config by its settle()
         self.model_cfg = model_cfg
         self.tokenizer = self.data.tokenizer
         train, val = self.data.train, self.data.val

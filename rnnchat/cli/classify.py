@@ -13,7 +13,7 @@ from rnnchat.cli.exits import EXIT_USAGE
 
 def cmd_classify(args) -> int:
     from rnnchat.classify.predict import probabilities
-    from rnnchat.runs.opened import open_run
+    from rnnchat.cli.console import open_run
     from rnnchat.safetext import neutralise
 
     texts = _texts(args)
@@ -74,9 +74,8 @@ def eval_classifier(args) -> int:
 
     from rnnchat.classify.data import TextArrays
     from rnnchat.classify.evaluate import figures, majority_baseline, score
-    from rnnchat.cli.console import err
+    from rnnchat.cli.console import err, open_run
     from rnnchat.errors import CorpusError
-    from rnnchat.runs.opened import open_run
     from rnnchat.safetext import neutralise
     from rnnchat.text.labelled import check
     from rnnchat.text.load import corpus_labelled, load_corpus
@@ -123,9 +122,8 @@ def eval_classifier(args) -> int:
 
 def rank_language_models(args) -> int:
     """Several language-model runs on one text, best (fewest bits per character) first, in one table."""
-    from rnnchat.cli.console import err
+    from rnnchat.cli.console import err, open_run
     from rnnchat.lm.evaluate import score_texts
-    from rnnchat.runs.opened import open_run
     from rnnchat.safetext import neutralise
     from rnnchat.text.load import load_corpus
 

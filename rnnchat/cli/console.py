@@ -131,6 +131,12 @@ class TrainView:
         distinct = f"  distinct-1/2 {e.distinct1:.2f}/{e.distinct2:.2f}" if e.distinct1 is not None else ""
         self.print(Text(f"step {e.step:>7,}  train {e.train_loss:.4f}  val {e.val_loss:.4f} nats/token  "
                         f"{e.bits_per_char:.4f} bits/char  ppl {e.perplexity:.2f}{distinct}{mark}"))
+        figures = dict(e.figures)
+        if "accuracy" in figures:           # a classifier: the figures a reader judges it by, beside its baselines
+            base = "".join(f", {name} {figures[f'{name}_macro_f1']:.3f}" for name in ("ngram", "majority")
+                           if f"{name}_macro_f1" in figures)
+            self.print(Text(f"{'':13}accuracy {figures['accuracy']:.1%}  macro-F1 {figures['macro_f1']:.3f}"
+                            f"{f'  (baselines: macro-F1{base[1:]})' if base else ''}"))
 
     def on_sample(self, e: ev.Sample) -> None:
         title = f"sample at step {e.step:,}"

@@ -27,8 +27,9 @@ class ModelConfig:
         check_tie(self.tie, self.embed, self.hidden)
 
 
-def settle(cfg: ModelConfig, parameters: int, train_tokens: int) -> tuple[ModelConfig, str]:
-    """The config a new run trains with once its corpus is read: a language model's is settled already."""
+def settle(cfg: ModelConfig, task) -> tuple[ModelConfig, str]:
+    """The config a new run trains with once its corpus is read (``task``): a language model's is settled
+    already."""
     return cfg, ""
 
 

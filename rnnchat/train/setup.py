@@ -133,11 +133,8 @@ def _prepare(req: Request, dist, is_main: bool, held: list) -> Generator[ev.Even
         model_cfg = dataclasses.replace(model_cfg, vocab_size=task.tokenizer.vocab_size)
     kind = KINDS[cfg.task]
     preset_note = req.preset_note
-    if resumed is None:
-        with torch.device("meta"):              # counts parameters without allocating them
-            sized = dataclasses.replace(model_cfg, dropout=0.0) if hasattr(model_cfg, "dropout") else model_cfg
-            params = task.build_model(sized).num_parameters()
-        model_cfg, why = kind.settle(model_cfg, params, task.train_tokens)
+    if resumed is None:                 # settings that wait for the corpus (the kind's row says which)
+        model_cfg, why = kind.settle(model_cfg, task)
         preset_note = "; ".join(n for n in (preset_note, why) if n)
     for w in corpus.warnings() + task.warnings():
         yield ev.Warning(w)
