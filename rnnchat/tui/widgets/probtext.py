@@ -42,7 +42,7 @@ def bucket(prob: float) -> int:
     return min(BUCKETS - 1, int(prob * BUCKETS))
 
 
-class ProbText(TokenCursor, ScrollView, can_focus=True):
+class ProbText(ScrollView, can_focus=True):
     """Streaming text (a dimmed prompt, then tokens) with optional probability colouring and a cursor.
 
     ``clear(prompt)`` starts a new text, ``append(tokens)`` adds ``Token`` events. With ``colour`` on,
@@ -54,10 +54,10 @@ class ProbText(TokenCursor, ScrollView, can_focus=True):
         "probtext--prompt", "probtext--cursor", "probtext--low", "probtext--mid", "probtext--high",
     }
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("left", "cursor_left", "Previous token", show=False),
-        Binding("right", "cursor_right", "Next token", show=False),
-        Binding("home", "cursor_home", "First token", show=False),
-        Binding("end", "cursor_end", "Last token", show=False),
+        Binding("left", "cursor('left')", "Previous token", show=False),
+        Binding("right", "cursor('right')", "Next token", show=False),
+        Binding("home", "cursor('home')", "First token", show=False),
+        Binding("end", "cursor('end')", "Last token", show=False),
     ]
 
     colour: reactive[bool] = reactive(False)
@@ -90,6 +90,7 @@ class ProbText(TokenCursor, ScrollView, can_focus=True):
         self._palette: list[Style] = []
         self._colours: list[Style] = []
         self.cursor: int | None = None
+        self._tokens = TokenCursor(self.token_span, lambda: len(self._starts))
         self._copied: list[tuple[int, int]] = []   # spans of _text found verbatim in the training text
 
     # ------------------------------------------------------------------------------------ content
@@ -208,6 +209,40 @@ class ProbText(TokenCursor, ScrollView, can_focus=True):
     def _line_of(self, offset: int) -> int:
         return max(0, bisect_right(self._line_starts, offset) - 1)
 
+    # ------------------------------------------------------------------------------------- cursor
+
+    def _set_cursor(self, index: int | None) -> None:
+        if index == self.cursor:
+            return
+        self.cursor = index
+        if self.is_attached:
+            self.post_message(self.CursorMoved(self, index))
+            self._scroll_to_cursor()
+            self.refresh()
+
+    def move_cursor(self, index: int | None) -> None:
+        """Put the cursor on token ``index`` (or on the nearest visible token before it)."""
+        self._set_cursor(None if index is None or not self._starts else self._tokens.nearest(index))
+
+    def _scroll_to_cursor(self) -> None:
+        if self.cursor is None or not self._lines:
+            return
+        line = self._line_of(self._starts[self.cursor])
+        height = self.scrollable_content_region.height
+        if line < self.scroll_y:
+            self.scroll_to(y=line, animate=False)
+        elif height > 0 and line >= self.scroll_y + height:
+            self.scroll_to(y=line - height + 1, animate=False)
+
+    def action_cursor(self, key: str) -> None:
+        """left, right, home or end: the cursor moves while colouring is on, else the view scrolls."""
+        if not self.colour:
+            getattr(self, f"scroll_{key}")(animate=False)
+            return
+        index = self._tokens.moved(key, self.cursor)
+        if index is not None:
+            self._set_cursor(index)
+
     # ---------------------------------------------------------------------------------- rendering
 
     def _styles(self) -> list[Style]:
@@ -314,7 +349,7 @@ class ProbText(TokenCursor, ScrollView, can_focus=True):
 
     def watch_colour(self, colour: bool) -> None:
         if colour and self.cursor is None and self._starts:
-            self._set_cursor(self._next_token(-1, +1))
+            self._set_cursor(self._tokens.next(-1, +1))
         self.refresh()
 
     def notify_style_update(self) -> None:
