@@ -68,68 +68,65 @@ class _Packed:
         self.vocab = model.head.out_features
         self.in_vocab = model.embed.num_embeddings
 
-        def get(name: str, shape) -> torch.Tensor:
+        def get(name: str, shape) -> np.ndarray:
             p = getattr(rnn, name, None)
-            if p is None:
-                return torch.zeros(shape, dtype=torch.float64)
-            return p.detach().to("cpu", torch.float64)
+            return np.zeros(shape) if p is None else _float64(p)
 
         # Row order and scale of the gates: LSTM (i, f, g, o) -> (g, f, i, o) so the three sigmoid gates
         # are contiguous and (f, i) lines up with (c, g), see FastStepper; sigmoid gates get a factor 1/2
-        # for the tanh form of the sigmoid.
+        # for the tanh form of the sigmoid. Packing runs in numpy: one thread, so a busy core elsewhere
+        # does not hold up every small operation at a thread barrier.
         if cell == "lstm":
-            perm = torch.cat([torch.arange(2 * H, 3 * H), torch.arange(H, 2 * H), torch.arange(0, H),
-                              torch.arange(3 * H, 4 * H)])
-            scale = torch.cat([torch.ones(H), torch.full((3 * H,), 0.5)]).double()
+            perm = np.concatenate([np.arange(2 * H, 3 * H), np.arange(H, 2 * H), np.arange(0, H),
+                                   np.arange(3 * H, 4 * H)])
+            scale = np.concatenate([np.ones(H), np.full(3 * H, 0.5)])
         elif cell == "gru":
-            perm = torch.arange(GH)
-            scale = torch.cat([torch.full((2 * H,), 0.5), torch.ones(H)]).double()
+            perm = np.arange(GH)
+            scale = np.concatenate([np.full(2 * H, 0.5), np.ones(H)])
         else:
-            perm = torch.arange(GH)
-            scale = torch.ones(GH, dtype=torch.float64)
+            perm = np.arange(GH)
+            scale = np.ones(GH)
 
         in_w, in_b, rec_w, rec_b = [], [], [], []
         for k in range(L):
             w_ih = get(f"weight_ih_l{k}", None)[perm] * scale[:, None]
             w_hh = get(f"weight_hh_l{k}", None)[perm] * scale[:, None]
-            b_ih = get(f"bias_ih_l{k}", (GH,))[perm] * scale
-            b_hh = get(f"bias_hh_l{k}", (GH,))[perm] * scale
+            b_ih = get(f"bias_ih_l{k}", GH)[perm] * scale
+            b_hh = get(f"bias_hh_l{k}", GH)[perm] * scale
             if cell == "gru":
                 # r and z take both biases on the input side; n's hidden bias sits inside r * (...).
-                bi = torch.cat([b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:]])
-                bh = torch.cat([torch.zeros(2 * H, dtype=torch.float64), b_hh[2 * H:]])
+                bi = np.concatenate([b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:]])
+                bh = np.concatenate([np.zeros(2 * H), b_hh[2 * H:]])
             else:
-                bi, bh = b_ih + b_hh, torch.zeros(GH, dtype=torch.float64)
+                bi, bh = b_ih + b_hh, np.zeros(GH)
             in_w.append(w_ih)
             in_b.append(bi)
             rec_w.append(w_hh)
             rec_b.append(bh)
 
-        emb = model.embed.weight.detach().to("cpu", torch.float64)
-        self.table = (emb @ in_w[0].T + in_b[0]).float().numpy()           # (in_vocab, GH)
+        emb = _float64(model.embed.weight)
+        self.table = (emb @ in_w[0].T + in_b[0]).astype(np.float32)         # (in_vocab, GH)
         self.table.setflags(write=False)
-        head_w = model.head.weight.detach().to("cpu", torch.float64)
-        head_b = model.head.bias
-        head_b = (head_b.detach().to("cpu", torch.float64) if head_b is not None
-                  else torch.zeros(self.vocab, dtype=torch.float64))
+        head_w = _float64(model.head.weight)
+        head_b = _float64(model.head.bias) if model.head.bias is not None else np.zeros(self.vocab)
 
         # Layer k's product: its recurrent part for the next token and the next layer's input part (the
         # top layer: the logits) for this one, from one (N_k, H) matrix and its biases.
         products = []
         for k in range(L):
             if k < L - 1:
-                w = torch.cat([rec_w[k], in_w[k + 1]], 0)                   # (2GH, H)
-                b = torch.cat([rec_b[k], in_b[k + 1]])
+                w = np.concatenate([rec_w[k], in_w[k + 1]], 0)              # (2GH, H)
+                b = np.concatenate([rec_b[k], in_b[k + 1]])
             else:
-                w = torch.cat([rec_w[k], head_w], 0)                        # (GH + V, H)
-                b = torch.cat([rec_b[k], head_b])
-            products.append((w.float(), b.float()))
+                w = np.concatenate([rec_w[k], head_w], 0)                   # (GH + V, H)
+                b = np.concatenate([rec_b[k], head_b])
+            products.append((w.astype(np.float32), b.astype(np.float32)))
         threads = max(1, min(8, torch.get_num_threads()))
         self.weights = weights
         # The products for a zero state are the biases: what reset() restores without a matmul.
-        self.zero_products = [b.numpy().copy() for _, b in products]
+        self.zero_products = [b.copy() for _, b in products]
         if self.weights == "int8":
-            self.int8 = [int8.Int8Matrix(w, b) for w, b in products]
+            self.int8 = [int8.Int8Matrix(torch.from_numpy(w), torch.from_numpy(b)) for w, b in products]
             self.mats = None
             return
         self.int8 = None
@@ -138,12 +135,20 @@ class _Packed:
         # its L2 between steps; small matrices are not split (docs/sampling.md).
         self.mats: list[torch.Tensor] = []
         for k, (w, b) in enumerate(products):
-            m = torch.cat([w.T, b[None, :]], 0)
-            splits = threads if m.numel() * 4 >= 256 * 1024 else 1
+            m = np.concatenate([w.T, b[None, :]], 0)
+            splits = threads if m.size * 4 >= 256 * 1024 else 1
             cols = -(-m.shape[1] // splits)
-            m = torch.nn.functional.pad(m, (0, cols * splits - m.shape[1]))
-            self.mats.append(m.reshape(H + 1, splits, cols).transpose(0, 1).contiguous())
-            self.zero_products[k] = m[H].numpy().copy()
+            m = np.pad(m, ((0, 0), (0, cols * splits - m.shape[1])))
+            self.mats.append(torch.from_numpy(np.ascontiguousarray(m.reshape(H + 1, splits, cols).transpose(1, 0, 2))))
+            self.zero_products[k] = m[H].copy()
+
+
+def _float64(p: torch.Tensor) -> np.ndarray:
+    """A parameter's values as a new float64 array, whatever its device and dtype."""
+    t = p.detach().cpu()
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.float()
+    return t.numpy().astype(np.float64)
 
 
 _PACK_CACHE: "weakref.WeakKeyDictionary[RNNLM, tuple[tuple, dict[str, _Packed]]]" = weakref.WeakKeyDictionary()
