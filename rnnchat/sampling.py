@@ -135,6 +135,12 @@ class Stream:
     def stop(self) -> None:
         self.controls.stop_requested = True
 
+    def close(self) -> None:
+        """End the stream now (after an interruption): what it holds to the end runs at once."""
+        close = getattr(self._events, "close", None)
+        if close is not None:
+            close()
+
 
 def _fallback(logits: np.ndarray) -> int:
     """A token when sampling fails on non-finite logits (a diverged model): the largest finite logit,

@@ -78,9 +78,11 @@ class ChatSession:
         yield from stream_ids(self.tokenizer, ids, controls, cfg.max_length, t0)
 
     def _recorded(self, message: str, stream: Stream) -> Iterator[Token | Beams | SampleDone]:
-        yield from stream
-        self.history.append(("you", message))
-        self.history.append(("bot", "".join(stream.pieces)))
+        try:
+            yield from stream
+        finally:                # ended, stopped or interrupted (Ctrl+C): the reply as far as it got
+            self.history.append(("you", message))
+            self.history.append(("bot", "".join(stream.pieces)))
 
     def transcript_markdown(self) -> str:
         """The conversation as Markdown: each turn as a quoted block under its speaker."""

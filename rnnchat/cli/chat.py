@@ -118,8 +118,9 @@ class TerminalChat:
         done = None
         if self.tty:
             self.stdout.write(f"\x1b[1;36m{neutralise(self.session.run.name)}>\x1b[0m ")
+        stream = self.session.reply(text, self.cfg, controls, self.show_beams)
         try:
-            for event in self.session.reply(text, self.cfg, controls, self.show_beams):
+            for event in stream:
                 if isinstance(event, Token):
                     pieces.append(event.text)
                     if self.tty:
@@ -131,6 +132,7 @@ class TerminalChat:
                     done = event
         except KeyboardInterrupt:
             controls.stop_requested = True
+            stream.close()          # the exchange joins the history as far as the reply got
             self.note("\n[reply stopped]")
         reply = "".join(pieces)
         if self.tty:

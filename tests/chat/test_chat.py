@@ -134,6 +134,38 @@ def test_session_context_and_unknown_characters(copy_run):
     assert session.history == []
 
 
+def test_ctrl_c_during_a_reply_keeps_the_exchange_as_far_as_it_got(copy_run):
+    import io
+
+    from rnnchat.cli.chat import TerminalChat
+
+    class Terminal(io.StringIO):
+        """A terminal whose user presses Ctrl+C as the third piece of the reply is written."""
+        def __init__(self):
+            super().__init__()
+            self.writes = 0
+
+        def isatty(self):
+            return True
+
+        def write(self, text):
+            self.writes += 1
+            if self.writes == 4:        # the prompt label, then the reply's first pieces
+                raise KeyboardInterrupt
+            return super().write(text)
+
+    session = ChatSession(open_chat_model(copy_run[0]))
+    out = Terminal()
+    stdin = io.StringIO("abcdefgh\n")
+    stdin.isatty = lambda: True
+    chat = TerminalChat(session, DecodeConfig(temperature=0, max_length=8), stdin=stdin, stdout=out,
+                        stderr=io.StringIO())
+    chat.respond("abcdefgh")
+    assert [who for who, _ in session.history] == ["you", "bot"]
+    assert session.history[0][1] == "abcdefgh" and 1 <= len(session.history[1][1]) < 8
+    assert "abcdefgh".startswith(session.history[1][1])
+
+
 def test_chat_and_language_model_runs_are_not_mixed_up(copy_run):
     with pytest.raises(CheckpointError, match="not a language model"):
         open_language_model(copy_run[0])
