@@ -10,12 +10,16 @@ Measured, each after a warm-up, best of --repeats runs:
 (a) naive: ``model.embed`` -> ``model.rnn`` (the nn.LSTM/GRU/RNN module) -> ``model.head`` per token,
     softmax and ``torch.multinomial``, decoding each token to text, under ``torch.inference_mode``;
 (b) ours: ``rnnchat.lm.generate.generate`` through its public API (tokenizer decoding, Token events), with
-    the weights it takes by default ("auto": int8 where the float32 ones outgrow the cores' L2 caches)
-    and, where that is int8, again with ``exact=True`` (float32, ``rnnchat generate --exact``);
+    the weights it takes by default ("auto": the copy that stepped faster when timed at the first load of
+    the shape, ``lm/weights_choice.py``; the script times it afresh, in a temporary cache folder) and
+    again with ``exact=True`` (float32, ``rnnchat generate --exact``);
 (c) stepper: ``FastStepper.step`` alone over a fixed id sequence (the model compute, no sampling), with
     each copy of the weights.
 
 First-char latency is the time from the start of a (warm) generation to the first decoded token.
+The machine line names the CPU flags that decide int8 and bf16 speed (AVX2, AVX-512, VNNI, bf16, AMX), the
+L2 cache per core, the kernels torch dispatches to, and whether that was capped below what the CPU has
+(an emulated class, ``ATEN_CPU_CAPABILITY`` or ``ONEDNN_MAX_CPU_ISA``).
 
 With ``--text FILE`` (a trained ``--run``; text it did not train on) the two copies of the weights also
 read the first --score-chars tokens of the file side by side, each token with all the text before it:
@@ -27,21 +31,36 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import string
+import tempfile
 import time
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _common import machine_info, machine_line, today  # also puts the checkout on sys.path
 
+from rnnchat.device import cpu_flags, l2_cache_bytes  # noqa: E402
 from rnnchat.events import Token  # noqa: E402
-from rnnchat.lm import int8  # noqa: E402
+from rnnchat.lm import int8, weights_choice  # noqa: E402
 from rnnchat.lm.config import ModelConfig, SampleConfig  # noqa: E402
 from rnnchat.lm.generate import generate
 from rnnchat.lm.model import RNNLM  # noqa: E402
 from rnnchat.lm.stepper import FastStepper  # noqa: E402
 from rnnchat.text.tokenizers import CharTokenizer  # noqa: E402
 from rnnchat.vocab import EOD
+
+_FLAGS = (("AVX2", ("avx2",)), ("AVX-512", ("avx512f",)), ("VNNI", ("avx512_vnni", "avx_vnni")),
+          ("bf16", ("avx512_bf16", "amx_bf16")), ("AMX", ("amx_int8", "amx_bf16")))
+
+
+def cpu_detail() -> dict:
+    """What decides batch-1 speed here: the flags, one core's L2, torch's kernels and whether they were capped."""
+    flags = cpu_flags()
+    caps = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if os.environ.get(k)}
+    return {"flags": {name: bool(flags & set(names)) for name, names in _FLAGS},
+            "l2_per_core_kb": l2_cache_bytes() // 1024, "torch_kernels": torch.backends.cpu.get_cpu_capability(),
+            "emulated": ", ".join(f"{k}={v}" for k, v in caps.items()) or "no (the CPU's own kernels)"}
 
 
 def naive(model: RNNLM, tokenizer, n: int, temperature: float, seed: int) -> tuple[float, float, int]:
@@ -164,7 +183,14 @@ def main(argv: list[str] | None = None) -> dict:
     model, tokenizer, described = load(args)
     n = args.chars
     ids = np.random.default_rng(0).integers(2, tokenizer.vocab_size, n).tolist()
-    auto = FastStepper(model).weights
+    with tempfile.TemporaryDirectory() as cache:               # the choice is measured afresh, not read
+        os.environ["RNNCHAT_CACHE"] = cache
+        weights_choice.forget()
+        t0 = time.perf_counter()
+        auto = FastStepper(model).weights
+        choice_ms = (time.perf_counter() - t0) * 1e3
+        entry = weights_choice._read().get(weights_choice.shape_key(
+            described["cell"], described["layers"], described["hidden"], tokenizer.vocab_size), {})
     kinds = ["fp32", "int8"] if int8.available() else ["fp32"]
 
     a = best(lambda: naive(model, tokenizer, n, args.temperature, 1), args.repeats)
@@ -173,9 +199,10 @@ def main(argv: list[str] | None = None) -> dict:
     c = {w: best(lambda w=w: stepper_only(model, ids, w), args.repeats) for w in kinds}
 
     result = {
-        "date": today(), "machine": machine_info("cpu"),
+        "date": today(), "machine": machine_info("cpu"), "cpu_detail": cpu_detail(),
         "model": {**described, "vocab": tokenizer.vocab_size, "parameters": model.num_parameters()},
         "tokens": n, "temperature": args.temperature, "auto_weights": auto,
+        "auto_choice": {"ms_to_choose": choice_ms, "timed_us_per_step": entry.get("us_per_step", {})},
         "naive": {"chars_per_s": a[2] / a[0], "tokens_per_s": n / a[0], "first_char_ms": a[1] * 1e3},
         "ours": {"chars_per_s": b[2] / b[0], "tokens_per_s": n / b[0], "first_char_ms": b[1] * 1e3},
         "ours_exact": {"chars_per_s": b_exact[2] / b_exact[0], "tokens_per_s": n / b_exact[0],
@@ -200,8 +227,15 @@ def print_table(result: dict, args) -> None:
     m, mo, n = result["machine"], result["model"], result["tokens"]
     print(f"date:    {result['date']}")
     print(f"machine: {machine_line(m)}")
+    d = result["cpu_detail"]
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in d["flags"].items())
+    print(f"cpu:     {flags}; "
+          f"L2 {d['l2_per_core_kb']} KB per core; torch kernels {d['torch_kernels']}; emulated: {d['emulated']}")
     print(f"model:   {mo['layers']}x{mo['hidden']} {mo['cell']}, embed {mo['embed']}, vocab {mo['vocab']}, "
           f"{mo['parameters']:,} parameters, {mo['weights']}; generate() takes {result['auto_weights']} weights")
+    c = result["auto_choice"]
+    timed = ", ".join(f"{k} {v:.1f} us" for k, v in c["timed_us_per_step"].items()) or "one copy, not timed"
+    print(f"auto:    {result['auto_weights']}, chosen in {c['ms_to_choose']:.0f} ms (timed per step: {timed})")
     print(f"sampling {n} tokens at temperature {args.temperature}, best of {args.repeats} after a warm-up\n")
     print(f"{'':40}{'chars/s':>10}{'tokens/s':>10}{'first char':>12}")
     rows = (("(a) naive nn.Module + multinomial", "naive"), (f"(b) ours: generate(), {result['auto_weights']}", "ours"),
