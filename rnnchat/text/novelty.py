@@ -26,7 +26,8 @@ from rnnchat.text.split import split_spans
 
 WINDOW = 20                    # characters: a window that occurs in the text counts as copied
 _BLOCK = 64                    # bytes compared at a time while narrowing the search
-_FORMAT = 1
+_FORMAT = 2                    # 2: spans joined by 0xFF, not NUL
+_SEPARATOR = b"\xff"           # never in UTF-8, so no match crosses from one span into the next
 
 
 @dataclass(frozen=True)
@@ -47,18 +48,32 @@ class NoveltyIndex:
 
     @classmethod
     def build(cls, spans, path: Path) -> "NoveltyIndex":
-        """Index the (text, start, end) ``spans`` joined by NUL bytes (which no sample contains, so no match
-        crosses from one span into the next), written piece by piece: no copy of the text is made."""
-        import pydivsufsort
-
+        """Index the (text, start, end) ``spans`` joined by a byte that UTF-8 never holds (so no match crosses
+        from one span into the next, whatever the text holds), written piece by piece: no copy of the text
+        is made. A build that fails leaves no temporary folder behind."""
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         make_private_dir(tmp)
+        try:
+            cls._write(spans, tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        try:
+            os.rename(tmp, path)
+        except OSError:                  # another process built it first
+            shutil.rmtree(tmp, ignore_errors=True)
+        return cls.open(path)
+
+    @staticmethod
+    def _write(spans, tmp: Path) -> None:
+        import pydivsufsort
+
         with open(tmp / "text.bin", "wb") as f:
             for text, a, b in spans:
                 for start in range(a, b, 1 << 22):
                     f.write(text[start:min(b, start + (1 << 22))].encode("utf-8", "replace"))
-                f.write(b"\0")
+                f.write(_SEPARATOR)
         data = np.fromfile(tmp / "text.bin", dtype=np.uint8)
         if len(data) >= 2**31 - 1:
             raise CorpusError("the corpus is too large for the copy index (over 2 GB of text)")
@@ -67,11 +82,6 @@ class NoveltyIndex:
         np.asarray(sa, dtype=np.int32).tofile(tmp / "sa.bin")
         del sa
         (tmp / "meta.json").write_text(json.dumps({"format": _FORMAT}), encoding="utf-8")
-        try:
-            os.rename(tmp, path)
-        except OSError:                  # another process built it first
-            shutil.rmtree(tmp, ignore_errors=True)
-        return cls.open(path)
 
     @classmethod
     def open(cls, path: Path) -> "NoveltyIndex":
@@ -96,8 +106,10 @@ class NoveltyIndex:
         best, where = 0, -1
         if hint >= 0:
             best, where = self._extend(q, i, hint, 0), hint
-            if best == len(q) - i or best >= _BLOCK:    # a long copy goes on: skip the search (it could
-                return best, where                       # only find a longer one at a seam of two copies)
+            if best == len(q) - i:                       # the copy runs to the end: nothing can be longer
+                return best, where
+            if best >= _BLOCK and not self._occurs(q[i:i + best + 1]):   # one search: is any copy longer?
+                return best, where                       # (at a seam of two copies one is: search it out)
         lo, hi, depth = 0, len(self._sa), 0
         while lo < hi and depth < len(q) - i:
             key = q[i + depth:i + depth + _BLOCK]
@@ -129,6 +141,17 @@ class NoveltyIndex:
                         best, where = length, int(self._sa[row])
             break
         return best, where
+
+    def _occurs(self, key: bytes) -> bool:
+        """Whether ``key`` occurs in the text (a binary search of the suffix array)."""
+        a, b, width = 0, len(self._sa), len(key)
+        while a < b:
+            mid = (a + b) // 2
+            if self._block(mid, 0, width) < key:
+                a = mid + 1
+            else:
+                b = mid
+        return a < len(self._sa) and self._block(a, 0, width) == key
 
     def _extend(self, q: bytes, i: int, p: int, k: int) -> int:
         """How many bytes of q[i:] match the text at p, counting from k."""

@@ -51,3 +51,33 @@ def test_non_ascii_text_and_boundaries_between_documents(tmp_path):
     joined = "Grüße!naïve"                              # across two documents: never one copied span
     assert idx.measure(joined).longest_copy < len(joined)
     assert training_index(corpus, 0.1).measure("Köln").longest_copy == 4      # opened from the cache
+
+
+def test_the_longest_copy_is_found_where_two_copies_meet(tmp_path):
+    """Copy A covers the sample's first 93 characters; copy B, elsewhere in the text, its characters 7 to 107.
+    Following A's match one character on must not hide B: the longest copy is B's 100 characters."""
+    rng = random.Random(4)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    sample = "".join(rng.choice(letters) for _ in range(107))
+    noise = lambda n: "".join(rng.choice("0123456789") for _ in range(n))   # noqa: E731
+    text = noise(50) + sample[:93] + noise(50) + sample[7:107] + noise(50)
+    idx = NoveltyIndex.build([(text, 0, len(text))], tmp_path / "seam")
+    assert idx.measure(sample).longest_copy == 100
+
+
+def test_a_nul_in_the_text_never_joins_two_documents(tmp_path):
+    corpus = Corpus("c", "test", (Document("a", "first ends here"), Document("b", "second starts")))
+    idx = training_index(corpus, 0.01)
+    assert idx.measure("here\0second").longest_copy < len("here\0second")
+
+
+def test_a_failed_build_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    import pydivsufsort
+
+    def fail(data):
+        raise MemoryError("no room for the suffix array")
+
+    monkeypatch.setattr(pydivsufsort, "divsufsort", fail)
+    with pytest.raises(MemoryError):
+        NoveltyIndex.build([("some training text", 0, 18)], tmp_path / "idx")
+    assert list(tmp_path.iterdir()) == []
