@@ -134,11 +134,6 @@ class Retriever:
         return np.bincount(self.post_doc[idx], weights=self.post_weight[idx] * np.repeat(w, counts),
                            minlength=len(self.pairs))
 
-    def nearest(self, prompt: str, k: int = 5) -> list[tuple[float, Pair]]:
-        """Up to ``k`` (similarity, pair), most similar first, ties in source order; only similarity > 0."""
-        scores = self.similarities(prompt)
-        return [(float(scores[r]), self.pairs[r]) for r in _top(scores, k)]
-
     def candidates(self, prompt: str, k: int = 8) -> list[str]:
         """Up to ``k`` distinct replies of the most similar training prompts, best first."""
         scores = self.similarities(prompt)

@@ -12,7 +12,7 @@ from rnnchat.chat.config import DecodeConfig, Seq2SeqConfig
 from rnnchat.chat.data import encode_source
 from rnnchat.chat.generate import reply_logprobs
 from rnnchat.chat.pairs import Pair, extract_pairs, split_pairs
-from rnnchat.chat.retrieve import Retriever, normalise, retrieve_and_rerank, score_replies
+from rnnchat.chat.retrieve import Retriever, _top, normalise, retrieve_and_rerank, score_replies
 from rnnchat.config import TrainConfig
 from rnnchat.runs.opened import open_chat_model
 from rnnchat.text.load import load_corpus
@@ -41,13 +41,20 @@ def dialogue_train() -> list[Pair]:
     return split_pairs(report.pairs, 0.1, 1337)[0]
 
 
+
+def nearest(retriever: Retriever, prompt: str, k: int) -> list:
+    """Up to k (similarity, pair), most similar first, by the ranking candidates() uses."""
+    scores = retriever.similarities(prompt)
+    return [(float(scores[r]), retriever.pairs[r]) for r in _top(scores, k)]
+
+
 def test_exact_prompt_retrieves_its_own_reply(dialogue_train):
     retriever = Retriever(dialogue_train)
     by_prompt: dict[str, set[str]] = {}
     for p in dialogue_train:
         by_prompt.setdefault(p.prompt, set()).add(p.reply)
     for pair in random.Random(0).sample(dialogue_train, 60):
-        (sim, top), *_ = retriever.nearest(pair.prompt, 1)
+        (sim, top), *_ = nearest(retriever, pair.prompt, 1)
         assert sim == pytest.approx(1.0) and normalise(top.prompt) == normalise(pair.prompt)
         # A prompt asked several times in the corpus brings every one of its replies first.
         assert pair.reply in retriever.candidates(pair.prompt, len(by_prompt[pair.prompt]))
@@ -69,24 +76,24 @@ def test_paraphrases_with_typos_find_the_right_reply(dialogue_train):
         assert retriever.candidates(prompt, 1) == [reply], prompt
     # Among two thousand real prompts as distractors, too.
     mixed = Retriever(dialogue_train + pairs_of(SMALL[:1]))
-    assert mixed.nearest("waht is your favourit colour", 1)[0][1].reply == "Blue, like the sky."
+    assert nearest(mixed, "waht is your favourit colour", 1)[0][1].reply == "Blue, like the sky."
 
 
 def test_results_are_ordered_distinct_and_bounded(dialogue_train):
     retriever = Retriever(dialogue_train)
-    found = retriever.nearest("How are you doing today?", 10)
+    found = nearest(retriever, "How are you doing today?", 10)
     sims = [s for s, _ in found]
     assert len(found) == 10 and sims == sorted(sims, reverse=True) and all(0 < s <= 1 + 1e-9 for s in sims)
     replies = retriever.candidates("How are you doing today?", 10)
     assert len(replies) == 10 == len(set(replies))
-    assert retriever.nearest("How are you?", 0) == [] and retriever.candidates("How are you?", -3) == []
+    assert nearest(retriever, "How are you?", 0) == [] and retriever.candidates("How are you?", -3) == []
 
 
 @pytest.mark.parametrize("prompt", ["", "   ", "\n\t", "?", "a", "\x00", "\ud800", "🙂🙂🙂", "Ωμέγα",
                                     "x" * 100_000, "How are you? " * 5_000, "zzqqxxjj vvkkww"])
 def test_odd_prompts_never_crash(dialogue_train, prompt):
     retriever = Retriever(dialogue_train)
-    found = retriever.nearest(prompt, 5)
+    found = nearest(retriever, prompt, 5)
     assert len(found) <= 5 and all(s > 0 for s, _ in found)
     assert len(retriever.candidates(prompt, 5)) <= 5
     if not prompt.strip():
@@ -94,10 +101,10 @@ def test_odd_prompts_never_crash(dialogue_train, prompt):
 
 
 def test_an_empty_or_odd_index_never_crashes():
-    assert Retriever([]).nearest("hello", 3) == [] and Retriever([]).candidates("hello") == []
+    assert nearest(Retriever([]), "hello", 3) == [] and Retriever([]).candidates("hello") == []
     odd = Retriever(pairs_of([("?", "what?"), ("\ud800", "a surrogate"), ("a", "b")]))
     assert odd.candidates("?", 1) == ["what?"]
-    assert odd.nearest("", 3) == []
+    assert nearest(odd, "", 3) == []
 
 
 # ---- reranking with a real, tiny model ------------------------------------------------------------
