@@ -2,7 +2,8 @@
 
 A run directory may come from elsewhere (shared, downloaded, edited by hand), so every field is checked
 for its type and bounds before anything uses it, and a bad one is one CheckpointError that names it.
-Fields this version does not know are ignored; runs written by older versions read as before.
+A top-level key no version wrote is refused; settings this version no longer has are ignored, and runs
+written by older versions read as before.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from rnnchat.runs.kinds import Kind, kind_named
 from rnnchat.safetext import neutralise
 
 MAX_TEXT = 4096               # characters of any one string field (names, sources, notes)
+_KEYS = {"format", "kind", "model", "train", "tokenizer", "parameters", "corpus", "data", "versions", "created",
+         "summary", "init_from", "preset"}     # every key any version of this format has written
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,9 @@ def read_meta(run_dir: Path) -> RunMeta:
 
 def parse_meta(raw: dict) -> RunMeta:
     """A RunMeta from a run.json object; CheckpointError("an unknown ..." / "a bad run.json field ...")."""
+    unknown = sorted(k for k in raw if k not in _KEYS)
+    if unknown:
+        raise CheckpointError(f"a run.json field this rnnchat does not know: {neutralise(str(unknown[0]))[:80]!r}")
     try:
         kind = kind_named(raw.get("kind"))
     except CheckpointError as exc:

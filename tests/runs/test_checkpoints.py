@@ -188,6 +188,14 @@ def test_every_run_json_field_is_checked_and_named(run_dir, where, value, field)
         read_meta(run_dir)
 
 
+def test_an_unknown_run_json_key_is_refused_by_name(run_dir):
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["execute"] = "rm -rf ~"
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="run 'ck' has a run.json field this rnnchat does not know: 'execute'"):
+        read_meta(run_dir)
+
+
 def test_run_json_reads_into_a_typed_description(run_dir):
     meta = read_meta(run_dir)
     assert meta.kind.name == "lm" and meta.model.hidden > 0 and meta.train.seq_len > 0
