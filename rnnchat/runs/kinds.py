@@ -49,7 +49,7 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     "lm": Kind("lm", ModelConfig, RNNLM, LMTask, {}, "a language model", "generate", "{level}",
-               lm_config.settle, lm_config.memorise_advice, auto_rows=True),
+               lm_config.settle, lm_config.memorise_advice, starts_from="lm", auto_rows=True),
     # A chat corpus is small and memorised within minutes: its dropout is its own (chat/config.py).
     "chat": Kind("chat", Seq2SeqConfig, Seq2Seq, ChatTask, CHAT_TRAIN_DEFAULTS, "a chat model", "chat",
                  "{level} chat", chat_config.settle, chat_config.memorise_advice, keeps=("dropout",),
@@ -101,17 +101,27 @@ def plan(task: str = "lm", preset: str | None = None, model: dict | None = None,
     shape = {k: v for k, v in settings.items() if k in fields and k not in kind.keeps}
     model_cfg = replace(replace(kind.model_config(), **shape), **model)
     schedule = {k: v for k, v in settings.items() if k in TRAIN_FIELDS and k not in train}
-    return model_cfg, replace(base, **schedule), _note(kind, preset, choice)
+    train_cfg = replace(base, **schedule)
+    return model_cfg, train_cfg, _note(kind, preset, choice, {**dataclasses.asdict(model_cfg),
+                                                              **dataclasses.asdict(train_cfg)})
 
 
-def _note(kind: Kind, preset: str, choice: auto.Choice | None) -> str:
+def _note(kind: Kind, preset: str, choice: auto.Choice | None, final: dict) -> str:
+    """What the preset chose, and every setting of its row the run does not use: the note describes the
+    configuration that trains (run.json keeps it)."""
     if choice:
-        return choice.describe()
+        changed = [f"{k} {_shown(final[k])} (the row's {_shown(v)})" for k, v in choice.settings.items()
+                   if k in final and final[k] != v]
+        return choice.describe() + (f"; set by hand: {', '.join(changed)}" if changed else "")
     return (f"auto preset: {kind.what} takes the small shape (the auto rows are measured on language models)"
             if preset == AUTO_PRESET else "")
 
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}   # the settings that are a TrainConfig's
+
+
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 def preset_settings(kind: Kind, preset: str, cell: str | None, train: TrainConfig) -> tuple[dict, auto.Choice | None]:

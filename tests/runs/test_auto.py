@@ -83,7 +83,10 @@ def test_plan_applies_the_row_then_the_options_given():
     assert model.cell == row.settings["cell"] and model.layers == row.settings["layers"]
     assert model.hidden == 96 and train.lr == 0.02                         # what the user said wins
     assert train.batch_size == row.settings["batch_size"] and train.seq_len == row.settings["seq_len"]
-    assert note == auto.choose("cpu-fp32", 5).describe()
+    # The note describes what trains: the row, and each of its settings the options replaced.
+    assert note == auto.choose("cpu-fp32", 5).describe() + (
+        f"; set by hand: hidden 96 (the row's {row.settings['hidden']}), lr 0.02 (the row's {row.settings['lr']:g})")
+    assert plan("lm", None, {}, {"precision": "fp32", "minutes": 5})[2] == auto.choose("cpu-fp32", 5).describe()
     # A size preset says nothing and changes no training settings; a chat model takes the small shape.
     assert plan("lm", "tiny", {}, {"precision": "fp32"})[2] == ""
     chat_model, _, chat_note = plan("chat", "auto", {}, {})
