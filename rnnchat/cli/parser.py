@@ -115,16 +115,20 @@ def _add_train(sub) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--name", help="run name under checkpoints/ (default: corpus-level-model-date)")
     g.add_argument("--resume", metavar="RUN", help="continue a run (name or directory)")
-    g.add_argument("--init-from", metavar="RUN", help="chat: start from an LSTM language-model run (its tokenizer, "
-                                                      "shape, embedding, LSTM and output head); classify: start "
-                                                      "the encoder from a language-model run (its tokenizer, "
-                                                      "embedding and recurrent layers)")
+    g.add_argument("--init-from", metavar="RUN", help="lm: fine-tune a language-model run on this text (its "
+                                                      "cell, shape and weights; new characters join its "
+                                                      "vocabulary); chat: start from an LSTM language-model run "
+                                                      "(its tokenizer, shape, embedding, LSTM and output head); "
+                                                      "classify: start the encoder from a language-model run "
+                                                      "(its tokenizer, embedding and recurrent layers)")
     g.add_argument("--json", action="store_true", help="print one JSON object per event")
     p.set_defaults(func=cmd_train)
 
 
 def _add_checkpoint(p) -> None:
-    p.add_argument("--checkpoint", choices=CHECKPOINTS, default=CHECKPOINTS[0])  # "best"
+    p.add_argument("--checkpoint", choices=CHECKPOINTS, default=CHECKPOINTS[0],   # "best"
+                   help="best: the weights of the lowest held-out loss, kept when a run goes on to memorise "
+                        "(default; the last when none was saved); last: the latest")
 
 
 def _add_sampling_options(p) -> None:

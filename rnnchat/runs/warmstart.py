@@ -1,6 +1,12 @@
-"""Start a chat model or a classifier from a language-model run (``--init-from RUN``): learn the language first.
+"""Start a chat model, a classifier or another language model from a language-model run (``--init-from RUN``):
+learn the language first.
 
-Either takes the language model's tokenizer and shape (layers, hidden, embed) and its embedding.
+Each takes the language model's tokenizer and shape (layers, hidden, embed) and its embedding.
+A language model fine-tuned on new text takes everything: cell, shape, tie and every weight. At character
+level its vocabulary grows by the characters of the new text the base never saw (appended: every known
+character keeps its id); their embedding rows start as the mean of the known ones and their output rows
+predict them rarely (no weight, a bias below the rarest known character's), so the start predicts the
+base's text as the base did. A subword vocabulary is kept as it is: its byte pieces spell any new character.
 A chat model takes its LSTM as the reply decoder and its output head. The decoder's output reaches the head
 through the attention mix tanh(W_c [context; h]); that mix starts as the identity on h, so on its first
 step the new decoder predicts the next reply token as the language model would have. The encoder and
@@ -12,6 +18,7 @@ fresh); its output layer over the labels starts fresh. What each kind takes is i
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +28,8 @@ import torch
 from rnnchat.errors import ConfigError
 from rnnchat.runs.kinds import KINDS
 from rnnchat.runs.opened import open_language_model
+from rnnchat.text.tokenizers import CharTokenizer
+from rnnchat.vocab import EOD
 
 # The settings a run inherits from the language model it starts from (a classifier also its cell).
 INHERITED = ("level", "vocab_size", "cell", "layers", "hidden", "embed")
@@ -31,9 +40,15 @@ class _Target:
     rnn: str                      # where the language model's recurrent layers go ("decoder.", "rnn.")
     head: bool                    # the output head too (the same vocabulary)
     cell: str = ""                # the one cell this kind's recurrent layers have ("": any, inherited)
+    same: bool = False            # the same model: tie inherited too, vocabulary grown by the new text
 
 
-_TARGETS = {"chat": _Target("decoder.", True, cell="lstm"), "classify": _Target("rnn.", False)}
+_TARGETS = {"chat": _Target("decoder.", True, cell="lstm"), "classify": _Target("rnn.", False),
+            "lm": _Target("rnn.", True, same=True)}
+# A new character's output row starts this far below the rarest known character's bias (a hundredth of its odds):
+# rare, not a confident guess, and the base's own predictions keep nearly all their mass.
+_NEW_ROW_MARGIN = math.log(100)
+_VOCAB_ROWS = ("embed.weight", "head.weight", "head.bias")   # one row per token: these grow with the vocabulary
 
 
 def _kind_of(obj) -> str:
@@ -53,9 +68,10 @@ class WarmStart:
     weights: dict[str, torch.Tensor]
     shape: dict                   # layers, hidden, embed of the language model
     cell: str = "lstm"            # its recurrent cell
+    tie: bool = False             # its head shares the embedding
 
     def record(self) -> dict:
-        """What run.json keeps of where the chat model started."""
+        """What run.json keeps of where the run started."""
         return {"run": self.run, "checkpoint": self.checkpoint, "step": self.step}
 
 
@@ -65,7 +81,15 @@ def open_start(run: str | os.PathLike, which: str = "best") -> WarmStart:
     cfg = opened.model.cfg
     step = opened.meta.summary.step
     return WarmStart(opened.name, opened.which, step, opened.tokenizer, opened.model.weights(),
-                     {"layers": cfg.layers, "hidden": cfg.hidden, "embed": cfg.embed}, cfg.cell)
+                     {"layers": cfg.layers, "hidden": cfg.hidden, "embed": cfg.embed}, cfg.cell, cfg.tie)
+
+
+def for_corpus(start: WarmStart, model_cfg, corpus) -> WarmStart:
+    """``start`` with its character vocabulary grown by ``corpus``'s unseen characters, for a language model
+    fine-tuned on it (other kinds, and subword vocabularies, keep the language model's as it is)."""
+    if not _TARGETS[_kind_of(model_cfg)].same or not isinstance(start.tokenizer, CharTokenizer):
+        return start
+    return dataclasses.replace(start, tokenizer=start.tokenizer.grown(d.text for d in corpus.documents))
 
 
 def fit_configs(start: WarmStart, model_cfg, train_cfg):
@@ -77,6 +101,8 @@ def fit_configs(start: WarmStart, model_cfg, train_cfg):
                           f"model (rnnchat train ... --cell {target.cell})", "init_from")
     tok = start.tokenizer
     shape = {**start.shape, **({} if target.cell else {"cell": start.cell})}
+    if target.same:
+        shape["tie"] = start.tie
     model_cfg = dataclasses.replace(model_cfg, vocab_size=tok.vocab_size, **shape)
     if model_cfg.tie and model_cfg.embed != model_cfg.hidden:
         model_cfg = dataclasses.replace(model_cfg, tie=False)
@@ -100,6 +126,11 @@ def apply(start: WarmStart, model) -> list[str]:
     for src, dst in copies.items():
         if src not in lm or dst not in own:
             continue
+        if target.same and src in _VOCAB_ROWS and own[dst].shape[1:] == lm[src].shape[1:] \
+                and len(own[dst]) > len(lm[src]):
+            _grow(own[dst], lm[src].to(own[dst].dtype), src)      # the vocabulary grew by the new text
+            done.append(dst)
+            continue
         if own[dst].shape != lm[src].shape:
             raise ConfigError(f"run '{start.run}': {src} has shape {tuple(lm[src].shape)}, {KINDS[kind].what} "
                               f"needs {tuple(own[dst].shape)} for {dst}"
@@ -114,3 +145,17 @@ def apply(start: WarmStart, model) -> list[str]:
     model.combine.bias.zero_()
     done += ["combine.weight", "combine.bias"]
     return done
+
+
+def _grow(own: torch.Tensor, base: torch.Tensor, name: str) -> None:
+    """Rows of the grown vocabulary: the base's own first, unchanged; a new character's embedding the
+    known characters' mean, its output row rare (no weight, a bias below the rarest known character's)."""
+    n = len(base)
+    own[:n].copy_(base)
+    known = base[EOD + 1:] if n > EOD + 1 else base
+    if name == "embed.weight":
+        own[n:].copy_(known.mean(0))
+    elif name == "head.weight":
+        own[n:].zero_()
+    else:
+        own[n:].fill_(float(known.min()) - _NEW_ROW_MARGIN)

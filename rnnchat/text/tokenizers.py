@@ -104,6 +104,13 @@ class CharTokenizer:
             raise ConfigError("cannot build a character vocabulary from empty text")
         return cls("".join(map(chr, found.tolist())))
 
+    def grown(self, texts: Iterable[str]) -> "CharTokenizer":
+        """This vocabulary with the characters of ``texts`` it lacks appended (in code-point order): every
+        character it knows keeps its id, so a model fine-tuned with it keeps the rows it learnt."""
+        known = set(self.chars)
+        new = "".join(c for c in CharTokenizer.train(texts).chars if c not in known)
+        return CharTokenizer(self.chars + new) if new else self
+
     def encode(self, text: str) -> np.ndarray:
         out = np.empty(len(text), dtype=self._lut.dtype)
         last = len(self._lut) - 1

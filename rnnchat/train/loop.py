@@ -60,9 +60,11 @@ class Trainer:
         if not isinstance(self.model_cfg, wanted):
             raise ConfigError(f"task {self.cfg.task!r} needs a {wanted.__name__}, got {type(self.model_cfg).__name__}")
         self.model_cfg.validate()
-        if init_from is not None and (resume is not None or not KINDS[self.cfg.task].starts_from):
-            raise ConfigError("starts a new chat run from a language model; use it with --task chat and "
-                              "without --resume", "init_from")
+        if init_from is not None and resume is not None:
+            raise ConfigError("starts a new run from another; a resumed run keeps where it started (drop one of "
+                              "--init-from and --resume)", "init_from")
+        if init_from is not None and not KINDS[self.cfg.task].starts_from:
+            raise ConfigError(f"{KINDS[self.cfg.task].what} cannot start from another run", "init_from")
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
         for key in overrides:
             if key not in RESUMABLE:

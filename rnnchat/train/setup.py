@@ -117,7 +117,7 @@ def _prepare(req: Request, dist, is_main: bool, held: list) -> Generator[ev.Even
     else:
         corpus = req.corpus if isinstance(req.corpus, Corpus) else load_corpus(req.corpus)
         if req.init_from is not None:
-            start = warmstart.open_start(req.init_from)
+            start = warmstart.for_corpus(warmstart.open_start(req.init_from), model_cfg, corpus)
             model_cfg, cfg = warmstart.fit_configs(start, model_cfg, cfg)
         if is_main:
             task = make_task(corpus, cfg, model_cfg, start and start.tokenizer)
