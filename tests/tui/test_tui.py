@@ -13,6 +13,7 @@ from rnnchat.tui.panes.corpus import CorpusPane
 from rnnchat.tui.panes.train import TrainPane
 from rnnchat.tui.widgets.confirm import ConfirmScreen
 from rnnchat.tui.widgets.plot import LossPlot
+from rnnchat.tui.widgets.train_form import TrainForm
 from tui.conftest import RecordingApp
 
 HOSTILE = "[bold]loud[/] a lone [ bracket [/x] \x1b[31mred\x1b[0m end"
@@ -120,6 +121,27 @@ async def test_stop_saves_and_resume_continues(isolated_paths, play_file, no_spe
         await wait_for(pilot, lambda: pane.started is not None and pane.started.resumed, what="resume")
         await wait_for(pilot, lambda: not pane.training, what="resumed run to finish")
         assert pane.last_done.step == stopped_at + 20 and pane.last_done.reason == "max_steps"
+
+
+async def test_resume_keeps_the_runs_own_limits_unless_the_form_changes_them(isolated_paths, play_file,
+                                                                             no_speed_probe):
+    import json
+
+    app = RecordingApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await start_training(app, pilot, play_file, max_steps="400")
+        await wait_for(pilot, lambda: pane.steps_seen >= 3, what="some steps")
+        await pilot.press("ctrl+x")
+        await wait_for(pilot, lambda: not pane.training, what="stop")
+        form = pane.query_one(TrainForm)
+        fill_form(pane, **form._initial_limits)          # the limit fields as a fresh form shows them
+        pane.query_one("#resume").press()
+        await wait_for(pilot, lambda: pane.started is not None and pane.started.resumed, what="resume")
+        assert pane.started.max_steps == 400 and pane.started.minutes == 0     # no 10-minute cap added
+        run_json = json.loads((isolated_paths / "checkpoints" / pane.run_name / "run.json").read_text())
+        assert run_json["train"]["max_steps"] == 400 and run_json["train"]["minutes"] == 0
+        await pilot.press("ctrl+x")
+        await wait_for(pilot, lambda: not pane.training, what="stop again")
 
 
 async def test_bad_form_values_are_notified_not_crashed(isolated_paths, play_file, no_speed_probe):
@@ -300,6 +322,14 @@ async def test_auto_preset_fills_the_row_for_the_device_and_budget_and_keeps_han
         five = auto.choose("cpu-fp32", 5).row
         model, train = pane.read_form()
         assert model.hidden == 200 and train.lr == five.settings["lr"] and model.layers == five.settings["layers"]
+        # A cell chosen by hand takes that cell's row for the fields not edited by hand.
+        lstm = auto.choose("cpu-fp32", 5, "lstm").row
+        pane.query_one("#f-cell", Select).value = "lstm"
+        await pilot.pause()
+        await wait_for(pilot, lambda: pane.read_form()[1].lr == lstm.settings["lr"], what="the LSTM row's rate")
+        model, train, note = pane.query_one(TrainForm).read_plan()
+        assert model.cell == "lstm" and model.hidden == 200 and train.seq_len == lstm.settings["seq_len"]
+        assert lstm.summary() in note and "set by hand: hidden 200" in note
         # A size preset replaces every shape field and says nothing about rows.
         pane.query_one("#preset", Select).value = "tiny"
         await pilot.pause()

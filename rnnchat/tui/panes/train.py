@@ -117,13 +117,13 @@ class TrainPane(Container):
             return
         from rnnchat.train.loop import Trainer
 
-        overrides = {}
-        try:
-            _, form = self.read_form()
-            overrides = {"minutes": form.minutes or None, "max_steps": form.max_steps or None}
-        except RnnchatError:
-            pass
-        self._begin(Trainer(resume=run, overrides=overrides), run)
+        try:                    # the run keeps its own limits unless the form's were changed
+            overrides = self.query_one(TrainForm).edited_limits()
+            trainer = Trainer(resume=run, overrides=overrides)
+        except RnnchatError as exc:
+            self.notify(neutralise(phrase(exc)), severity="error", markup=False)
+            return
+        self._begin(trainer, run)
 
     def action_stop(self) -> None:
         if self.trainer is None:

@@ -73,6 +73,8 @@ class TrainForm(VerticalScroll):
         self._estimated = False                    # the speed probe runs once the tab has been shown
         self._applied: dict[str, object] = {}     # what the preset last put in each field
         self._preset_line = ""
+        self._cell: str | None = None              # the cell the user chose (its auto row), None: the row's
+        self._initial_limits: dict[str, str] = {}  # the limit fields as first shown: a resume keeps the run's
 
     def compose(self) -> ComposeResult:
         # The core's time budget: the defaults were tuned for runs of that length.
@@ -95,6 +97,8 @@ class TrainForm(VerticalScroll):
                                  compact=True, id=f"f-{name}", tooltip=_TIPS.get(name))
                 else:
                     value = defaults[name]
+                    if name in LIMITS:
+                        self._initial_limits[name] = str(value if value else "")
                     yield Input(str(value if value else ""), id=f"f-{name}", compact=True,
                                 type="integer" if kind == "int" else "number",
                                 placeholder="none" if name in LIMITS else "auto" if name in BLANK_AUTO else "",
@@ -138,6 +142,14 @@ class TrainForm(VerticalScroll):
     def _preset_changed(self) -> None:
         self._apply_preset(force=True)
 
+    @on(Select.Changed, "#f-cell")
+    def _cell_changed(self, event: Select.Changed) -> None:
+        """A cell chosen by hand takes that cell's auto row (the preset putting its own cell in changes nothing)."""
+        if event.value == self._applied.get("cell") or self.query_one("#preset", Select).value != "auto":
+            return
+        self._cell = str(event.value)
+        self._apply_preset(force=False)
+
     @on(Select.Changed, "#f-device")
     @on(Select.Changed, "#f-precision")
     @on(Input.Changed, "#f-minutes")
@@ -163,7 +175,7 @@ class TrainForm(VerticalScroll):
         try:
             train = dataclasses.replace(TrainConfig(), device=str(self.query_one("#f-device", Select).value),
                                         precision=str(self.query_one("#f-precision", Select).value), **limits)
-            return preset_settings(KINDS[task], str(self.query_one("#preset", Select).value), None, train)
+            return preset_settings(KINDS[task], str(self.query_one("#preset", Select).value), self._cell, train)
         except RnnchatError:
             return None
 
@@ -218,6 +230,19 @@ class TrainForm(VerticalScroll):
         self.query_one("#preset-info", Static).update(Text("\n".join(lines)))
 
     # ---- reading the form ----------------------------------------------------------------------
+
+    def edited_limits(self) -> dict:
+        """The limits the user changed from those first shown (blank: no such limit), for a resume, which
+        otherwise keeps the run's own limits as ``rnnchat train --resume`` does."""
+        out = {}
+        for name in LIMITS:
+            raw = self.query_one(f"#f-{name}", Input).value.strip()
+            if raw != self._initial_limits.get(name, ""):
+                try:
+                    out[name] = (int(raw) if name == "max_steps" else float(raw)) if raw else 0
+                except ValueError:
+                    raise RnnchatError(f"{LABELS[name]}: {raw!r} is not a number") from None
+        return out
 
     def read_form(self) -> tuple:
         """(model config, TrainConfig) the form describes; RnnchatError naming the bad field (ConfigError
