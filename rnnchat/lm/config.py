@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from rnnchat.config import CELLS, check_choice, check_float, check_int, check_tie, check_top_p
@@ -27,15 +28,49 @@ class ModelConfig:
         check_tie(self.tie, self.embed, self.hidden)
 
 
+# A language model sees its corpus many times within minutes: the 384 KB corpus of the small-corpus issue
+# (1.9 parameters per training token) was best after 7 of the 19 passes a 5-minute run made, then memorised.
+# Below this many training tokens per parameter a run would memorise within its budget, so it takes
+# dropout and stops once held-out loss stalls (benchmarks/journal/2026-12-04-small-corpus.md).
+SMALL_CORPUS_TOKENS_PER_PARAM = 2.0
+SMALL_CORPUS_DROPOUT = 0.2
+SMALL_CORPUS_PATIENCE = 3
+
+
+def _parameters(cfg: ModelConfig, task) -> int:
+    import torch
+
+    with torch.device("meta"):              # counts parameters without allocating them
+        return task.build_model(dataclasses.replace(cfg, dropout=0.0)).num_parameters()
+
+
+def would_memorise(cfg: ModelConfig, task) -> bool:
+    return _parameters(cfg, task) * SMALL_CORPUS_TOKENS_PER_PARAM > task.train_tokens
+
+
 def settle(cfg: ModelConfig, task) -> tuple[ModelConfig, str]:
-    """The config a new run trains with once its corpus is read (``task``): a language model's is settled
-    already."""
-    return cfg, ""
+    """The config a new run trains with once its corpus is read (``task``): on a corpus it would memorise,
+    at least SMALL_CORPUS_DROPOUT, and a line saying so and why ("" when nothing changes)."""
+    if not would_memorise(cfg, task):
+        return cfg, ""
+    dropout = max(cfg.dropout, SMALL_CORPUS_DROPOUT)
+    return dataclasses.replace(cfg, dropout=dropout), (
+        f"small corpus: dropout {dropout:g} and a stop after {SMALL_CORPUS_PATIENCE} evaluations without a "
+        f"better held-out loss ({_parameters(cfg, task):,} parameters for {task.train_tokens:,} training tokens "
+        "would memorise it; generate uses the best checkpoint)")
+
+
+def settle_train(train_cfg, cfg: ModelConfig, task):
+    """The training settings that wait for the corpus: a run that would memorise stops once held-out loss
+    stalls (unless a patience was given)."""
+    if train_cfg.patience or not would_memorise(cfg, task):
+        return train_cfg
+    return dataclasses.replace(train_cfg, patience=SMALL_CORPUS_PATIENCE)
 
 
 def memorise_advice(cfg: ModelConfig) -> str:
-    """What to try when the model would memorise its corpus."""
-    return "try a smaller preset"
+    """What to try when the model would memorise its corpus; "" when its dropout already holds it back."""
+    return "" if cfg.dropout >= SMALL_CORPUS_DROPOUT else "try a smaller preset"
 
 
 

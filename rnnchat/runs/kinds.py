@@ -42,6 +42,9 @@ class Kind:
     starts_from: str = ""         # the kind of run --init-from takes for this kind ("": none)
     auto_rows: bool = False       # the auto preset's table (runs/auto.py) was measured on this kind
     moved_from_train: tuple[str, ...] = ()   # model settings older run.json files kept under "train"
+    # (TrainConfig, settled model config, task) -> TrainConfig: training settings that wait for the corpus
+    # (lm: stop once held-out loss stalls where it would memorise); settle returns only the model config.
+    settle_train: Callable | None = None
 
     def describe(self) -> str:
         return f"{self.what} (use 'rnnchat {self.command}')"
@@ -49,7 +52,8 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     "lm": Kind("lm", ModelConfig, RNNLM, LMTask, {}, "a language model", "generate", "{level}",
-               lm_config.settle, lm_config.memorise_advice, starts_from="lm", auto_rows=True),
+               lm_config.settle, lm_config.memorise_advice, starts_from="lm", auto_rows=True,
+               settle_train=lm_config.settle_train),
     # A chat corpus is small and memorised within minutes: its dropout is its own (chat/config.py).
     "chat": Kind("chat", Seq2SeqConfig, Seq2Seq, ChatTask, CHAT_TRAIN_DEFAULTS, "a chat model", "chat",
                  "{level} chat", chat_config.settle, chat_config.memorise_advice, keeps=("dropout",),

@@ -135,6 +135,7 @@ def _prepare(req: Request, dist, is_main: bool, held: list) -> Generator[ev.Even
     preset_note = req.preset_note
     if resumed is None:                 # settings that wait for the corpus (the kind's row says which)
         model_cfg, why = kind.settle(model_cfg, task)
+        cfg = kind.settle_train(cfg, model_cfg, task) if kind.settle_train else cfg
         preset_note = "; ".join(n for n in (preset_note, why) if n)
     for w in corpus.warnings() + task.warnings():
         yield ev.Warning(w)

@@ -1,0 +1,38 @@
+"""A language model on a corpus it would memorise takes dropout and stops once held-out loss stalls."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import make_play_text
+
+from rnnchat.config import TrainConfig
+from rnnchat.events import Started
+from rnnchat.lm.config import SMALL_CORPUS_DROPOUT, SMALL_CORPUS_PATIENCE, ModelConfig
+from rnnchat.train.loop import Trainer
+
+TINY = ModelConfig(cell="gru", layers=1, hidden=32, embed=16)
+
+
+def train(tmp_path, lines: int, name: str, **kw):
+    path = tmp_path / f"{name}.txt"
+    path.write_text(make_play_text(lines), encoding="utf-8")
+    cfg = TrainConfig(**{"max_steps": 2, "eval_every": 2, "seq_len": 32, "batch_size": 8, "warmup_steps": 1,
+                         "eval_chars": 1000, "sample_length": 0, "precision": "fp32", **kw})
+    events = list(Trainer(str(path), TINY, cfg, name=name).run())
+    meta = json.loads((tmp_path / "checkpoints" / name / "run.json").read_text())
+    return next(e for e in events if isinstance(e, Started)).preset, meta
+
+
+def test_a_corpus_it_would_memorise_gets_dropout_and_patience(tmp_path):
+    note, meta = train(tmp_path, 40, "small")
+    assert note.startswith(f"small corpus: dropout {SMALL_CORPUS_DROPOUT:g} and a stop after "
+                           f"{SMALL_CORPUS_PATIENCE} evaluations")
+    assert meta["model"]["dropout"] == SMALL_CORPUS_DROPOUT and meta["train"]["patience"] == SMALL_CORPUS_PATIENCE
+    _, given = train(tmp_path, 40, "given", patience=7)          # a patience given is kept
+    assert given["train"]["patience"] == 7
+
+
+def test_enough_text_changes_nothing(tmp_path):
+    note, meta = train(tmp_path, 1500, "large")
+    assert note == "" and meta["model"]["dropout"] == 0.0 and meta["train"]["patience"] == 0
