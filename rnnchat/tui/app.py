@@ -13,6 +13,7 @@ from textual.widgets import Footer, Header, TabbedContent, TabPane
 from rnnchat.errors import CheckpointError
 from rnnchat.runs.kinds import kind_named
 from rnnchat.runs.rundir import list_runs
+from rnnchat.safetext import neutralise
 from rnnchat.text.load import list_corpora
 from rnnchat.tui.messages import CorpusChosen, OpenRun, ResumeRun, TrainingChanged
 from rnnchat.tui.panes.base import RunPane
@@ -92,6 +93,14 @@ class RnnchatApp(App):
                 self.inspect_pane = InspectPane().data_bind(RnnchatApp.training)
                 yield self.inspect_pane
         yield Footer()
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Every notification of the app, a pane's or a widget's: shown literally (sanitised, markup off), since
+        most carry a path, a run name, corpus text or an error message, and '[/b]' in one must show as itself."""
+        kwargs = {} if timeout is None else {"timeout": timeout}
+        super().notify(neutralise(str(message)), title=neutralise(str(title)), severity=severity, markup=False,
+                       **kwargs)
 
     def on_mount(self) -> None:
         runs = [r for r in list_runs() if r.kind == GeneratePane.KIND]   # chat runs open in Chat
@@ -212,5 +221,7 @@ class RnnchatApp(App):
 
 
 def run_app() -> int:
-    RnnchatApp().run()
-    return 0
+    """Run the app; its exit status is non-zero when it ended on an error (Textual prints it)."""
+    app = RnnchatApp()
+    app.run()
+    return app.return_code or 0

@@ -99,7 +99,7 @@ class RecordingApp(StillApp):
 
     def notify(self, message, *, title="", severity="information", timeout=None, markup=True):
         self.notes.append((str(message), severity))
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)   # the app's own way
 
 
 class Harness(App):

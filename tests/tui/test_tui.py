@@ -60,6 +60,48 @@ async def test_corpus_tab_shows_builtin_stats_and_literal_preview(isolated_paths
         assert app.current_corpus.endswith("hostile.txt")
 
 
+async def test_square_brackets_in_names_and_errors_are_shown_literally(isolated_paths, play_file, no_speed_probe):
+    """A path, a run name or an error with square brackets is shown as itself: every notification of the app
+    goes out with markup off (with it on, '[draft]' vanished from messages and '[/b]' is a MarkupError)."""
+    from rnnchat.config import TrainConfig
+    from rnnchat.lm.config import ModelConfig
+    from rnnchat.train.loop import Trainer
+    from rnnchat.tui.panes.runs import RunsPane
+
+    list(Trainer(str(play_file), ModelConfig(layers=1, hidden=24, embed=8, dropout=0.0),
+                 TrainConfig(seq_len=16, batch_size=8, max_steps=4, eval_every=4, eval_chars=500, sample_length=0,
+                             precision="fp32"), name="[bold]x[red]").run())
+    hostile = isolated_paths / "notes [draft] [/b]"
+    hostile.mkdir(parents=True)            # a folder "notes [draft] [" holding "b]": the path reads "[/b]"
+    (hostile / "blob.bin").write_bytes(b"\x00\x01\x02" * 100)
+    app = RecordingApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(CorpusPane)
+        pane.select(str(hostile / "blob.bin"))                          # the corpus tab's error path
+        await wait_for(pilot, lambda: any("binary" in m for m, _ in app.notes), what="binary refusal")
+        assert any("[/b]" in m and "binary" in m for m, _ in app.notes)
+        path_input = pane.query_one("#corpus-path", Input)
+        path_input.focus()
+        path_input.value = str(hostile / "missing [/i].txt")          # no such file
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("[/i]" in m for m, _ in app.notes), what="missing-path notice")
+        await pilot.press("4")                                          # a run named with markup, deleted
+        table = app.query_one(RunsPane).query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1, what="the run listed")
+        table.focus()
+        await pilot.press("delete")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: any(m == "Deleted [bold]x[red]." for m, _ in app.notes), what="deleted")
+        assert app.is_running
+        # Every notification went out as plain text: '[draft]' or '[/b]' in one is never read as markup.
+        shown_notes = list(app._notifications)
+        assert shown_notes and all(not n.markup for n in shown_notes)
+        assert any("[/b]" in n.message for n in shown_notes)
+    assert not app.return_code
+
+
 async def test_corpus_tab_refuses_binary_and_adds_by_path(isolated_paths, no_speed_probe):
     blob = isolated_paths / "blob.bin"
     blob.write_bytes(b"\x00\x01\x02" * 100)
