@@ -117,8 +117,9 @@ def _train(args, quiet: bool = False) -> int:
                     + ", ".join("--" + k.replace("_", "-") for k in given))
                 return EXIT_USAGE
         model_cfg, train_cfg, note = plan(kind.name, args.preset, model_opts, train_opts)
+        given = {k for k, v in {**model_opts, **train_opts}.items() if v is not None}
         trainer = Trainer(args.corpus, model_cfg, train_cfg, name=args.name, init_from=args.init_from,
-                          preset_note="" if args.init_from else note)
+                          preset_note="" if args.init_from else note, given=given)
 
     def on_signal(signum, frame):
         trainer.stop()

@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import torch
 
@@ -50,7 +50,7 @@ class Trainer:
 
     def __init__(self, corpus: str | Corpus | None = None, model=None, train: TrainConfig | None = None, *,
                  name: str | None = None, resume: str | Path | None = None, overrides: dict | None = None,
-                 init_from: str | Path | None = None, preset_note: str = ""):
+                 init_from: str | Path | None = None, preset_note: str = "", given: Iterable[str] = ()):
         if resume is None and corpus is None:
             raise ConfigError("give a corpus to train on, or --resume RUN to continue a run")
         self.cfg = train or TrainConfig()
@@ -70,7 +70,8 @@ class Trainer:
             if key not in RESUMABLE:
                 raise ConfigError("cannot change when resuming: a run keeps its data, split and model "
                                   "settings (only the limits, the eval cadence and the device may change)", key)
-        self.request = Request(corpus, self.model_cfg, self.cfg, name, resume, overrides, init_from, preset_note)
+        self.request = Request(corpus, self.model_cfg, self.cfg, name, resume, overrides, init_from, preset_note,
+                               frozenset(given))
         self._stop = threading.Event()
         self._lock: RunLock | None = None             # this process's hold of the run, until run() ends
         # Set up by setup.prepare() when run() starts:

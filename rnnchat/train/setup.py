@@ -50,6 +50,7 @@ class Request:
     overrides: dict = dataclasses.field(default_factory=dict)
     init_from: str | Path | None = None
     preset_note: str = ""           # runs.kinds.plan's line: which auto row, and why
+    given: frozenset = frozenset()  # settings the user gave: what waits for the corpus never changes them
 
 
 @dataclass
@@ -134,8 +135,14 @@ def _prepare(req: Request, dist, is_main: bool, held: list) -> Generator[ev.Even
     kind = KINDS[cfg.task]
     preset_note = req.preset_note
     if resumed is None:                 # settings that wait for the corpus (the kind's row says which)
-        model_cfg, why = kind.settle(model_cfg, task)
-        cfg = kind.settle_train(cfg, model_cfg, task) if kind.settle_train else cfg
+        settled, why = kind.settle(model_cfg, task)
+        settled_cfg = kind.settle_train(cfg, settled, task) if kind.settle_train else cfg
+        kept = _kept(req.given, (model_cfg, settled), (cfg, settled_cfg))
+        if kept:
+            why = f"{why} (but {', '.join(kept)} as given)" if why else ""
+        model_cfg = dataclasses.replace(settled, **{k: getattr(model_cfg, k) for k in req.given
+                                                    if hasattr(model_cfg, k) and k != "vocab_size"})
+        cfg = dataclasses.replace(settled_cfg, **{k: getattr(cfg, k) for k in req.given if hasattr(cfg, k)})
         preset_note = "; ".join(n for n in (preset_note, why) if n)
     for w in corpus.warnings() + task.warnings():
         yield ev.Warning(w)
@@ -190,3 +197,9 @@ def _prepare(req: Request, dist, is_main: bool, held: list) -> Generator[ev.Even
     return Prepared(run_dir, held[0] if held else None, meta, corpus_info, task, model_cfg, cfg, limits,
                     Guard(task.spike_check, cfg.warmup_steps), device, precision, model, optimizer, progress,
                     state, step_module)
+
+
+def _kept(given, *pairs) -> list[str]:
+    """The settings given by the user that settling would have changed (they are kept)."""
+    return [f"{k} {getattr(before, k)}" for before, after in pairs for k in sorted(given)
+            if hasattr(before, k) and getattr(before, k) != getattr(after, k)]

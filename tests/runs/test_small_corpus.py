@@ -36,3 +36,21 @@ def test_a_corpus_it_would_memorise_gets_dropout_and_patience(tmp_path):
 def test_enough_text_changes_nothing(tmp_path):
     note, meta = train(tmp_path, 1500, "large")
     assert note == "" and meta["model"]["dropout"] == 0.0 and meta["train"]["patience"] == 0
+
+
+def test_settings_given_on_the_command_line_are_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "tiny.txt"
+    path.write_text(make_play_text(40), encoding="utf-8")
+    args = [sys.executable, "-m", "rnnchat", "train", str(path), "--preset", "tiny", "--dropout", "0",
+            "--max-steps", "2", "--eval-every", "2", "--seq-len", "32", "--batch-size", "8", "--precision", "fp32",
+            "--name", "mine", "--json"]
+    proc = subprocess.run(args, capture_output=True, text=True, env=os.environ.copy(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    started = next(e for e in map(json.loads, proc.stdout.splitlines()) if e["event"] == "started")
+    meta = json.loads((tmp_path / "checkpoints" / "mine" / "run.json").read_text())
+    assert meta["model"]["dropout"] == 0.0 and meta["train"]["patience"] == SMALL_CORPUS_PATIENCE
+    assert "(but dropout 0.0 as given)" in started["preset"]
