@@ -156,7 +156,7 @@ def _add_generate(sub) -> None:
     _add_corpus_option(p, "to measure copies against")
     p.add_argument("--exact", action="store_true",
                    help="sample with float32 weights even where the faster int8 copy would be used "
-                        "(wide models whose weights are over twice the CPU's L2 caches)")
+                        "(taken where it measured faster on this CPU for the model's shape)")
     _add_sampling_options(p)
     p.set_defaults(func=cmd_generate)
 
