@@ -7,10 +7,12 @@ level its vocabulary grows by the characters of the new text the base never saw 
 character keeps its id); their embedding rows start as the mean of the known ones and their output rows
 predict them rarely (no weight, a bias below the rarest known character's), so the start predicts the
 base's text as the base did. A subword vocabulary is kept as it is: its byte pieces spell any new character.
-A chat model takes its LSTM as the reply decoder and its output head. The decoder's output reaches the head
-through the attention mix tanh(W_c [context; h]); that mix starts as the identity on h, so on its first
-step the new decoder predicts the next reply token as the language model would have. The encoder and
-the attention start fresh; the shared embedding gives the encoder the language model's word sense.
+A chat model takes its LSTM as the reply decoder and its output head (a tied language model's head is its
+embedding). The decoder starts from a zero state as the language model does (the bridge from the encoder
+starts at zero), and its output reaches the head through the attention mix tanh(W_c [context; h]), which
+starts as tanh(h): the context half at zero. So on its first step the new decoder predicts the next reply
+token as the language model would have, up to that tanh. The encoder and the attention start fresh; the
+shared embedding gives the encoder the language model's word sense.
 A classifier takes its cell and recurrent layers as its encoder (a second, right-to-left direction starts
 fresh); its output layer over the labels starts fresh. What each kind takes is its row in ``_TARGETS``.
 """
@@ -116,6 +118,8 @@ def apply(start: WarmStart, model) -> list[str]:
     kind = _kind_of(model)
     target = _TARGETS[kind]
     lm, own = start.weights, dict(model.named_parameters())
+    if target.head and "head.weight" not in lm and start.tie:
+        lm = {**lm, "head.weight": lm["embed.weight"]}             # a tied head is its embedding
     copies = {"embed.weight": "embed.weight"}
     if target.head:
         copies.update({"head.weight": "head.weight", "head.bias": "head.bias"})
@@ -141,9 +145,12 @@ def apply(start: WarmStart, model) -> list[str]:
     if kind != "chat":
         return done
     hidden = start.shape["hidden"]
-    model.combine.weight[:, hidden:].copy_(torch.eye(hidden))   # the mix passes the decoder's output on
+    model.combine.weight[:, :hidden].zero_()                    # the mix passes the decoder's output on
+    model.combine.weight[:, hidden:].copy_(torch.eye(hidden))
     model.combine.bias.zero_()
-    done += ["combine.weight", "combine.bias"]
+    model.bridge.weight.zero_()                                 # the decoder starts from a zero state
+    model.bridge.bias.zero_()
+    done += ["combine.weight", "combine.bias", "bridge.weight", "bridge.bias"]
     return done
 
 

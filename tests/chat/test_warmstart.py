@@ -29,10 +29,10 @@ def dialogue_file(tmp_path):
     return path, "\n".join(lines)
 
 
-def train_lm(tmp_path, text: str, cell: str = "lstm", name: str = "lm") -> str:
+def train_lm(tmp_path, text: str, cell: str = "lstm", name: str = "lm", **shape) -> str:
     corpus = tmp_path / f"{name}.txt"
     corpus.write_text(text, encoding="utf-8")
-    model = ModelConfig(cell=cell, layers=1, hidden=64, embed=24)
+    model = ModelConfig(cell=cell, layers=1, **{"hidden": 64, "embed": 24, **shape})
     cfg = TrainConfig(max_steps=150, eval_every=150, seq_len=48, batch_size=16, lr=1e-2, warmup_steps=5,
                       eval_chars=3000, sample_length=0, precision="fp32")
     list(Trainer(str(corpus), model, cfg, name=name).run())
@@ -56,10 +56,33 @@ def test_chat_model_starts_with_the_language_models_weights(tmp_path):
                                ("rnn.bias_ih_l0", "decoder.bias_ih_l0"), ("head.weight", "head.weight")]:
         assert chat_name in copied
         assert torch.equal(own[chat_name], start.weights[lm_name])
-    # The attention mix passes the decoder output through: tanh([0; h] W^T) == tanh(h).
+    # The attention mix passes the decoder output through whatever the context: tanh(W_c [ctx; h]) == tanh(h).
     h = torch.randn(3, 64) * 0.3
-    mixed = torch.tanh(model.combine(torch.cat([torch.zeros(3, 64), h], dim=-1)))
+    mixed = torch.tanh(model.combine(torch.cat([torch.randn(3, 64), h], dim=-1)))
     assert torch.allclose(mixed, torch.tanh(h), atol=1e-6)
+
+
+def test_a_tied_language_model_gives_the_chat_model_its_head_and_first_prediction(tmp_path):
+    from rnnchat.chat.data import encode_source
+    from rnnchat.runs.opened import open_language_model
+    from rnnchat.vocab import EOD
+
+    _, text = dialogue_file(tmp_path)
+    start = warmstart.open_start(train_lm(tmp_path, text, name="tied", hidden=32, embed=32, tie=True))
+    assert start.tie and "head.weight" not in start.weights
+    model_cfg, _ = warmstart.fit_configs(start, Seq2SeqConfig(dropout=0.0), CHAT)
+    model = Seq2Seq(model_cfg).eval()
+    warmstart.apply(start, model)
+    assert torch.equal(model.head.weight, start.weights["embed.weight"])      # not left random
+    # Its first reply token is predicted as the language model predicts after EOD, through the mix's tanh.
+    lm = open_language_model("tied").model
+    with torch.no_grad():
+        src = torch.as_tensor(encode_source(start.tokenizer, (), "hello there"))[None]
+        enc, state = model.encode(src, torch.tensor([src.shape[1]]))
+        logits, _, _ = model.decode(torch.tensor([[EOD]]), enc, state)
+        out, _ = lm.rnn(lm.embed(torch.tensor([[EOD]])))
+        want = lm.head(torch.tanh(out))
+    assert lm.cfg.tie and torch.allclose(logits[0, 0], want[0, 0], atol=1e-5)
 
 
 def test_starting_from_the_language_model_learns_faster(tmp_path):
