@@ -78,9 +78,12 @@ def _add_train(sub) -> None:
     g.add_argument("--tie", action="store_true", default=None, help="tie embedding and output weights")
     g = p.add_argument_group("chat (--task chat)")
     g.add_argument("--attention", choices=ATTENTIONS, help=f"Luong attention score (default {_SEQ2SEQ.attention})")
-    g.add_argument("--context-turns", type=int, help="earlier turns read with each prompt (default 1)")
-    g.add_argument("--max-turn-chars", type=int, help="pairs with a longer prompt or reply are dropped (default 300)")
-    g.add_argument("--teacher-forcing", type=float, help="share of decoder inputs from the reference (default 1)")
+    g.add_argument("--context-turns", type=int,
+                   help=f"earlier turns read with each prompt (default {_SEQ2SEQ.context_turns})")
+    g.add_argument("--max-turn-chars", type=int,
+                   help=f"pairs with a longer prompt or reply are dropped (default {_SEQ2SEQ.max_turn_chars})")
+    g.add_argument("--teacher-forcing", type=float,
+                   help=f"share of decoder inputs from the reference (default {_SEQ2SEQ.teacher_forcing:g})")
     g = p.add_argument_group("classifier (--task classify)")
     g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
                    help="also read each text right to left (default: no)")
