@@ -363,3 +363,19 @@ def test_status_names_int8_weights_only_when_used():
 
     assert "int8 weights" in parts("int8")
     assert "int8 weights" not in parts("fp32") and parts("fp32")[0] == "\u25a0 done: length"
+
+
+async def test_a_checkpoint_that_fails_its_check_is_said_in_the_app(runs, tmp_path, monkeypatch):
+    import shutil
+
+    copy = tmp_path / "copied-checkpoints"
+    shutil.copytree(runs / "checkpoints" / "tiny", copy / "tiny")
+    weights = copy / "tiny" / "last" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-64])                  # truncated: the previous copy loads
+    monkeypatch.setenv("RNNCHAT_CHECKPOINTS", str(copy))
+    app = Harness(GeneratePane)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.query_one(GeneratePane).open_run("tiny", "last")
+        await wait_for(pilot, lambda: any("truncated" in m and "previous copy" in m for m, _ in app.notes),
+                       what="the fallback said")
+        assert [s for m, s in app.notes if "truncated" in m] == ["warning"]

@@ -85,6 +85,10 @@ class RunPane(Container):
         """What the picker says of a run."""
         raise NotImplementedError
 
+    def _offers(self, run: RunSummary) -> bool:
+        """Whether the picker offers ``run`` (Inspect offers more than one kind)."""
+        return run.kind == self.KIND
+
     def _selection_changed(self) -> None:
         """Another run is selected in the picker."""
         raise NotImplementedError
@@ -126,7 +130,7 @@ class RunPane(Container):
     def _refresh_runs(self) -> None:
         """Re-read checkpoints/ (newest first); keeps the selection, selects the newest run when none is."""
         try:
-            runs = [r for r in list_runs() if r.kind == self.KIND]
+            runs = [r for r in list_runs() if self._offers(r)]
         except OSError as exc:
             self._notify(f"cannot list runs: {exc}", "error")
             runs = []
@@ -246,6 +250,13 @@ class RunPane(Container):
     def _notify(self, text: str, severity: str = "information") -> None:
         self.notify(neutralise(text), severity=severity, markup=False)  # type: ignore[arg-type]
 
+    def noted(self, opened: OpenedRun) -> OpenedRun:
+        """``opened``, having said (a warning notification) when its checkpoint failed its check and the
+        previous copy was loaded: never silently. Safe from the torch thread."""
+        if opened.note:
+            self.post_message(self.Notice(opened.note, "warning"))
+        return opened
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
             return self.busy             # escape is left to others when nothing streams
@@ -349,7 +360,7 @@ class LMRunPane(RunPane):
 
     def _open(self, run: str, which: str) -> OpenedRun:
         """On the torch thread: the opened run, loaded again only when its checkpoints changed on disk."""
-        return self._opened.get(run, lambda: open_language_model(run, which), which)[0]
+        return self._opened.get(run, lambda: self.noted(open_language_model(run, which)), which)[0]
 
 
 def torch_job(post: Callable[[Message], None], phrase: Callable[[BaseException], str], job: Callable[[], T],

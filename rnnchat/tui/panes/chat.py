@@ -177,7 +177,7 @@ class ChatPane(RunPane):
     def _session_for(self, run: str) -> ChatSession:
         """The session for ``run`` (torch thread only): opened again when its checkpoints changed on
         disk, keeping the conversation; a new one, with no history, for another run."""
-        session, replaced = self._sessions.get(run, lambda: ChatSession(open_chat_model(run)))
+        session, replaced = self._sessions.get(run, lambda: ChatSession(self.noted(open_chat_model(run))))
         if replaced is not None:
             session.history, session.retriever = replaced.history, replaced.retriever
         return session
