@@ -184,7 +184,6 @@ class FastStepper:
     ``prime(ids)`` resets the state, runs the ids and returns the logits after the last one;
     ``step(token_id)`` runs one more token and returns the next-token logits. Returned logits are a
     read-only view of an internal buffer, valid until the next call: copy them to keep them.
-    ``get_state()`` / ``set_state()`` copy the recurrent state out and in (for beam search, rewinds).
     The weights are a snapshot taken when the stepper is built; later changes to the model are not
     seen (build a new stepper; unchanged weights are packed only once per model). ``weights`` is "auto"
     (the copy that stepped faster when this shape was first timed on this machine, ``lm/weights_choice.py``;
@@ -246,39 +245,6 @@ class FastStepper:
     def _refresh(self) -> None:
         for prod in self._prods:
             prod()
-
-    def get_state(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """(h, c) as new (layers, hidden) float32 arrays; c is None for GRU and plain RNN cells."""
-        h = np.stack(self._h)
-        c = np.stack(self._c) if self._c is not None else None
-        return h, c
-
-    def set_state(self, state) -> None:
-        """Restore a state from ``get_state()``, or take the model's own state format
-        (a (layers, 1, hidden) tensor, or a (h, c) pair of them for LSTM); None is the zero state."""
-        if state is None:
-            self.reset()
-            return
-        if isinstance(state, torch.Tensor):
-            h, c = state, None
-        else:
-            h, c = state
-        h = _as_layers(h, self.layers, self.hidden)
-        for k in range(self.layers):
-            self._h[k][:] = h[k]
-        if self._c is not None:
-            if c is None:
-                raise ValueError("an LSTM state needs both h and c")
-            c = _as_layers(c, self.layers, self.hidden)
-            for k in range(self.layers):
-                self._c[k][:] = c[k]
-        self._refresh()
-
-    def model_state(self):
-        """The current state in ``model.forward``'s format (CPU float32 tensors, batch 1)."""
-        h, c = self.get_state()
-        ht = torch.from_numpy(h)[:, None, :]
-        return (ht, torch.from_numpy(c)[:, None, :]) if c is not None else ht
 
     # -- running
 
@@ -374,16 +340,3 @@ class FastStepper:
                     prod()
 
         return run
-
-
-def _as_layers(x, layers: int, hidden: int) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().to("cpu", torch.float32).numpy()
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 3:
-        if x.shape[1] != 1:
-            raise ValueError("FastStepper holds one sequence; the state has batch size %d" % x.shape[1])
-        x = x[:, 0, :]
-    if x.shape != (layers, hidden):
-        raise ValueError(f"state shape {x.shape} does not match ({layers}, {hidden})")
-    return x

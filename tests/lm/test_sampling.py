@@ -85,14 +85,12 @@ def test_stepper_matches_forward(cell, layers):
     # prime() resets and returns the logits after the last id
     last = stepper.prime(ids[0].numpy())
     np.testing.assert_allclose(last, ref[0, -1].numpy(), atol=1e-5, rtol=0)
-    # the state agrees with the model's own final state
-    h, c = stepper.get_state()
-    ref_h = ref_state[0] if cell == "lstm" else ref_state
-    np.testing.assert_allclose(h, ref_h[:, 0].numpy(), atol=1e-5, rtol=0)
-    if cell == "lstm":
-        np.testing.assert_allclose(c, ref_state[1][:, 0].numpy(), atol=1e-5, rtol=0)
-    else:
-        assert c is None
+    # the state it carries is the model's own final state: both go on alike
+    more = torch.randint(0, 40, (1, 8), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        ref_more, _ = model(more, ref_state)
+    got_more = np.stack([stepper.step(i).copy() for i in more[0].tolist()])
+    np.testing.assert_allclose(got_more, ref_more[0].numpy(), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -108,28 +106,6 @@ def test_stepper_matches_forward_with_split_weights(cell, threads, monkeypatch):
     assert all(m.shape[0] == threads for m in stepper._p.mats)
     got = np.stack([stepper.step(i).copy() for i in ids[0].tolist()])
     np.testing.assert_allclose(got, ref[0].numpy(), atol=1e-5, rtol=0)
-
-
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_stepper_state_roundtrip_and_model_state(cell):
-    model = make_model(30, cell, 2).eval()
-    prefix, more = [3, 4, 5, 6, 7], [8, 9, 10]
-    with torch.no_grad():
-        _, state = model(torch.tensor([prefix]))
-        ref, _ = model(torch.tensor([more]), state)
-    stepper = FastStepper(model)
-    stepper.prime(prefix)
-    saved = stepper.get_state()
-    first = [stepper.step(i).copy() for i in more]
-    stepper.set_state(saved)                       # rewind
-    again = [stepper.step(i).copy() for i in more]
-    np.testing.assert_array_equal(np.stack(first), np.stack(again))
-    np.testing.assert_allclose(np.stack(first), ref[0].numpy(), atol=1e-5, rtol=0)
-    other = FastStepper(model)
-    other.set_state(state)                         # the model's own state format
-    np.testing.assert_allclose(other.step(more[0]), ref[0, 0].numpy(), atol=1e-5, rtol=0)
-    for a, b in zip(np.atleast_1d(stepper.model_state()), np.atleast_1d(state)):
-        assert a.shape == b.shape
 
 
 def test_stepper_other_dtype_and_weight_changes():
@@ -169,14 +145,11 @@ def test_int8_stepper_follows_forward(cell, layers):
     want = ref[0].numpy()
     assert np.abs(log_softmax(got) - log_softmax(want)).max() < 0.02
     assert np.abs(got - want).max() > 1e-6              # it did run on the int8 copy
-    h, _ = stepper.get_state()
-    ref_h = ref_state[0] if cell == "lstm" else ref_state
-    np.testing.assert_allclose(h, ref_h[:, 0].numpy(), atol=0.02, rtol=0)
-    # the state round trip and a rewind replay the same logits exactly
-    saved = stepper.get_state()
-    first = [stepper.step(i).copy() for i in (3, 4, 5)]
-    stepper.set_state(saved)
-    np.testing.assert_array_equal(np.stack(first), np.stack([stepper.step(i).copy() for i in (3, 4, 5)]))
+    # the state it carries follows the model's own: both go on alike
+    with torch.no_grad():
+        ref_more, _ = model(torch.tensor([[3, 4, 5]]), ref_state)
+    got_more = np.stack([stepper.step(i).copy() for i in (3, 4, 5)])
+    assert np.abs(log_softmax(got_more) - log_softmax(ref_more[0].numpy())).max() < 0.02
     # reset returns to the zero state: the same logits as a fresh stepper's
     stepper.reset()
     np.testing.assert_array_equal(stepper.step(7), FastStepper(model, "int8").step(7))
