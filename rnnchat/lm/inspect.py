@@ -193,15 +193,18 @@ def gate_saturation(tr: Trace, low: float = 0.1, high: float = 0.9) -> list[dict
 
 # ------------------------------------------------------------------------------ gradients in time
 
-def gradients_through_time(model: RNNLM, ids: np.ndarray | list[int]) -> np.ndarray:
+def gradients_through_time(model: RNNLM, ids: np.ndarray | list[int], target: int | None = None) -> np.ndarray:
     """For a window of ids: the norm of d(loss at the last position) / d(top-layer hidden state t steps
     earlier), for t = 0 .. len(ids) - 2 (index t is the lag). Runs the textbook recurrence step by step
-    with autograd in float32 on the CPU, so every h_t is a tensor of its own."""
+    with autograd in float32 on the CPU, so every h_t is a tensor of its own. With ``target`` (a classifier
+    whose head reads the last state: a label's index), the loss is that label's after reading every id,
+    and the lags run to len(ids) - 1."""
     ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64))
     if len(ids_t) < 2:
         raise ValueError("gradients through time need a window of at least 2 tokens")
     rnn, cell, H = model.rnn, model.cfg.cell, model.cfg.hidden
-    x = model.embed.weight.detach().float().cpu()[ids_t[:-1]]
+    inputs_ids, wanted = (ids_t[:-1], ids_t[-1:]) if target is None else (ids_t, torch.tensor([target]))
+    x = model.embed.weight.detach().float().cpu()[inputs_ids]
     tops: list[torch.Tensor] = []
     for k in range(model.cfg.layers):
         w_ih, w_hh, b_ih, b_hh = (getattr(rnn, f"{n}_l{k}").detach().float().cpu()
@@ -230,7 +233,7 @@ def gradients_through_time(model: RNNLM, ids: np.ndarray | list[int]) -> np.ndar
     head_w = model.head.weight.detach().float().cpu()
     head_b = model.head.bias.detach().float().cpu()
     logits = head_w @ tops[-1] + head_b
-    loss = torch.nn.functional.cross_entropy(logits[None], ids_t[-1:])
+    loss = torch.nn.functional.cross_entropy(logits[None], wanted)
     loss.backward()
     norms = [float(h.grad.norm()) if h.grad is not None else 0.0 for h in tops]
     return np.array(norms[::-1], dtype=np.float64)         # index = lag: 0 is the last position

@@ -1,4 +1,4 @@
-"""The rnnchat app: tabs for Corpus, Train, Generate, Runs, Chat and Inspect; the panes do the work."""
+"""The rnnchat app: tabs for Corpus, Train, Generate, Runs, Chat, Inspect and Classify; the panes do the work."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from rnnchat.text.load import list_corpora
 from rnnchat.tui.messages import CorpusChosen, OpenRun, ResumeRun, TrainingChanged
 from rnnchat.tui.panes.base import RunPane
 from rnnchat.tui.panes.chat import ChatPane
+from rnnchat.tui.panes.classify import ClassifyPane
 from rnnchat.tui.panes.corpus import CorpusPane
 from rnnchat.tui.panes.generate.pane import GeneratePane
 from rnnchat.tui.panes.inspect.pane import InspectPane
@@ -25,7 +26,7 @@ from rnnchat.tui.panes.runs import RunsPane
 from rnnchat.tui.panes.train import TrainPane
 from rnnchat.tui.widgets.confirm import ConfirmScreen
 
-TABS = ("corpus", "train", "generate", "runs", "chat", "inspect")
+TABS = ("corpus", "train", "generate", "runs", "chat", "inspect", "classify")
 
 
 class RnnchatCommands(Provider):
@@ -92,6 +93,9 @@ class RnnchatApp(App):
             with TabPane("6 Inspect", id="inspect"):
                 self.inspect_pane = InspectPane().data_bind(RnnchatApp.training)
                 yield self.inspect_pane
+            with TabPane("7 Classify", id="classify"):    # the id is the classifier kind's command (pane_for)
+                self.classify_pane = ClassifyPane().data_bind(RnnchatApp.training)
+                yield self.classify_pane
         yield Footer()
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
@@ -130,6 +134,8 @@ class RnnchatApp(App):
             self.chat_pane.focus_input()
         elif event.pane.id == "inspect":
             self.inspect_pane.action_focus_text()
+        elif event.pane.id == "classify":
+            self.classify_pane.action_focus_text()
 
     def choose_corpus(self, spec: str) -> None:
         self.action_show_tab("corpus")

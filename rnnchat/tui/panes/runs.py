@@ -1,5 +1,5 @@
 """The Runs tab: every run in checkpoints/, to open (language models in Generate, chat models in
-Chat), resume, or delete."""
+Chat, classifiers in Classify), resume, or delete."""
 
 from __future__ import annotations
 

@@ -66,12 +66,20 @@ def measure(opened: OpenedRun, text: str) -> Gradients:
     """On the torch thread: the gradient norms over the first ``WINDOW`` tokens of ``text`` (empty: of the
     run's validation text); ConfigError when there are fewer than ``MIN_TOKENS``."""
     source = "the text" if text else "validation text"
+    classifier = opened.meta.kind.name == "classify"
+    if classifier and not text:               # a labelled corpus has no running text to take a window of
+        raise ConfigError("type a text: a classifier's gradients through time are measured on the text")
+    if classifier and opened.model.cfg.pooling != "last":   # its loss would depend on every state, not the last
+        raise ConfigError(f"this classifier pools the {opened.model.cfg.pooling} of its states; gradients "
+                          "through time follow a classifier that reads its last state")
     ids = np.asarray(opened.tokenizer.encode(text or validation_text(opened.meta)), dtype=np.int64)[:WINDOW]
     if len(ids) < MIN_TOKENS:
         raise ConfigError(f"{source} is too short for gradients through time: it needs at least {MIN_TOKENS} "
                           f"tokens, this has {len(ids)}" + ("; clear it to use the run's validation text"
                                                              if text else ""))
-    norms = ins.gradients_through_time(opened.model, ids)
+    # A classifier's loss is its predicted label's after the whole window (a language model's: the next token's).
+    target = int(ins.trace(opened.model, ids).logits[-1].argmax()) if classifier else None
+    norms = ins.gradients_through_time(opened.model, ids, target)
     return Gradients(opened.name, opened.model.cfg.cell, source, len(ids), norms)
 
 

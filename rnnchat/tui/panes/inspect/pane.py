@@ -1,4 +1,5 @@
-"""The Inspect pane: look inside a language model as ``rnnchat inspect`` does, in the app.
+"""The Inspect pane: look inside a language model as ``rnnchat inspect`` does, in the app; a classifier run
+too (its embedding and recurrent layers are the language model's, read left to right).
 
 Layout (the inspect section of ``rnnchat.tcss``): a toolbar (run, checkpoint, layer, unit, what to show),
 the text to look inside, then the text coloured by the chosen unit's value (``UnitView``) beside the cell's
@@ -28,9 +29,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select
 
 from rnnchat.config import CHECKPOINTS
-from rnnchat.errors import ConfigError
+from rnnchat.errors import CheckpointError, ConfigError
 from rnnchat.lm import inspect as ins
-from rnnchat.runs.opened import OpenedRun
+from rnnchat.runs.opened import OpenedRun, open_run
+from rnnchat.runs.rundir import RunSummary
 from rnnchat.tui.bridge import Tagged
 from rnnchat.tui.panes.base import LMRunPane, torch_job, unknown_notice
 from rnnchat.tui.panes.inspect.gradients import Gradients, GradientsMeasured, GradientView
@@ -43,6 +45,7 @@ from rnnchat.tui.widgets.unitview import UnitView, equation_lines, saturation_li
 __all__ = ["InspectPane", "Inspected", "MAX_CHARS"]
 
 MAX_CHARS = 2_000                  # a trace of 10,000 characters takes about a second (RESULTS.md)
+KINDS = ("lm", "classify")         # the runs whose layers lm.inspect reads: an embedding, then rnn layers
 TOP_UNITS = 8
 
 
@@ -63,6 +66,18 @@ class Inspected:
     def kinds(self) -> tuple[str, ...]:
         """What can be shown for this cell."""
         return ("hidden", *(("cell",) if self.trace.cell == "lstm" else ()), *ins.GATES[self.trace.cell])
+
+
+def _inspectable(opened: OpenedRun) -> OpenedRun:
+    """``opened`` when lm.inspect can read its layers; CheckpointError saying why not."""
+    kind = opened.meta.kind
+    if kind.name not in KINDS:
+        raise CheckpointError(f"run '{opened.name}' is {kind.describe()}: Inspect reads language models and "
+                              "classifiers")
+    if getattr(opened.model.cfg, "bidirectional", False):      # a right-to-left layer is no step of the trace
+        raise CheckpointError(f"run '{opened.name}' is a bidirectional classifier: Inspect follows models "
+                              "that read left to right only")
+    return opened
 
 
 class InspectPane(LMRunPane):
@@ -151,6 +166,18 @@ class InspectPane(LMRunPane):
 
     def action_focus_text(self) -> None:
         self.query_one("#insp-text", Input).focus()
+
+    # -------------------------------------------------------------------------------------- runs
+
+    def _offers(self, run: RunSummary) -> bool:
+        return run.kind in KINDS
+
+    def _label_parts(self, run: RunSummary) -> list[str]:
+        return super()._label_parts(run) + (["classifier"] if run.kind == "classify" else [])
+
+    def _open(self, run: str, which: str) -> OpenedRun:
+        """On the torch thread: the opened language model or classifier (loaded again when it changed)."""
+        return self._opened.get(run, lambda: self.noted(_inspectable(open_run(run, which))), which)[0]
 
     # ------------------------------------------------------------------------------------ tracing
 
