@@ -46,11 +46,14 @@ class Trainer:
 
     When resuming, the model and training settings come from the run; ``overrides`` may change its
     limits (max_steps, epochs, minutes: totals for the whole run) and eval/device settings.
+
+    ``given`` names the settings the user chose (the rest came from defaults or a preset): settings that
+    wait for the corpus (a kind's ``settle``) never change those. None: every setting the configs hold.
     """
 
     def __init__(self, corpus: str | Corpus | None = None, model=None, train: TrainConfig | None = None, *,
                  name: str | None = None, resume: str | Path | None = None, overrides: dict | None = None,
-                 init_from: str | Path | None = None, preset_note: str = "", given: Iterable[str] = ()):
+                 init_from: str | Path | None = None, preset_note: str = "", given: Iterable[str] | None = None):
         if resume is None and corpus is None:
             raise ConfigError("give a corpus to train on, or --resume RUN to continue a run")
         self.cfg = train or TrainConfig()
@@ -70,6 +73,9 @@ class Trainer:
             if key not in RESUMABLE:
                 raise ConfigError("cannot change when resuming: a run keeps its data, split and model "
                                   "settings (only the limits, the eval cadence and the device may change)", key)
+        if given is None:           # configs built by the caller: every setting they hold is the caller's
+            given = {f.name for cfg in (self.model_cfg, self.cfg) for f in dataclasses.fields(cfg)
+                     if getattr(cfg, f.name) is not None}
         self.request = Request(corpus, self.model_cfg, self.cfg, name, resume, overrides, init_from, preset_note,
                                frozenset(given))
         self._stop = threading.Event()

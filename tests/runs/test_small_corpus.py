@@ -19,7 +19,8 @@ def train(tmp_path, lines: int, name: str, **kw):
     path.write_text(make_play_text(lines), encoding="utf-8")
     cfg = TrainConfig(**{"max_steps": 2, "eval_every": 2, "seq_len": 32, "batch_size": 8, "warmup_steps": 1,
                          "eval_chars": 1000, "sample_length": 0, "precision": "fp32", **kw})
-    events = list(Trainer(str(path), TINY, cfg, name=name).run())
+    # The settings this test names are the user's; the rest are left to the rule, as plan()'s are.
+    events = list(Trainer(str(path), TINY, cfg, name=name, given=set(kw)).run())
     meta = json.loads((tmp_path / "checkpoints" / name / "run.json").read_text())
     return next(e for e in events if isinstance(e, Started)).preset, meta
 
@@ -54,3 +55,13 @@ def test_settings_given_on_the_command_line_are_kept(tmp_path):
     meta = json.loads((tmp_path / "checkpoints" / "mine" / "run.json").read_text())
     assert meta["model"]["dropout"] == 0.0 and meta["train"]["patience"] == SMALL_CORPUS_PATIENCE
     assert "(but dropout 0.0 as given)" in started["preset"]
+
+
+def test_configs_built_by_the_caller_are_kept_whole(tmp_path):
+    path = tmp_path / "api.txt"
+    path.write_text(make_play_text(40), encoding="utf-8")
+    cfg = TrainConfig(max_steps=2, eval_every=2, seq_len=32, batch_size=8, eval_chars=1000, sample_length=0,
+                      precision="fp32")
+    list(Trainer(str(path), TINY, cfg, name="api").run())
+    meta = json.loads((tmp_path / "checkpoints" / "api" / "run.json").read_text())
+    assert meta["model"]["dropout"] == 0.0 and meta["train"]["patience"] == 0

@@ -372,6 +372,8 @@ async def test_auto_preset_fills_the_row_for_the_device_and_budget_and_keeps_han
         model, train, note = pane.query_one(TrainForm).read_plan()
         assert model.cell == "lstm" and model.hidden == 200 and train.seq_len == lstm.settings["seq_len"]
         assert lstm.summary() in note and "set by hand: hidden 200" in note
+        by_hand = pane.query_one(TrainForm).set_by_hand()          # what the small-corpus rule must keep
+        assert "hidden" in by_hand and "cell" in by_hand and not {"lr", "layers", "dropout"} & by_hand
         # A size preset replaces every shape field and says nothing about rows.
         pane.query_one("#preset", Select).value = "tiny"
         await pilot.pause()

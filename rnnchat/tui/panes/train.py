@@ -103,7 +103,8 @@ class TrainPane(Container):
         from rnnchat.train.loop import Trainer
 
         try:
-            self._begin(Trainer(corpus, model, train, preset_note=note))
+            given = self.query_one(TrainForm).set_by_hand()
+            self._begin(Trainer(corpus, model, train, preset_note=note, given=given))
         except RnnchatError as exc:
             self.notify(neutralise(phrase(exc)), severity="error", markup=False)
 

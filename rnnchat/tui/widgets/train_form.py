@@ -75,6 +75,7 @@ class TrainForm(VerticalScroll):
         self._preset_line = ""
         self._cell: str | None = None              # the cell the user chose (its auto row), None: the row's
         self._initial_limits: dict[str, str] = {}  # the limit fields as first shown: a resume keeps the run's
+        self._initial: dict[str, object] = {}      # every field as first shown, to tell what was set by hand
 
     def compose(self) -> ComposeResult:
         # The core's time budget: the defaults were tuned for runs of that length.
@@ -87,6 +88,7 @@ class TrainForm(VerticalScroll):
                          compact=True, id="preset")
         yield Static("", id="preset-info", classes="muted")
         for name, label, kind in FIELDS:
+            self._initial[name] = defaults.get(name)
             with Horizontal(classes="form-row"):
                 yield Label(label, classes="form-label")
                 if isinstance(kind, tuple):
@@ -230,6 +232,21 @@ class TrainForm(VerticalScroll):
         self.query_one("#preset-info", Static).update(Text("\n".join(lines)))
 
     # ---- reading the form ----------------------------------------------------------------------
+
+    def set_by_hand(self) -> set[str]:
+        """The fields whose value is neither what the preset put there nor what the form first showed."""
+        def shown(value) -> str:        # compared as the form means it: numbers by value, 0 and None as blank
+            if value is None or isinstance(value, bool):
+                return "" if value is None else str(value)
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                return str(value).strip()
+            return "" if number == 0 else repr(number)
+
+        return {name for name, _, _ in FIELDS
+                if shown(self.query_one(f"#f-{name}").value) not in
+                (shown(self._applied.get(name, self._initial.get(name))), shown(self._initial.get(name)))}
 
     def edited_limits(self) -> dict:
         """The limits the user changed from those first shown (blank: no such limit), for a resume, which
