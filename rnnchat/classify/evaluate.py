@@ -3,26 +3,23 @@
 ``figures`` gives accuracy, macro-F1 (the mean of every label's F1, so a rare label counts as much as a
 common one), each label's precision and recall, and the confusion matrix (rows: true label, columns:
 predicted). The baselines are computed once per split: the majority label, and logistic regression on
-TF-IDF of character 1- to 4-grams (hashed), trained here with torch, so no other library is needed.
+TF-IDF of character 1- to 4-grams (hashed; ``ngrams.py``), trained here with torch, so no other library is
+needed.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
-import zlib
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rnnchat.classify import ngrams
 from rnnchat.classify.data import TextArrays
 from rnnchat.device import autocast
 
 _BATCH = 64
-_NGRAM_BUCKETS = 1 << 18       # hashed n-gram features: collisions are rare at this size for a few MB of text
-_NGRAM_EPOCHS = 40
 
 
 def confusion(true: Sequence[int], pred: Sequence[int], n: int) -> np.ndarray:
@@ -73,58 +70,13 @@ def majority_baseline(train_labels: Sequence[int], val_labels: Sequence[int], la
     return figures(val_labels, [common] * len(val_labels), labels)
 
 
-def _ngram_rows(texts: Sequence[str]) -> tuple[list[int], list[int], list[float]]:
-    rows, cols, vals = [], [], []
-    for i, text in enumerate(texts):
-        counts: dict[int, int] = {}
-        padded = f" {' '.join(text.lower().split())} "
-        for n in (1, 2, 3, 4):
-            for j in range(len(padded) - n + 1):
-                h = zlib.crc32(padded[j:j + n].encode("utf-8", "surrogatepass")) % _NGRAM_BUCKETS
-                counts[h] = counts.get(h, 0) + 1
-        for h, c in counts.items():
-            rows.append(i)
-            cols.append(h)
-            vals.append(1.0 + math.log(c))                     # sublinear term frequency
-    return rows, cols, vals
-
-
-def _tfidf(texts: Sequence[str], idf: torch.Tensor | None = None):
-    """(rows x buckets CSR matrix of L2-normalised TF-IDF, its transpose, the idf used)."""
-    rows, cols, vals = _ngram_rows(texts)
-    r, c, v = torch.tensor(rows), torch.tensor(cols), torch.tensor(vals)
-    if idf is None:
-        df = torch.bincount(c, minlength=_NGRAM_BUCKETS).float()
-        idf = torch.log((1 + len(texts)) / (1 + df)) + 1
-    v = v * idf[c]
-    norm = torch.zeros(len(texts)).index_add_(0, r, v * v).sqrt().clamp(min=1e-12)
-    with warnings.catch_warnings():       # torch calls its sparse CSR support beta; these two products are plain
-        warnings.simplefilter("ignore")
-        m = torch.sparse_coo_tensor(torch.stack([r, c]), v / norm[r], (len(texts), _NGRAM_BUCKETS)).coalesce()
-        return m.to_sparse_csr(), m.t().coalesce().to_sparse_csr(), idf
-
-
 def ngram_baseline(train_texts: Sequence[str], train_labels: Sequence[int], val_texts: Sequence[str],
                    val_labels: Sequence[int], labels: Sequence[str], seed: int = 0) -> dict:
-    """Logistic regression (balanced class weights, L2) on TF-IDF of character 1-4-grams, by full-batch Adam
-    with the gradient written out (autograd through sparse products is several times slower)."""
-    x, xt, idf = _tfidf(train_texts)
-    xv, _, _ = _tfidf(val_texts, idf)
-    y = torch.tensor(list(train_labels))
-    n, k = len(y), len(labels)
-    counts = torch.bincount(y, minlength=k).float().clamp(min=1)
-    weight = (n / (k * counts))[y][:, None] / n
-    w, b = torch.zeros(_NGRAM_BUCKETS, k), torch.zeros(k)
-    m1, m2 = torch.zeros_like(w), torch.zeros_like(w)
-    lr, beta1, beta2 = 0.05, 0.9, 0.999
-    for t in range(1, _NGRAM_EPOCHS + 1):
-        g = torch.softmax(x @ w + b, -1)
-        g[torch.arange(n), y] -= 1
-        g *= weight
-        grad = xt @ g + 2e-5 * w
-        b -= lr * g.sum(0)
-        m1.mul_(beta1).add_(grad, alpha=1 - beta1)
-        m2.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        w -= lr * (m1 / (1 - beta1 ** t)) / ((m2 / (1 - beta2 ** t)).sqrt() + 1e-8)
-    pred = (xv @ w + b).argmax(-1).tolist()
+    """Logistic regression (balanced label weights, L2) on TF-IDF of character 1-4-grams (``ngrams.py``);
+    its predictions are kept per split in the cache folder, so a resumed run does not train it again."""
+    key = ngrams.split_key(train_texts, train_labels, val_texts, len(labels))
+    pred = ngrams.cached_predictions(key, len(val_texts), len(labels))
+    if pred is None:
+        pred = ngrams.logistic_regression(train_texts, train_labels, val_texts, len(labels))
+        ngrams.remember(key, pred)
     return figures(val_labels, pred, labels)

@@ -8,6 +8,7 @@ Texts are read in full, however long.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,23 @@ def _ids(tokenizer, text: str) -> torch.Tensor:
     return torch.from_numpy(ids)
 
 
+@contextmanager
+def _threads_for(model: Classifier, rows: int):
+    """One thread for one text on the CPU: its small per-token operations wait at a thread barrier for the
+    other core, which measured 2-2.5x slower (17 against 38 ms a 162-character text) whenever that core
+    was busy and no faster when it was idle (``benchmarks/journal/2026-12-04-classify.md``). Training and
+    batches of texts keep every thread."""
+    n = torch.get_num_threads()
+    if rows != 1 or n == 1 or model.embed.weight.device.type != "cpu":
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 @torch.no_grad()
 def probabilities(model: Classifier, tokenizer, texts: list[str]) -> list[Prediction]:
     """Each text's label and every label's probability (texts read in full, one batch)."""
@@ -48,7 +66,8 @@ def probabilities(model: Classifier, tokenizer, texts: list[str]) -> list[Predic
     batch = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True)
     was = model.training
     model.eval()
-    probs = torch.softmax(model(batch, lengths).float(), -1).tolist()
+    with _threads_for(model, len(texts)):
+        probs = torch.softmax(model(batch.to(model.embed.weight.device), lengths).float(), -1).tolist()
     model.train(was)
     return [Prediction(labels[int(np.argmax(p))], {name: float(v) for name, v in zip(labels, p)}) for p in probs]
 
@@ -59,7 +78,8 @@ def reading(model: Classifier, tokenizer, text: str) -> list[Step]:
     ids = _ids(tokenizer, text)
     was = model.training
     model.eval()
-    probs = torch.softmax(model.read(ids).float(), -1)
+    with _threads_for(model, 1):
+        probs = torch.softmax(model.read(ids).float(), -1)
     model.train(was)
     before = torch.cat([torch.full((1, probs.shape[1]), 1.0 / probs.shape[1]), probs[:-1]])
     moved = 0.5 * (probs - before).abs().sum(-1)
