@@ -34,6 +34,12 @@ from rnnchat.train.guard import Guard
 from rnnchat.train.schedule import Limits, learning_rate
 from rnnchat.train.setup import Request, prepare
 
+
+def _unset(value) -> bool:
+    """A setting left for the corpus to settle (the chat's dropout None, the classifier's labels ())."""
+    return value is None or (isinstance(value, (tuple, str)) and not value)
+
+
 _SNAPSHOT_EVERY = 100         # steps between in-memory copies of the last known-good state
 _EVAL_FIELDS = ("val_loss", "bits_per_char", "distinct1", "distinct2")   # the figures Eval names itself
 
@@ -73,9 +79,9 @@ class Trainer:
             if key not in RESUMABLE:
                 raise ConfigError("cannot change when resuming: a run keeps its data, split and model "
                                   "settings (only the limits, the eval cadence and the device may change)", key)
-        if given is None:           # configs built by the caller: every setting they hold is the caller's
+        if given is None:           # configs built by the caller: every setting they set is the caller's
             given = {f.name for cfg in (self.model_cfg, self.cfg) for f in dataclasses.fields(cfg)
-                     if getattr(cfg, f.name) is not None}
+                     if not _unset(getattr(cfg, f.name))}
         self.request = Request(corpus, self.model_cfg, self.cfg, name, resume, overrides, init_from, preset_note,
                                frozenset(given))
         self._stop = threading.Event()

@@ -300,7 +300,7 @@ def test_generate_reports_what_is_copied_from_the_training_text(trained):
 def test_interactive_generation_takes_one_choice_per_line(trained):
     from rnnchat.lm.config import SampleConfig
     from rnnchat.lm.generate import Picker
-    from rnnchat.runs.store import open_language_model
+    from rnnchat.runs.opened import open_language_model
 
     run = open_language_model("cli")
     picker = Picker(run.model, run.tokenizer, SampleConfig(seed=4), "ALDO:")

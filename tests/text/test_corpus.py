@@ -181,17 +181,18 @@ def test_list_corpora(corpora: Path) -> None:
     write(corpora / ".hidden", "zzz")
     entries = list_corpora()
     builtins = {e.name: e for e in entries if e.kind == "built-in"}
-    assert set(builtins) == {"dialogues", "shakespeare"}
+    assert set(builtins) == {"dialogues", "dialogues-by-topic", "plays-by-kind", "shakespeare"}
     assert builtins["shakespeare"].size > 1_000_000 and builtins["shakespeare"].path is None
     assert builtins["dialogues"].size > 100_000
-    rest = {(e.name, e.kind, e.size) for e in entries[2:]}
+    rest = {(e.name, e.kind, e.size) for e in entries[len(builtins):]}
     assert rest == {("poems.txt", "file", 5), ("diary", "folder", 7)}
-    assert all(e.path and Path(e.path).is_absolute() for e in entries[2:])
+    assert all(e.path and Path(e.path).is_absolute() for e in entries[len(builtins):])
 
 
 def test_list_corpora_missing_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RNNCHAT_CORPORA", str(tmp_path / "does-not-exist"))
-    assert [e.name for e in list_corpora()] == builtin_names() == ["dialogues", "shakespeare"]
+    assert [e.name for e in list_corpora()] == builtin_names() == ["dialogues", "dialogues-by-topic", "plays-by-kind",
+                                                                   "shakespeare"]
 
 
 # ----------------------------------------------------------------------------------------- stats and hash
