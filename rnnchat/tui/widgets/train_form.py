@@ -229,7 +229,8 @@ class TrainForm(VerticalScroll):
 
     def _show_estimate(self, text: str) -> None:
         lines = [line for line in (getattr(self, "_preset_line", ""), text) if line]
-        self.query_one("#preset-info", Static).update(Text("\n".join(lines)))
+        for info in self.query("#preset-info").results(Static):   # none once the app is closing
+            info.update(Text("\n".join(lines)))
 
     # ---- reading the form ----------------------------------------------------------------------
 
