@@ -115,8 +115,12 @@ def test_inspect_gradients_and_pick_a_token(isolated_paths):
         term.keys("BRINA:", "C-n")
         term.wait_for(r"next token", timeout=60)
         term.wait_for(r"picking  ·  0 tokens.*\n.*Take.*Model picks", timeout=60)
+        # The options are in once the panel stops "thinking" (the first load of a shape times the sampler's
+        # weights first): keys pressed before then have nothing to take.
+        term.wait_for(r"↑↓ enter · tab: model", timeout=60)
         term.keys("Down", "Enter")
         term.wait_for(r"picking  ·  1 tokens", timeout=60)
+        term.wait_for(r"↑↓ enter · tab: model", timeout=60)
         term.keys("Tab")
         term.wait_for(r"picking  ·  2 tokens", timeout=60)
         term.keys("Escape")
