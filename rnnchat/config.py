@@ -133,6 +133,15 @@ def check_float(field: str, value: float, low: float, high: float) -> None:
         raise ConfigError(f"must be a number from {low:g} to {high:g}; got {value!r}", field)
 
 
+def check_recurrent(cfg) -> None:
+    """The recurrent shape a language model and a classifier share: cell, layers, width, embedding, dropout."""
+    check_choice("cell", cfg.cell, CELLS)
+    check_int("layers", cfg.layers, 1, 16)
+    check_int("hidden", cfg.hidden, 1, 8192)
+    check_int("embed", cfg.embed, 1, 8192)
+    check_float("dropout", cfg.dropout, 0.0, 0.95)
+
+
 def check_top_p(value: float) -> None:
     if not (0.0 < value <= 1.0) or math.isnan(value):
         raise ConfigError(f"must be in (0, 1], got {value}", "top_p")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from rnnchat.config import CELLS, check_choice, check_float, check_int
+from rnnchat.config import check_choice, check_int, check_recurrent
 from rnnchat.errors import ConfigError
 
 POOLINGS = ("last", "mean", "max")
@@ -38,11 +38,7 @@ class ClassifierConfig:
         return 2 if self.bidirectional else 1
 
     def validate(self) -> None:
-        check_choice("cell", self.cell, CELLS)
-        check_int("layers", self.layers, 1, 16)
-        check_int("hidden", self.hidden, 1, 8192)
-        check_int("embed", self.embed, 1, 8192)
-        check_float("dropout", self.dropout, 0.0, 0.95)
+        check_recurrent(self)
         check_choice("pooling", self.pooling, POOLINGS)
         check_int("max_tokens", self.max_tokens, 2, 10_000_000)
         if not isinstance(self.bidirectional, bool) or not isinstance(self.balance, bool):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from rnnchat.config import CELLS, check_choice, check_float, check_int, check_tie, check_top_p
+from rnnchat.config import check_float, check_int, check_recurrent, check_tie, check_top_p
 
 
 @dataclass(frozen=True)
@@ -20,11 +20,7 @@ class ModelConfig:
     tie: bool = False             # tying needs embed == hidden; it saves parameters for large vocabularies
 
     def validate(self) -> None:
-        check_choice("cell", self.cell, CELLS)
-        check_int("layers", self.layers, 1, 16)
-        check_int("hidden", self.hidden, 1, 8192)
-        check_int("embed", self.embed, 1, 8192)
-        check_float("dropout", self.dropout, 0.0, 0.95)
+        check_recurrent(self)
         check_tie(self.tie, self.embed, self.hidden)
 
 
