@@ -10,6 +10,7 @@ from rnnchat.errors import ConfigError
 from rnnchat.safetext import neutralise
 
 MAX_RUN_NAME = 120            # characters; file systems allow 255 bytes per name, suffixes need room
+BUILTIN_BASE = "base"         # the run name of the base model shipped inside the package (rnnchat/base/)
 
 
 def corpora_dir() -> Path:
@@ -18,6 +19,11 @@ def corpora_dir() -> Path:
 
 def checkpoints_dir() -> Path:
     return Path(os.environ.get("RNNCHAT_CHECKPOINTS", "checkpoints"))
+
+
+def builtin_base_dir() -> Path:
+    """The built-in base model's run directory, inside the installed package (read, never written)."""
+    return Path(__file__).resolve().parent / "base"
 
 
 def cache_dir() -> Path:

@@ -16,16 +16,19 @@ from pathlib import Path
 
 from rnnchat import events as ev
 from rnnchat.errors import CheckpointError, ConfigError, SaveError
-from rnnchat.paths import check_run_name, checkpoints_dir
+from rnnchat.paths import BUILTIN_BASE, builtin_base_dir, check_run_name, checkpoints_dir
 from rnnchat.runs.checkpoints import save_failure
 from rnnchat.runs.meta import read_meta
 
 
 def resolve_run(name: str | os.PathLike) -> Path:
-    """A run name under checkpoints/ or a path to a run directory."""
+    """A run name under checkpoints/, a path to a run directory, or ``base``: the built-in base model (a run of
+    the user's own called base, from before it existed, comes first)."""
     candidates = [Path(name)]
     if os.sep not in str(name):
         candidates.insert(0, checkpoints_dir() / str(name))
+    if str(name) == BUILTIN_BASE:
+        candidates.insert(1, builtin_base_dir())
     for path in candidates:
         if (path / "run.json").is_file():
             return path
@@ -44,6 +47,9 @@ def create(name: str, tokenizer, unique: bool = False) -> Path:
     The folder is made with an exclusive mkdir, so two runs never share one; with ``unique`` (a default
     name) a taken name gets the first free suffix -2, -3, ... instead."""
     check_run_name(name)
+    if name == BUILTIN_BASE:
+        raise ConfigError(f"'{BUILTIN_BASE}' names the built-in base model (--init-from {BUILTIN_BASE}); pick another "
+                          "--name", "name")
     root = checkpoints_dir()
     root.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000 if unique else 2):

@@ -51,6 +51,9 @@ _TARGETS = {"chat": _Target("decoder.", True, cell="lstm"), "classify": _Target(
 # rare, not a confident guess, and the base's own predictions keep nearly all their mass.
 _NEW_ROW_MARGIN = math.log(100)
 _VOCAB_ROWS = ("embed.weight", "head.weight", "head.bias")   # one row per token: these grow with the vocabulary
+# The schedule a language model fine-tuned from another trains with, unless given (benchmarks/finetune.py
+# chose it; the figures are in benchmarks/RESULTS.md).
+FINE_TUNE = {"lr": 2e-3, "warmup_steps": 100, "seq_len": 128, "carry_state": False}
 
 
 def _kind_of(obj) -> str:
@@ -110,6 +113,18 @@ def fit_configs(start: WarmStart, model_cfg, train_cfg):
         model_cfg = dataclasses.replace(model_cfg, tie=False)
     model_cfg.validate()
     return model_cfg, dataclasses.replace(train_cfg, level=tok.kind, vocab_size=tok.vocab_size)
+
+
+def fine_tune_schedule(start: WarmStart, model_cfg, train_cfg, given) -> tuple[Any, str]:
+    """A language model fine-tuned from another takes FINE_TUNE's schedule (settings in ``given`` stay); other
+    kinds keep theirs. Returns the training config and a line for the started note ("" when unchanged)."""
+    if not _TARGETS[_kind_of(model_cfg)].same:
+        return train_cfg, ""
+    taken = {k: v for k, v in FINE_TUNE.items() if k not in given}
+    shown = ", ".join(f"{k.replace('_', ' ')} {v:g}" if not isinstance(v, bool) else f"{k.replace('_', ' ')} "
+                      f"{'on' if v else 'off'}" for k, v in taken.items())
+    note = f"fine-tuning from '{start.run}' (step {start.step:,}): {shown}" if taken else ""
+    return dataclasses.replace(train_cfg, **taken), note
 
 
 @torch.no_grad()

@@ -93,7 +93,7 @@ def prepare(req: Request, dist: distributed.Group | None) -> Generator[ev.Event,
 
 
 def _prepare(req: Request, dist, is_main: bool, held: list) -> Generator[ev.Event, None, Prepared]:
-    resumed, start, meta = None, None, None
+    resumed, start, meta, tuned = None, None, None, ""
     cfg, model_cfg = req.cfg, req.model_cfg
     if req.resume is not None:
         run_dir = rundir.resolve_run(req.resume)
@@ -120,6 +120,7 @@ def _prepare(req: Request, dist, is_main: bool, held: list) -> Generator[ev.Even
         if req.init_from is not None:
             start = warmstart.for_corpus(warmstart.open_start(req.init_from), model_cfg, corpus)
             model_cfg, cfg = warmstart.fit_configs(start, model_cfg, cfg)
+            cfg, tuned = warmstart.fine_tune_schedule(start, model_cfg, cfg, req.given)
         if is_main:
             task = make_task(corpus, cfg, model_cfg, start and start.tokenizer)
             pick_precision(cfg.precision, pick_device(cfg.device))   # refuse before creating the run
@@ -133,7 +134,7 @@ def _prepare(req: Request, dist, is_main: bool, held: list) -> Generator[ev.Even
             task = make_task(corpus, cfg, model_cfg, load_tokenizer(run_dir))
         model_cfg = dataclasses.replace(model_cfg, vocab_size=task.tokenizer.vocab_size)
     kind = KINDS[cfg.task]
-    preset_note = req.preset_note
+    preset_note = "; ".join(n for n in (req.preset_note, tuned) if n)
     if resumed is None:                 # settings that wait for the corpus (the kind's row says which)
         settled, why = kind.settle(model_cfg, task)
         settled_cfg = kind.settle_train(cfg, settled, task) if kind.settle_train else cfg

@@ -38,7 +38,7 @@ def write(tmp_path, name: str, text: str) -> str:
     return str(path)
 
 
-def base_run(tmp_path, name: str = "base", **kw) -> str:
+def base_run(tmp_path, name: str = "own", **kw) -> str:
     list(Trainer(write(tmp_path, f"{name}.txt", make_play_text(150)), TINY, fast(**kw), name=name).run())
     return name
 
@@ -53,7 +53,7 @@ def loss(model, ids) -> float:
 def test_new_characters_join_the_vocabulary_and_the_base_is_unchanged(tmp_path):
     base = open_language_model(base_run(tmp_path))
     corpus = load_corpus(write(tmp_path, "new.txt", make_play_text(40, seed=3) + NEW))
-    start = warmstart.for_corpus(warmstart.open_start("base"), ModelConfig(), corpus)
+    start = warmstart.for_corpus(warmstart.open_start("own"), ModelConfig(), corpus)
     old, grown = base.tokenizer, start.tokenizer
     assert grown.chars.startswith(old.chars) and grown.vocab_size == old.vocab_size + len(set(NEW) - set(old.chars))
     text = make_play_text(30, seed=9)
@@ -77,16 +77,16 @@ def test_new_characters_join_the_vocabulary_and_the_base_is_unchanged(tmp_path):
 def test_fine_tuning_through_the_trainer_records_its_base(tmp_path):
     base_run(tmp_path)
     new = write(tmp_path, "new.txt", make_play_text(60, seed=5) + NEW * 3)
-    events = list(Trainer(new, ModelConfig(), fast(max_steps=4, eval_every=4), name="tuned", init_from="base").run())
+    events = list(Trainer(new, ModelConfig(), fast(max_steps=4, eval_every=4), name="tuned", init_from="own").run())
     assert isinstance(events[-1], Done) and events[-1].reason == "max_steps"
     started = next(e for e in events if isinstance(e, Started))
-    assert started.started_from.startswith("base (best, step 20")
+    assert started.started_from.startswith("own (best, step 20")
     assert not [e for e in events if isinstance(e, Warning) and "unknown" in e.message]
     meta = json.loads((tmp_path / "checkpoints" / "tuned" / "run.json").read_text())
-    assert meta["init_from"] == {"run": "base", "checkpoint": "best", "step": 20}
+    assert meta["init_from"] == {"run": "own", "checkpoint": "best", "step": 20}
     assert meta["model"]["hidden"] == 32 and meta["kind"] == "lm"
     tuned = open_language_model("tuned").tokenizer
-    assert tuned.chars.startswith(open_language_model("base").tokenizer.chars) and set(NEW) <= set(tuned.chars)
+    assert tuned.chars.startswith(open_language_model("own").tokenizer.chars) and set(NEW) <= set(tuned.chars)
 
 
 def test_a_subword_base_keeps_its_tokenizer(tmp_path):
@@ -101,7 +101,7 @@ def test_what_cannot_be_fine_tuned_is_refused_in_one_line(tmp_path):
     base_run(tmp_path)
     new = write(tmp_path, "new.txt", make_play_text(40, seed=3))
     with pytest.raises(ConfigError, match="drop one of --init-from and --resume"):
-        Trainer(new, resume="base", init_from="base")
+        Trainer(new, resume="own", init_from="own")
     talk = write(tmp_path, "talk.tsv", "prompt\treply\n" + "hello there\tgood day to you\n" * 40)
     chat = Seq2SeqConfig(layers=1, hidden=16, embed=8, dropout=0.0, context_turns=0)
     list(Trainer(talk, chat, fast(task="chat", max_steps=2, eval_every=2), name="talk").run())
@@ -111,6 +111,6 @@ def test_what_cannot_be_fine_tuned_is_refused_in_one_line(tmp_path):
         list(Trainer(new, ModelConfig(), fast(), init_from="no-such-run").run())
     cli = [sys.executable, "-m", "rnnchat", "train", new, "--max-steps", "2"]
     for extra, says in [(["--init-from", "talk"], "not a language model"),
-                        (["--init-from", "base", "--hidden", "64"], "drop --hidden")]:
+                        (["--init-from", "own", "--hidden", "64"], "drop --hidden")]:
         res = subprocess.run(cli + extra, capture_output=True, text=True)
         assert res.returncode == 2 and says in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr

@@ -13,9 +13,10 @@ from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from rnnchat.config import TrainConfig, likely_memorises
+from rnnchat.config import TrainConfig
 from rnnchat.errors import RnnchatError
 from rnnchat.formatting import human_size
+from rnnchat.lm.config import SMALL_CORPUS_DROPOUT, SMALL_CORPUS_TOKENS_PER_PARAM
 from rnnchat.lm.model import RNNLM
 from rnnchat.runs.kinds import assemble
 from rnnchat.safetext import neutralise
@@ -133,9 +134,11 @@ class CorpusPane(Container):
             f"characters\n{stats.lines:,} lines · {stats.words:,} words"))
         warnings = list(corpus.warnings())
         train_chars = int(stats.chars * (1 - TrainConfig().val_fraction))   # characters are the tokens here
-        if likely_memorises(params, train_chars):
+        if params * SMALL_CORPUS_TOKENS_PER_PARAM > train_chars:    # the language model's small-corpus rule
             warnings.append(f"small for the default model ({stats.chars:,} characters for ~{round(params, -3):,} "
-                            "parameters): it will memorise; try the tiny preset")
+                            f"parameters): training takes dropout {SMALL_CORPUS_DROPOUT:g} and stops once held-out "
+                            "loss stalls; starting from the built-in base (Train tab: start from) learns more "
+                            "from a few pages")
         self.query_one("#corpus-warnings", Static).update(
             Text("\n".join("⚠ " + neutralise(w) for w in warnings), style="yellow"))
         self.query_one("#corpus-preview", Static).update(Text(neutralise(stats.preview)))

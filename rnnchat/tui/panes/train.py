@@ -15,6 +15,7 @@ from rnnchat import events as ev
 from rnnchat.config import DEFAULT_MINUTES
 from rnnchat.errors import RnnchatError
 from rnnchat.formatting import clock
+from rnnchat.runs.warmstart import INHERITED
 from rnnchat.safetext import neutralise
 from rnnchat.tui import torch_thread
 from rnnchat.tui.bridge import EventBatch, StreamFailed, pump
@@ -103,8 +104,11 @@ class TrainPane(Container):
         from rnnchat.train.loop import Trainer
 
         try:
-            given = self.query_one(TrainForm).set_by_hand()
-            self._begin(Trainer(corpus, model, train, preset_note=note, given=given))
+            form = self.query_one(TrainForm)
+            start = form.start_from()
+            given = form.set_by_hand() - (set(INHERITED) if start else set())
+            self._begin(Trainer(corpus, model, train, preset_note="" if start else note, given=given,
+                                init_from=start))
         except RnnchatError as exc:
             self.notify(neutralise(phrase(exc)), severity="error", markup=False)
 

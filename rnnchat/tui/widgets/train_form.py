@@ -28,7 +28,11 @@ from rnnchat.config import (
 )
 from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.lm.model import RNNLM
+from rnnchat.paths import BUILTIN_BASE, builtin_base_dir
 from rnnchat.runs.kinds import KINDS, TRAIN_FIELDS, assemble, plan, preset_settings
+from rnnchat.runs.rundir import list_runs
+from rnnchat.runs.warmstart import INHERITED
+from rnnchat.safetext import neutralise
 from rnnchat.tui import torch_thread
 
 # (field, label, kind) for every setting on the form; kind is "int", "float", "bool" or a tuple of choices.
@@ -56,6 +60,8 @@ _TIPS = {"carry_state": "carry the hidden state from each window into the next o
 LIMITS = ("minutes", "max_steps")          # blank: no such limit
 BLANK_AUTO = ("dropout",)                  # blank: the default (a chat model's: by its corpus's size)
 _NOT_READ = {"chat": {"seq_len", "carry_state"}}   # a chat model reads whole turns, not windows
+# "start from" values: a slash cannot be in a run name, so these never meet a run's own.
+SCRATCH, BASE = "/scratch", "/base"
 
 
 def phrase(exc: RnnchatError) -> str:
@@ -87,6 +93,11 @@ class TrainForm(VerticalScroll):
             yield Select([(p, p) for p in PRESET_NAMES], value=DEFAULT_PRESET, allow_blank=False,
                          compact=True, id="preset")
         yield Static("", id="preset-info", classes="muted")
+        with Horizontal(classes="form-row"):
+            yield Label("start from", classes="form-label")
+            yield Select(self._start_options(), value=SCRATCH, allow_blank=False, compact=True, id="start-from",
+                         tooltip="scratch: a new model; the built-in base or one of your language-model runs: "
+                                 "its shape and weights, fine-tuned on this corpus (--init-from)")
         for name, label, kind in FIELDS:
             self._initial[name] = defaults.get(name)
             with Horizontal(classes="form-row"):
@@ -114,10 +125,42 @@ class TrainForm(VerticalScroll):
         self._apply_preset(force=True)
 
     def tab_shown(self) -> None:
+        self.refresh_starts()
         # The speed probe holds the torch thread for seconds: only once someone looks at this tab.
         if not self._estimated:
             self._estimated = True
             self._estimate_preset()
+
+    # ---- where the weights start -----------------------------------------------------------------
+
+    @staticmethod
+    def _start_options() -> list[tuple[str, str]]:
+        options = [("scratch", SCRATCH)]
+        if (builtin_base_dir() / "run.json").is_file():
+            options.append(("built-in base", BASE))
+        return options + [(f"run {neutralise(r.name)}", r.name) for r in list_runs() if r.kind == "lm"]
+
+    def refresh_starts(self) -> None:
+        """The runs a new run can start from, as they are now (the chosen one kept while it is there)."""
+        select = self.query_one("#start-from", Select)
+        chosen, options = select.value, self._start_options()
+        select.set_options(options)
+        select.value = chosen if any(v == chosen for _, v in options) else SCRATCH
+
+    def start_from(self) -> str | None:
+        """The run a new run starts from (``--init-from``): None for scratch, ``base`` for the built-in."""
+        value = str(self.query_one("#start-from", Select).value)
+        return None if value == SCRATCH else BUILTIN_BASE if value == BASE else value
+
+    @on(Select.Changed, "#start-from")
+    def _start_changed(self) -> None:
+        """A run started from another takes its tokenizer and shape: those fields are not read then."""
+        task = str(self.query_one("#f-task", Select).value)
+        used = TRAIN_FIELDS | {f.name for f in dataclasses.fields(KINDS[task].model_config)}
+        for name in INHERITED:
+            if name in LABELS:
+                self.query_one(f"#f-{name}").disabled = (self.start_from() is not None or name not in used
+                                                         or name in _NOT_READ.get(task, ()))
 
     # ---- presets -------------------------------------------------------------------------------
 
@@ -138,6 +181,7 @@ class TrainForm(VerticalScroll):
         for key in {k for other in KINDS.values() for k in other.keeps} & LABELS.keys() & set(kind.keeps):
             value = getattr(kind.model_config(), key)
             self.query_one(f"#f-{key}", Input).value = "" if value is None else str(value)
+        self._start_changed()
         self._apply_preset(force=True)
 
     @on(Select.Changed, "#preset")
