@@ -10,7 +10,11 @@ time (all input projections at once, the recurrence step by step), in float32 on
     GRU      r, z = sigma(W_i{r,z} x_t + b_i{r,z} + W_h{r,z} h_{t-1} + b_h{r,z})
              n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))      h_t = (1 - z) * n + z * h_{t-1}
 
-tests/test_inspect.py checks them against torch's nn.LSTM / nn.GRU / nn.RNN on the same weights.
+A bidirectional model (a classifier's option) has a second set of layers reading right to left: the same
+equations with h_(t+1) in place of h_(t-1), and each layer above the first reads both directions' states.
+Its trace keeps them apart (``Trace.backward``), indexed by position like the forward ones.
+
+tests/lm/test_inspect.py checks them against torch's nn.LSTM / nn.GRU / nn.RNN on the same weights.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ EQUATIONS = {
 }
 
 
+DIRECTIONS = ("forward", "backward")          # left to right, and a bidirectional model's right to left
+
+
 @dataclass
 class LayerTrace:
     hidden: np.ndarray                             # (T, H): h_t after each position
@@ -49,12 +56,22 @@ class LayerTrace:
 class Trace:
     cell: str                                      # "lstm", "gru" or "rnn"
     ids: np.ndarray                                # (T,) the token ids run through the model
-    layers: list[LayerTrace]
-    logits: np.ndarray                             # (T, V) next-token logits after each position
+    layers: list[LayerTrace]                       # left to right (a one-way model's only direction)
+    logits: np.ndarray                             # (T, V) the head's logits after each position (see ``trace``)
+    backward: list[LayerTrace] = field(default_factory=list)   # a bidirectional model's right-to-left layers
 
-    def series(self, layer: int, what: str, unit: int) -> np.ndarray:
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return DIRECTIONS if self.backward else DIRECTIONS[:1]
+
+    def layer(self, layer: int, direction: str = "forward") -> LayerTrace:
+        if direction not in self.directions:
+            raise ValueError(f"this model reads {' and '.join(self.directions)} only, not {direction}")
+        return (self.backward if direction == "backward" else self.layers)[layer]
+
+    def series(self, layer: int, what: str, unit: int, direction: str = "forward") -> np.ndarray:
         """One unit's values over the positions: ``what`` is "hidden", "cell" or a gate name."""
-        lt = self.layers[layer]
+        lt = self.layer(layer, direction)
         values = lt.hidden if what == "hidden" else lt.cell if what == "cell" else lt.gates[what]
         if values is None:
             raise ValueError(f"a {self.cell} layer has no {what} state")
@@ -65,49 +82,70 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * np.tanh(0.5 * x) + 0.5          # the same function, without overflow warnings
 
 
+def _layer_weights(rnn, k: int, direction: str) -> tuple[torch.Tensor, ...]:
+    """W_ih, W_hh, b_ih, b_hh of layer ``k`` in one direction (torch names the backward ones ``_reverse``)."""
+    suffix = "_reverse" if direction == "backward" else ""
+    return tuple(getattr(rnn, f"{n}_l{k}{suffix}").detach().float().cpu()
+                 for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+
+def _read(x: np.ndarray, weights: tuple[np.ndarray, ...], cell: str, H: int, backward: bool) -> LayerTrace:
+    """One layer reading ``x`` (T, inputs) from a zero state, left to right or right to left."""
+    w_ih, w_hh, b_ih, b_hh = weights
+    T = len(x)
+    inputs = x @ w_ih.T + b_ih                                           # every input projection at once
+    w_hh_t = np.ascontiguousarray(w_hh.T)
+    hidden = np.zeros((T, H), np.float32)
+    cells = np.zeros((T, H), np.float32) if cell == "lstm" else None
+    gates = {g: np.zeros((T, H), np.float32) for g in GATES[cell]}
+    h = np.zeros(H, np.float32)
+    c = np.zeros(H, np.float32)
+    for t in (reversed(range(T)) if backward else range(T)):
+        rec = h @ w_hh_t + b_hh
+        if cell == "lstm":
+            z = inputs[t] + rec
+            i, f, g, o = _sigmoid(z[:H]), _sigmoid(z[H:2 * H]), np.tanh(z[2 * H:3 * H]), _sigmoid(z[3 * H:])
+            c = f * c + i * g
+            h = o * np.tanh(c)
+            cells[t] = c
+            for name, value in zip(GATES["lstm"], (i, f, g, o)):
+                gates[name][t] = value
+        elif cell == "gru":
+            r = _sigmoid(inputs[t, :H] + rec[:H])
+            u = _sigmoid(inputs[t, H:2 * H] + rec[H:2 * H])
+            n = np.tanh(inputs[t, 2 * H:] + r * rec[2 * H:])
+            h = (1 - u) * n + u * h
+            gates["reset"][t], gates["update"][t], gates["new"][t] = r, u, n
+        else:
+            h = np.tanh(inputs[t] + rec)
+        hidden[t] = h
+    return LayerTrace(hidden, cells, gates)
+
+
 @torch.no_grad()
 def trace(model: RNNLM, ids: np.ndarray | list[int]) -> Trace:
     """Run ``ids`` through the model from a zero state and record every layer's states and gates
-    (numpy, float32: a small matrix-vector product per step is cheaper there than a torch call)."""
+    (numpy, float32: a small matrix-vector product per step is cheaper there than a torch call).
+
+    ``logits[t]`` is the head applied after position t: a language model's next-token logits, a classifier's
+    label logits as if the text ended there (the last-state summary); a bidirectional model's backward part
+    is then its state at position 0, where it has read the whole text (as ``Classifier.read`` does)."""
     rnn, cell, H = model.rnn, model.cfg.cell, model.cfg.hidden
+    directions = DIRECTIONS if rnn.bidirectional else DIRECTIONS[:1]
     ids_np = np.asarray(ids, dtype=np.int64)
-    T = len(ids_np)
     x = model.embed.weight.detach().float().cpu().numpy()[ids_np]
-    layers: list[LayerTrace] = []
+    read: dict[str, list[LayerTrace]] = {d: [] for d in directions}
     for k in range(model.cfg.layers):
-        w_ih, w_hh, b_ih, b_hh = (getattr(rnn, f"{n}_l{k}").detach().float().cpu().numpy()
-                                  for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-        inputs = x @ w_ih.T + b_ih                                       # every input projection at once
-        w_hh_t = np.ascontiguousarray(w_hh.T)
-        hidden = np.zeros((T, H), np.float32)
-        cells = np.zeros((T, H), np.float32) if cell == "lstm" else None
-        gates = {g: np.zeros((T, H), np.float32) for g in GATES[cell]}
-        h = np.zeros(H, np.float32)
-        c = np.zeros(H, np.float32)
-        for t in range(T):
-            rec = h @ w_hh_t + b_hh
-            if cell == "lstm":
-                z = inputs[t] + rec
-                i, f, g, o = _sigmoid(z[:H]), _sigmoid(z[H:2 * H]), np.tanh(z[2 * H:3 * H]), _sigmoid(z[3 * H:])
-                c = f * c + i * g
-                h = o * np.tanh(c)
-                cells[t] = c
-                for name, value in zip(GATES["lstm"], (i, f, g, o)):
-                    gates[name][t] = value
-            elif cell == "gru":
-                r = _sigmoid(inputs[t, :H] + rec[:H])
-                u = _sigmoid(inputs[t, H:2 * H] + rec[H:2 * H])
-                n = np.tanh(inputs[t, 2 * H:] + r * rec[2 * H:])
-                h = (1 - u) * n + u * h
-                gates["reset"][t], gates["update"][t], gates["new"][t] = r, u, n
-            else:
-                h = np.tanh(inputs[t] + rec)
-            hidden[t] = h
-        layers.append(LayerTrace(hidden, cells, gates))
-        x = hidden
+        for d in directions:
+            weights = tuple(w.numpy() for w in _layer_weights(rnn, k, d))
+            read[d].append(_read(x, weights, cell, H, backward=d == "backward"))
+        x = np.concatenate([read[d][k].hidden for d in directions], axis=1)   # the next layer reads both
+    top = read["forward"][-1].hidden
+    if rnn.bidirectional:
+        top = np.concatenate([top, np.broadcast_to(read["backward"][-1].hidden[0], top.shape)], axis=1)
     head_w = model.head.weight.detach().float().cpu().numpy()
     head_b = model.head.bias.detach().float().cpu().numpy()
-    return Trace(cell, ids_np, layers, layers[-1].hidden @ head_w.T + head_b)
+    return Trace(cell, ids_np, read["forward"], top @ head_w.T + head_b, read.get("backward", []))
 
 
 # ------------------------------------------------------------------------------------- properties
@@ -152,6 +190,7 @@ class UnitMatch:
     unit: int
     property: str
     correlation: float         # Pearson r over the positions
+    direction: str = "forward"
 
 
 def interesting_units(tr: Trace, text: str, top: int = 5) -> list[UnitMatch]:
@@ -161,7 +200,7 @@ def interesting_units(tr: Trace, text: str, top: int = 5) -> list[UnitMatch]:
     if len(text) != len(tr.ids):
         raise ValueError("the text must have one character per traced position")
     found: list[UnitMatch] = []
-    for k, lt in enumerate(tr.layers):
+    for direction, k, lt in _each_layer(tr):
         for what, values in (("hidden", lt.hidden), ("cell", lt.cell)):
             if values is None or len(values) < 3:
                 continue
@@ -174,20 +213,29 @@ def interesting_units(tr: Trace, text: str, top: int = 5) -> list[UnitMatch]:
                     continue
                 r = (q @ v) / (vn * qn)
                 best = int(np.argmax(np.abs(r)))
-                found.append(UnitMatch(k, what, best, name, float(r[best])))
+                found.append(UnitMatch(k, what, best, name, float(r[best]), direction))
     found.sort(key=lambda m: -abs(m.correlation))
     return found[:top]
 
 
+def _each_layer(tr: Trace):
+    """(direction, layer index, LayerTrace) for every layer of every direction, forward first."""
+    for direction in tr.directions:
+        for k, lt in enumerate(tr.backward if direction == "backward" else tr.layers):
+            yield direction, k, lt
+
+
 def gate_saturation(tr: Trace, low: float = 0.1, high: float = 0.9) -> list[dict]:
-    """Per layer and sigmoid gate: the share of (position, unit) values below ``low`` and above ``high``."""
+    """Per layer and sigmoid gate: the share of (position, unit) values below ``low`` and above ``high``
+    (and for a bidirectional model, which direction's layer: "direction")."""
     out = []
-    for k, lt in enumerate(tr.layers):
+    for direction, k, lt in _each_layer(tr):
         for name, values in lt.gates.items():
             if name in ("candidate", "new"):       # tanh candidates, not gates in [0, 1]
                 continue
             out.append({"layer": k, "gate": name, "below": float((values < low).mean()),
-                        "above": float((values > high).mean())})
+                        "above": float((values > high).mean()),
+                        **({"direction": direction} if tr.backward else {})})
     return out
 
 
@@ -198,45 +246,63 @@ def gradients_through_time(model: RNNLM, ids: np.ndarray | list[int], target: in
     earlier), for t = 0 .. len(ids) - 2 (index t is the lag). Runs the textbook recurrence step by step
     with autograd in float32 on the CPU, so every h_t is a tensor of its own. With ``target`` (a classifier
     whose head reads the last state: a label's index), the loss is that label's after reading every id,
-    and the lags run to len(ids) - 1."""
+    and the lags run to len(ids) - 1. A bidirectional classifier: the forward direction's (both directions:
+    ``gradients_by_direction``)."""
+    return gradients_by_direction(model, ids, target)["forward"]
+
+
+def gradients_by_direction(model: RNNLM, ids: np.ndarray | list[int],
+                           target: int | None = None) -> dict[str, np.ndarray]:
+    """``gradients_through_time`` for each direction the model reads in: "forward", and for a bidirectional
+    classifier "backward", whose steps back are counted from where it ends, the text's first position (its
+    index t is position t)."""
     ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64))
     if len(ids_t) < 2:
         raise ValueError("gradients through time need a window of at least 2 tokens")
     rnn, cell, H = model.rnn, model.cfg.cell, model.cfg.hidden
+    directions = DIRECTIONS if rnn.bidirectional else DIRECTIONS[:1]
+    if target is None and rnn.bidirectional:
+        raise ValueError("a bidirectional model has no next-token loss: give the label's index as target")
     inputs_ids, wanted = (ids_t[:-1], ids_t[-1:]) if target is None else (ids_t, torch.tensor([target]))
     x = model.embed.weight.detach().float().cpu()[inputs_ids]
-    tops: list[torch.Tensor] = []
+    T = len(inputs_ids)
+    tops: dict[str, list[torch.Tensor]] = {}
     for k in range(model.cfg.layers):
-        w_ih, w_hh, b_ih, b_hh = (getattr(rnn, f"{n}_l{k}").detach().float().cpu()
-                                  for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-        inputs = x @ w_ih.T + b_ih
-        h, c = torch.zeros(H, requires_grad=True), torch.zeros(H)   # a leaf, so every h_t joins the graph
-        hs = []
-        for t in range(len(inputs)):
-            rec = w_hh @ h + b_hh
-            if cell == "lstm":
-                i, f, g, o = (inputs[t] + rec).chunk(4)
-                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                h = torch.sigmoid(o) * torch.tanh(c)
-            elif cell == "gru":
-                xr, xz, xn = inputs[t].chunk(3)
-                hr, hz, hn = rec.chunk(3)
-                r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
-                h = (1 - z) * torch.tanh(xn + r * hn) + z * h
-            else:
-                h = torch.tanh(inputs[t] + rec)
-            if k == model.cfg.layers - 1:
-                h.retain_grad()
-                tops.append(h)
-            hs.append(h)
-        x = torch.stack(hs)
+        states = {}
+        for d in directions:
+            w_ih, w_hh, b_ih, b_hh = _layer_weights(rnn, k, d)
+            inputs = x @ w_ih.T + b_ih
+            h, c = torch.zeros(H, requires_grad=True), torch.zeros(H)   # a leaf, so every h_t joins the graph
+            hs: list[torch.Tensor] = [h] * T
+            for t in (reversed(range(T)) if d == "backward" else range(T)):
+                rec = w_hh @ h + b_hh
+                if cell == "lstm":
+                    i, f, g, o = (inputs[t] + rec).chunk(4)
+                    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                    h = torch.sigmoid(o) * torch.tanh(c)
+                elif cell == "gru":
+                    xr, xz, xn = inputs[t].chunk(3)
+                    hr, hz, hn = rec.chunk(3)
+                    r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+                    h = (1 - z) * torch.tanh(xn + r * hn) + z * h
+                else:
+                    h = torch.tanh(inputs[t] + rec)
+                if k == model.cfg.layers - 1:
+                    h.retain_grad()
+                hs[t] = h
+            states[d] = hs
+        x = torch.cat([torch.stack(states[d]) for d in directions], dim=1)   # the next layer reads both
+        tops = states
+    summary = torch.cat([tops["forward"][-1], *([tops["backward"][0]] if rnn.bidirectional else [])])
     head_w = model.head.weight.detach().float().cpu()
     head_b = model.head.bias.detach().float().cpu()
-    logits = head_w @ tops[-1] + head_b
+    logits = head_w @ summary + head_b
     loss = torch.nn.functional.cross_entropy(logits[None], wanted)
     loss.backward()
-    norms = [float(h.grad.norm()) if h.grad is not None else 0.0 for h in tops]
-    return np.array(norms[::-1], dtype=np.float64)         # index = lag: 0 is the last position
+    norms = {d: np.array([float(h.grad.norm()) if h.grad is not None else 0.0 for h in tops[d]], dtype=np.float64)
+             for d in directions}
+    norms["forward"] = norms["forward"][::-1].copy()      # index = lag: 0 is the last position
+    return norms
 
 
 def char_positions(tokenizer, ids: np.ndarray) -> str:

@@ -40,18 +40,30 @@ def coloured(pieces: list[str], values: np.ndarray, cursor: int | None = None) -
     return out
 
 
-def live_values(tr: Trace, layer: int, unit: int, t: int) -> list[tuple[str, float]]:
-    """The chosen unit's values at position ``t``: gates, states and the previous states, named as in
-    ``EQUATIONS``."""
-    lt = tr.layers[layer]
+SHORT = {"forward": "fwd", "backward": "bwd"}     # a direction in the narrow lists of units and gates
+READS = {"forward": "reads left to right: h_(t-1) is the state before", "backward":
+         "reads right to left: h_(t+1) is the state before"}
+
+
+def _before(direction: str) -> str:
+    """How the equations name the step before: t-1, or t+1 for a direction that reads right to left."""
+    return "(t+1)" if direction == "backward" else "(t-1)"
+
+
+def live_values(tr: Trace, layer: int, unit: int, t: int, direction: str = "forward") -> list[tuple[str, float]]:
+    """The chosen unit's values at position ``t``: gates, states and the previous states (the position
+    after ``t`` for the backward direction), named as in ``EQUATIONS``."""
+    lt = tr.layer(layer, direction)
+    before, name = (t + 1, "(t+1)") if direction == "backward" else (t - 1, "(t-1)")
+    first = not 0 <= before < len(lt.hidden)          # the direction's first step starts from zero
     out: list[tuple[str, float]] = []
     short = {"input": "i", "forget": "f", "candidate": "g", "output": "o", "reset": "r", "update": "z", "new": "n"}
-    for name, values in lt.gates.items():
-        out.append((short.get(name, name), float(values[t, unit])))
+    for gate, values in lt.gates.items():
+        out.append((short.get(gate, gate), float(values[t, unit])))
     if lt.cell is not None:
-        out.append(("c_(t-1)", float(lt.cell[t - 1, unit]) if t > 0 else 0.0))
+        out.append((f"c_{name}", 0.0 if first else float(lt.cell[before, unit])))
         out.append(("c_t", float(lt.cell[t, unit])))
-    out.append(("h_(t-1)", float(lt.hidden[t - 1, unit]) if t > 0 else 0.0))
+    out.append((f"h_{name}", 0.0 if first else float(lt.hidden[before, unit])))
     out.append(("h_t", float(lt.hidden[t, unit])))
     return out
 
@@ -68,48 +80,64 @@ def _number(value: float) -> str:
     return f"{value:.4f}" if value >= 0 else f"({value:.4f})"
 
 
-def equation_lines(tr: Trace, layer: int, unit: int, t: int, piece: str) -> list[PanelLine]:
+def equation_lines(tr: Trace, layer: int, unit: int, t: int, piece: str,
+                   direction: str = "forward") -> list[PanelLine]:
     """The cell's equations, each with its label and the value of ``unit`` at position ``t`` under it (the
-    element-wise ones also with the numbers put in), after the previous states they start from."""
-    values = dict(live_values(tr, layer, unit, t))
-    out = [PanelLine(f"the {tr.cell} cell \u00b7 layer{NBSP}{layer} unit{NBSP}{unit}", "bold"),
-           PanelLine(f"at position{NBSP}{t}: {visible_token(piece)}", "bold", hang=4)]
-    for name in ("h_(t-1)", "c_(t-1)"):
+    element-wise ones also with the numbers put in), after the previous states they start from. A
+    bidirectional model's say which direction they are, and the backward one's step before is t+1."""
+    values = dict(live_values(tr, layer, unit, t, direction))
+    before = _before(direction)
+    both = len(tr.directions) > 1
+    where = f"layer{NBSP}{layer}" + (f" {direction}" if both else "")
+    out = [PanelLine(f"the {tr.cell} cell \u00b7 {where} unit{NBSP}{unit}", "bold")]
+    if both:
+        out.append(PanelLine(READS[direction], "dim", 2))
+    out.append(PanelLine(f"at position{NBSP}{t}: {visible_token(piece)}", "bold", hang=4))
+    for name in (f"h_{before}", f"c_{before}"):
         if name in values:
             out.append(PanelLine(f"{name} = {values[name]:+.4f}", "", 2))
     for line in EQUATIONS[tr.cell]:
-        equation, _, label = (part.strip() for part in line.partition("  "))
+        equation, _, label = (part.strip() for part in line.replace("(t-1)", before).partition("  "))
         name = equation.split(" = ", 1)[0]
         out.append(PanelLine(label or _LABELS.get(name, ""), "dim"))
         out.append(PanelLine(equation, "", 2, 2 + len(name) + 3))
         pattern = _SUBSTITUTED.get((tr.cell, name))
         if pattern is not None:
             numbers = {k: _number(v) for k, v in values.items()} | {f"{k} bare": f"{v:.4f}" for k, v in values.items()}
-            out.append(PanelLine("= " + pattern.format_map(numbers), "",
+            out.append(PanelLine("= " + pattern.replace("(t-1)", before).format_map(numbers), "",
                                  2 + len(name) + 1, 2 + len(name) + 3))
         if name in values:
             out.append(PanelLine(f"= {values[name]:+.4f}", "bold", 2 + len(name) + 1))
     return out
 
 
-def unit_lines(units: list[UnitMatch]) -> list[PanelLine]:
+def _where(layer: int, direction: str | None) -> str:
+    """"layer 1", or "layer 1 bwd" where a model reads both ways."""
+    return f"layer {layer}" + (f" {SHORT[direction]}" if direction else "")
+
+
+def unit_lines(units: list[UnitMatch], both: bool = False) -> list[PanelLine]:
+    """The units that track the text; ``both``: the model reads both ways, so each says its direction."""
     out = [PanelLine(f"units that track the text (Pearson{NBSP}r)", "bold")]
+    if both:
+        out.append(PanelLine("fwd reads left to right, bwd right to left", "dim", 2))
     if not units:
         out.append(PanelLine("none (the text is too short or too plain)", "dim", 2))
     for m in units:
-        out.append(PanelLine(f"layer {m.layer} {m.what:<6} unit {m.unit:>4}  r{NBSP}={NBSP}{m.correlation:+.2f}  "
-                             f"{m.property.replace(' ', NBSP)}", "", 2, 6))
+        out.append(PanelLine(f"{_where(m.layer, m.direction if both else None)} {m.what:<6} unit {m.unit:>4}  "
+                             f"r{NBSP}={NBSP}{m.correlation:+.2f}  {m.property.replace(' ', NBSP)}", "", 2, 6))
     return out
 
 
 def saturation_lines(saturation: list[dict]) -> list[PanelLine]:
+    """Gate saturation per layer (and direction, where the entries name one) and gate."""
     out = [PanelLine(f"gate saturation ({NBSP.join('< 0.1 / > 0.9'.split())})", "bold")]
     if not saturation:
         out.append(PanelLine("this cell has no gates", "dim", 2))
     for s in saturation:
         shares = f"{100 * s['below']:5.1f}% / {100 * s['above']:5.1f}%".strip().replace(" ", NBSP)
-        out.append(PanelLine(f"layer {s['layer']} {s['gate']:<7} {' ' * (5 - len(shares.split('%')[0]))}{shares}",
-                             "", 2, 6))
+        out.append(PanelLine(f"{_where(s['layer'], s.get('direction'))} {s['gate']:<7} "
+                             f"{' ' * (5 - len(shares.split('%')[0]))}{shares}", "", 2, 6))
     return out
 
 

@@ -2,7 +2,8 @@
 text, or the run's validation text when none is typed), the norms, computed on the torch thread with
 ``rnnchat.lm.inspect.gradients_through_time`` as ``rnnchat inspect --gradients`` does, and
 ``GradientView``, the helper the pane owns that measures and shows them (ctrl+r or the button shows and
-measures, or hides)."""
+measures, or hides). A bidirectional classifier's are measured for both directions at once; the view shows
+the direction the pane has chosen."""
 
 from __future__ import annotations
 
@@ -35,10 +36,15 @@ class Gradients:
     source: str                # what the window is: "the text" or "validation text"
     tokens: int
     norms: np.ndarray          # by lag: 0 is the last position
+    backward: np.ndarray | None = None   # a bidirectional model's right-to-left direction, by lag from the start
 
-    @property
-    def title(self) -> str:
-        return f"gradients through time \u00b7 {self.cell} \u00b7 {self.tokens} tokens of {self.source}"
+    def of(self, direction: str) -> np.ndarray:
+        """The norms of one direction (a one-way model's only one, whichever is asked)."""
+        return self.backward if direction == "backward" and self.backward is not None else self.norms
+
+    def title(self, direction: str = "forward") -> str:
+        which = f" \u00b7 {direction} direction" if self.backward is not None else ""
+        return f"gradients through time \u00b7 {self.cell}{which} \u00b7 {self.tokens} tokens of {self.source}"
 
 
 @lru_cache(maxsize=8)
@@ -79,8 +85,8 @@ def measure(opened: OpenedRun, text: str) -> Gradients:
                                                              if text else ""))
     # A classifier's loss is its predicted label's after the whole window (a language model's: the next token's).
     target = int(ins.trace(opened.model, ids).logits[-1].argmax()) if classifier else None
-    norms = ins.gradients_through_time(opened.model, ids, target)
-    return Gradients(opened.name, opened.model.cfg.cell, source, len(ids), norms)
+    norms = ins.gradients_by_direction(opened.model, ids, target)
+    return Gradients(opened.name, opened.model.cfg.cell, source, len(ids), norms["forward"], norms.get("backward"))
 
 
 class GradientsMeasured(Tagged):
@@ -111,6 +117,8 @@ class GradientView:
         """idle, measuring, done or failed."""
         self.result: Gradients | None = None
         """The gradients shown (or last shown)."""
+        self.direction = "forward"
+        """The direction shown where the model reads both ways."""
 
     @property
     def plot(self) -> GradientPlot:
@@ -157,7 +165,20 @@ class GradientView:
             self._pane.remove_class("-gradients")
             self.plot.clear()
             return
+        self._draw()
+
+    def show_direction(self, direction: str) -> None:
+        """Show one direction's gradients (of a bidirectional model; measured already, with the other)."""
+        self.direction = direction
+        if self.result is not None and self.state == "done":
+            self._draw()
+
+    def _draw(self) -> None:
+        result = self.result
+        backward = self.direction == "backward" and result.backward is not None
         box = self._pane.query_one("#insp-grad")
-        box.border_title = neutralise(result.title)
-        box.border_subtitle = "\u2016d loss / d h\u2016 by steps back, log scale \u00b7 ctrl+r hides"
-        self.plot.show(result.norms)
+        box.border_title = neutralise(result.title(self.direction))
+        # The backward direction ends at the text's first position: its steps back run toward the end.
+        box.border_subtitle = ("\u2016d loss / d h\u2016 by steps back" + (" from the start" if backward else "") +
+                               ", log scale \u00b7 ctrl+r hides")
+        self.plot.show(result.of(self.direction))

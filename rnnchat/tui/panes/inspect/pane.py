@@ -1,5 +1,7 @@
 """The Inspect pane: look inside a language model as ``rnnchat inspect`` does, in the app; a classifier run
-too (its embedding and recurrent layers are the language model's, read left to right).
+too (its embedding and recurrent layers are the language model's). A bidirectional classifier reads the
+text both ways: the trace holds both directions, and the toolbar's direction choice ("Dir", shown only
+then) picks the one whose units, gates, equations and gradients are shown.
 
 Layout (the inspect section of ``rnnchat.tcss``): a toolbar (run, checkpoint, layer, unit, what to show),
 the text to look inside, then the text coloured by the chosen unit's value (``UnitView``) beside the cell's
@@ -8,7 +10,7 @@ equations with that unit's live values at the cursor, the units that track the t
 
 Enter or ctrl+g traces the text (``rnnchat.lm.inspect.trace``) on the app's torch thread, from a thread
 worker, with the interesting units and the saturation; the result comes back as one ``Traced`` message.
-Changing the layer, unit or what is shown only picks another series of that result (no new trace):
+Changing the layer, unit, direction or what is shown only picks another series of that result (no new trace):
 left/right move the cursor along the text, up/down the unit. ctrl+r (or the button) shows or hides how the
 gradient of the last position's loss fades back in time, measured on the torch thread in the same way
 over the text, or the run's validation text when no text is typed (``gradients.py``: a ``GradientView``
@@ -74,9 +76,6 @@ def _inspectable(opened: OpenedRun) -> OpenedRun:
     if kind.name not in KINDS:
         raise CheckpointError(f"run '{opened.name}' is {kind.describe()}: Inspect reads language models and "
                               "classifiers")
-    if getattr(opened.model.cfg, "bidirectional", False):      # a right-to-left layer is no step of the trace
-        raise CheckpointError(f"run '{opened.name}' is a bidirectional classifier: Inspect follows models "
-                              "that read left to right only")
     return opened
 
 
@@ -111,6 +110,8 @@ class InspectPane(LMRunPane):
         """idle, tracing, done or failed."""
         self.choice: tuple[int, str, int] | None = None
         """(layer, what, unit) now shown."""
+        self.direction = "forward"
+        """The direction now shown: "forward", or "backward" for a bidirectional model."""
         self.gradient_view = GradientView(self, self._open, self._phrase, self._notify, f"{self._tag_prefix}g")
 
     # ------------------------------------------------------------------------------------ layout
@@ -129,6 +130,11 @@ class InspectPane(LMRunPane):
             yield label("Show")
             yield Input("hidden", id="insp-show", compact=True,
                         tooltip="hidden, cell (LSTM) or a gate: input forget cell output / reset update new")
+            # Shown for a bidirectional model only (the -bidirectional class): which direction's units.
+            yield Label("Dir", classes="insp-label", id="insp-direction-label")
+            yield Select([(d, d) for d in ins.DIRECTIONS], value=ins.DIRECTIONS[0], allow_blank=False,
+                         id="insp-direction", compact=True, tooltip="a bidirectional model's direction: "
+                         "forward reads left to right, backward right to left")
         with Horizontal(classes="insp-bar", id="insp-bar-text"):
             yield label("Text")
             yield Input("", placeholder="text to look inside, enter to trace", id="insp-text", compact=True,
@@ -238,7 +244,11 @@ class InspectPane(LMRunPane):
             return
         self.result = message.result
         self.state = "done"
-        self.query_one("#insp-units", WrappedPanel).show(unit_lines(message.result.units))
+        both = len(message.result.trace.directions) > 1
+        self.set_class(both, "-bidirectional")
+        if not both:
+            self._set_direction("forward")
+        self.query_one("#insp-units", WrappedPanel).show(unit_lines(message.result.units, both))
         self.query_one("#insp-saturation", WrappedPanel).show(saturation_lines(message.result.saturation))
         self._show_choice(keep_cursor=False)
         self.view.focus()                # so the arrows work at once
@@ -283,7 +293,7 @@ class InspectPane(LMRunPane):
             return
         self.choice = choice
         layer, what, unit = choice
-        self.view.show_values(result.pieces, result.trace.series(layer, what, unit), keep_cursor)
+        self.view.show_values(result.pieces, result.trace.series(layer, what, unit, self.direction), keep_cursor)
         self._show_equations()
         self._update_status()
 
@@ -294,7 +304,22 @@ class InspectPane(LMRunPane):
         layer, _, unit = self.choice
         t = view.cursor
         self.query_one("#insp-equations", WrappedPanel).show(equation_lines(result.trace, layer, unit, t,
-                                                                            result.pieces[t]))
+                                                                            result.pieces[t], self.direction))
+
+    @on(Select.Changed, "#insp-direction")
+    def _direction_selected(self, event: Select.Changed) -> None:
+        event.stop()
+        self._set_direction(str(event.value))
+        self._show_choice()                  # the same trace, the other direction's series
+
+    def _set_direction(self, direction: str) -> None:
+        """Show ``direction`` from now on: the picker, the series and the gradients follow."""
+        self.direction = direction
+        select = self.query_one("#insp-direction", Select)
+        if select.value != direction:
+            with select.prevent(Select.Changed):
+                select.value = direction
+        self.gradient_view.show_direction(direction)
 
     @on(UnitView.CursorMoved)
     def _cursor_moved(self, message: UnitView.CursorMoved) -> None:
@@ -359,7 +384,8 @@ class InspectPane(LMRunPane):
             if self.result is not None and self.choice is not None and self.view.pieces:
                 layer, what, unit = self.choice
                 t = self.view.cursor
-                parts.append(f"layer {layer} {what} unit {unit}: {float(self.view.values[t]):+.3f} at {t}")
+                where = f"layer {layer}" + (f" {self.direction}" if self.has_class("-bidirectional") else "")
+                parts.append(f"{where} {what} unit {unit}: {float(self.view.values[t]):+.3f} at {t}")
                 parts.append("\u2190\u2192 position, \u2191\u2193 unit")
             else:
                 parts.append("ctrl+g or enter to trace")
