@@ -78,7 +78,8 @@ def _failure(exc: BaseException) -> tuple[int, str]:
 
 
 def _train(args, quiet: bool = False) -> int:
-    from rnnchat.cli.console import TrainView, console, err, print_json_events
+    from rnnchat.cli.console import console, err, print_json_events
+    from rnnchat.cli.trainview import TrainView
     from rnnchat.config import RESUMABLE, TrainConfig
     from rnnchat.events import Done
     from rnnchat.runs.kinds import KINDS, plan

@@ -10,18 +10,15 @@ from typing import Any, Callable
 from rnnchat.chat import config as chat_config
 from rnnchat.chat.config import CHAT_TRAIN_DEFAULTS, Seq2SeqConfig
 from rnnchat.chat.model import Seq2Seq
-from rnnchat.chat.task import ChatTask
 from rnnchat.classify import config as classify_config
 from rnnchat.classify.config import CLASSIFY_TRAIN_DEFAULTS, ClassifierConfig
 from rnnchat.classify.model import Classifier
-from rnnchat.classify.task import ClassifyTask
 from rnnchat.config import AUTO_PRESET, DEFAULT_PRESET, PRESET_NAMES, PRESETS, TrainConfig, replace
 from rnnchat.device import device_class, pick_device
 from rnnchat.errors import CheckpointError, ConfigError
 from rnnchat.lm import config as lm_config
 from rnnchat.lm.config import ModelConfig
 from rnnchat.lm.model import RNNLM
-from rnnchat.lm.task import LMTask
 from rnnchat.runs import auto
 
 
@@ -30,7 +27,8 @@ class Kind:
     name: str                     # TrainConfig.task and run.json "kind"
     model_config: type            # ModelConfig or Seq2SeqConfig
     model: type                   # RNNLM or Seq2Seq
-    task: type                    # LMTask or ChatTask: what the loop asks for data, loss and evaluation
+    task_class: Callable[[], type]  # () -> LMTask, ChatTask...: imported when a run trains, as the tasks
+                                  # import the corpus readers (30-100 ms a command that only opens a run)
     train_defaults: dict          # TrainConfig values of this task where they differ from the dataclass's
     what: str                     # "a language model": for messages
     command: str                  # the command that uses such a run
@@ -46,20 +44,43 @@ class Kind:
     # (lm: stop once held-out loss stalls where it would memorise); settle returns only the model config.
     settle_train: Callable | None = None
 
+    @property
+    def task(self) -> type:
+        """What the loop asks for data, loss and evaluation."""
+        return self.task_class()
+
     def describe(self) -> str:
         return f"{self.what} (use 'rnnchat {self.command}')"
 
 
+def _lm_task() -> type:
+    from rnnchat.lm.task import LMTask
+
+    return LMTask
+
+
+def _chat_task() -> type:
+    from rnnchat.chat.task import ChatTask
+
+    return ChatTask
+
+
+def _classify_task() -> type:
+    from rnnchat.classify.task import ClassifyTask
+
+    return ClassifyTask
+
+
 KINDS: dict[str, Kind] = {
-    "lm": Kind("lm", ModelConfig, RNNLM, LMTask, {}, "a language model", "generate", "{level}",
+    "lm": Kind("lm", ModelConfig, RNNLM, _lm_task, {}, "a language model", "generate", "{level}",
                lm_config.settle, lm_config.memorise_advice, starts_from="lm", auto_rows=True,
                settle_train=lm_config.settle_train),
     # A chat corpus is small and memorised within minutes: its dropout is its own (chat/config.py).
-    "chat": Kind("chat", Seq2SeqConfig, Seq2Seq, ChatTask, CHAT_TRAIN_DEFAULTS, "a chat model", "chat",
+    "chat": Kind("chat", Seq2SeqConfig, Seq2Seq, _chat_task, CHAT_TRAIN_DEFAULTS, "a chat model", "chat",
                  "{level} chat", chat_config.settle, chat_config.memorise_advice, keeps=("dropout",),
                  starts_from="lm", moved_from_train=("context_turns", "max_turn_chars", "teacher_forcing")),
     # Labelled texts are few and short beside a language model's corpus: dropout is the classifier's own.
-    "classify": Kind("classify", ClassifierConfig, Classifier, ClassifyTask, CLASSIFY_TRAIN_DEFAULTS,
+    "classify": Kind("classify", ClassifierConfig, Classifier, _classify_task, CLASSIFY_TRAIN_DEFAULTS,
                      "a classifier", "classify", "{level} classifier", classify_config.settle,
                      classify_config.memorise_advice, keeps=("dropout",), starts_from="lm"),
 }

@@ -1,4 +1,5 @@
-"""`rnnchat generate` does at start-up only what it needs: no torch._dynamo (seconds to import), no app."""
+"""`rnnchat generate` does at start-up only what it needs: no torch._dynamo (seconds to import), no app, no rich
+(its output is plain lines), and none of the model kinds' training tasks (they import every corpus reader)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ PROBE = """
 import sys
 from rnnchat.cli import main
 code = main(["generate", "probe", "--length", "5", "--seed", "1"])
-heavy = sorted(m for m in ("torch._dynamo", "textual", "rnnchat.tui") if m in sys.modules)
+heavy = sorted(m for m in ("torch._dynamo", "textual", "rnnchat.tui", "rich", "rnnchat.lm.task", "rnnchat.chat.task",
+                           "rnnchat.classify.task", "rnnchat.text.load") if m in sys.modules)
 print("HEAVY", heavy, code)
 """
 
@@ -21,5 +23,17 @@ print("HEAVY", heavy, code)
 def test_generate_imports_neither_dynamo_nor_the_app(play_file):
     assert main(["train", str(play_file), *FAST, "--max-steps", "2", "--eval-every", "10", "--name", "probe",
                  "--json"]) == 0
+    # The first generate may build the copy index from the corpus (reading it); the second finds it cached.
+    subprocess.run([sys.executable, "-m", "rnnchat", "generate", "probe", "--length", "2"], capture_output=True,
+                   timeout=300, check=True)
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300).stdout
     assert "HEAVY [] 0" in out, out
+
+
+def test_a_kind_imports_its_task_only_when_a_run_trains():
+    code = ("import sys; from rnnchat.runs.kinds import KINDS\n"
+            "before = sorted(m for m in sys.modules if m.endswith('.task'))\n"
+            "names = [KINDS[k].task.__name__ for k in ('lm', 'chat', 'classify')]\n"
+            "print(before, names)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "[] ['LMTask', 'ChatTask', 'ClassifyTask']", out.stdout + out.stderr
