@@ -8,8 +8,8 @@ project's own split_pairs with the chat defaults' settings), so every side train
 judged on the same held-out ones. Three sides, each in a fresh interpreter:
 
 1. rnnchat: ``Trainer`` with the config ``runs.kinds.assemble`` gives task chat (what ``rnnchat train
-   CORPUS --task chat --minutes M`` builds), its best checkpoint; greedy replies, the default sampled ones,
-   and retrieve-and-rerank as ``rnnchat chat --candidates retrieval`` answers (``chat.retrieve.
+   CORPUS --task chat --minutes M`` builds), its best checkpoint; greedy replies, sampled ones (the model's
+   own, ``--candidates model``), and retrieve-and-rerank as ``rnnchat chat`` answers by default (``chat.retrieve.
    retrieve_and_rerank`` with its defaults: the replies of similar training prompts plus the model's beam-4
    replies, ordered by 30 × the similarity of the prompt each answered plus the anti-LM score with λ 0.5).
 2. the PyTorch chatbot tutorial's recipe as a plain loop (``Tutorial`` below): a 2-layer bidirectional
@@ -159,9 +159,8 @@ def side_ours(args) -> dict:
         ranked = [retrieve_and_rerank(run.model, run.tokenizer, retriever, p.prompt, p.context, RETRIEVED, rerank)
                   for p in chosen]
         return {f"{label} greedy": strategy_replies(run, chosen, DecodeConfig(temperature=0, max_length=MAX_TOKENS)),
-                f"{label} sampled (default)": strategy_replies(run, chosen,
-                                                               DecodeConfig(seed=args.seed, max_length=MAX_TOKENS)),
-                f"{label} retrieve + rerank 0.5": [r[0].text if r else "" for r in ranked]}
+                f"{label} sampled": strategy_replies(run, chosen, DecodeConfig(seed=args.seed, max_length=MAX_TOKENS)),
+                f"{label} retrieve + rerank 0.5 (default)": [r[0].text if r else "" for r in ranked]}
 
     progress(f"  rnnchat {args.corpus}: replying to {len(pairs)} held-out prompts")
     return {"lm_first": start,
@@ -207,7 +206,7 @@ def speed(run) -> dict:
     from rnnchat.events import Token
 
     out = {}
-    for name, cfg in (("greedy", DecodeConfig(temperature=0)), ("sampled (default)", DecodeConfig(seed=0))):
+    for name, cfg in (("greedy", DecodeConfig(temperature=0)), ("sampled", DecodeConfig(seed=0))):
         firsts, later, seconds = [], 0, 0.0
         for rep in range(3):                                 # the first pass warms up; it is not counted
             for prompt in EVERYDAY:

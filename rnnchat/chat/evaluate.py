@@ -29,7 +29,7 @@ from rnnchat.text.corpus import Corpus
 from rnnchat.text.load import load_corpus
 
 STRATEGIES = {
-    "sample 0.7 (default)": DecodeConfig(seed=0),
+    "sample 0.7": DecodeConfig(seed=0),            # the model's own replies (--candidates model) as it samples them
     "greedy": DecodeConfig(temperature=0.0),
     "beam 4": DecodeConfig(beam=4),
     "beam 4 + rerank 0.5": DecodeConfig(beam=4, rerank=0.5),

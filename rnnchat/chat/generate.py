@@ -32,6 +32,9 @@ from rnnchat.events import Beams, SampleDone, Token
 from rnnchat.sampling import LiveControls, Stream, TokenFilter
 from rnnchat.vocab import EOD, UNK
 
+# Where a reply came from (SampleDone.source): written by the model, or a training reply found by retrieval.
+MODEL, RETRIEVED = "model", "retrieved"
+
 
 @dataclass(frozen=True)
 class Hypothesis:
@@ -225,7 +228,7 @@ def _reply(model: Seq2Seq, tokenizer, source: np.ndarray, cfg: DecodeConfig, con
         chars += len(text)
         yield Token(text, idx, prob)
     reason = "cancelled" if controls.stop_requested else ("length" if n >= cfg.max_length else "stop")
-    yield SampleDone(n, chars, time.perf_counter() - t0, reason)
+    yield SampleDone(n, chars, time.perf_counter() - t0, reason, source=MODEL)
 
 
 @torch.inference_mode()
@@ -251,8 +254,10 @@ def greedy_batch(model: Seq2Seq, sources: Sequence[np.ndarray], max_length: int)
     return replies
 
 
-def stream_ids(tokenizer, ids, controls: LiveControls, max_length: int, t0: float) -> Iterator[Token | SampleDone]:
-    """A reply chosen whole (the best beam, a retrieved reply) streamed token by token, then its SampleDone."""
+def stream_ids(tokenizer, ids, controls: LiveControls, max_length: int, t0: float,
+               source: str = MODEL) -> Iterator[Token | SampleDone]:
+    """A reply chosen whole (the best beam, a retrieved reply) streamed token by token, then its SampleDone
+    saying where it came from (``source``: MODEL or RETRIEVED)."""
     feed = tokenizer.decoder().feed
     n = chars = 0
     for idx in ids:
@@ -262,4 +267,4 @@ def stream_ids(tokenizer, ids, controls: LiveControls, max_length: int, t0: floa
         n, chars = n + 1, chars + len(text)
         yield Token(text, int(idx), float("nan"))
     reason = "cancelled" if controls.stop_requested else ("length" if n >= max_length else "stop")
-    yield SampleDone(n, chars, time.perf_counter() - t0, reason)
+    yield SampleDone(n, chars, time.perf_counter() - t0, reason, source=source)

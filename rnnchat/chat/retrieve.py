@@ -164,6 +164,7 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
 class Scored(NamedTuple):
     score: float                 # (log p(reply | prompt) - weight * log p(reply | no prompt)) / length**penalty
     text: str
+    retrieved: bool = False      # a training reply (retrieve_and_rerank), not one only the model wrote
 
 
 @torch.inference_mode()
@@ -204,7 +205,8 @@ def retrieve_and_rerank(model: Seq2Seq, tokenizer, retriever: Retriever, prompt:
     beam replies (``cfg.beam`` wide), ordered by ``similarity_weight`` times the cosine similarity of the
     most similar training prompt that candidate answers (0 for a reply only the model wrote) plus
     ``score_replies`` with λ = ``cfg.rerank``, best first: the nearest prompts' replies lead, the model
-    orders those about as near, and its own replies win only where no training prompt is alike."""
+    orders those about as near, and its own replies win only where no training prompt is alike. Each says
+    whether it is a retrieved training reply (a beam that wrote one word for word counts as retrieved)."""
     source = encode_source(tokenizer, context, prompt)
     was_training = model.training
     model.eval()
@@ -214,7 +216,9 @@ def retrieve_and_rerank(model: Seq2Seq, tokenizer, retriever: Retriever, prompt:
         model.train(was_training)
     retrieved = retriever.candidates(prompt, k)
     candidates = retrieved + [tokenizer.decode(h.ids) for h in beams]
-    scored = score_replies(model, tokenizer, source, candidates, cfg.rerank, cfg.length_penalty)
+    found = set(retrieved)
+    scored = [s._replace(retrieved=s.text in found)
+              for s in score_replies(model, tokenizer, source, candidates, cfg.rerank, cfg.length_penalty)]
     if not similarity_weight or not retrieved:
         return scored
     sims = retriever.similarities(prompt)
@@ -222,5 +226,5 @@ def retrieve_and_rerank(model: Seq2Seq, tokenizer, retriever: Retriever, prompt:
     for row in np.flatnonzero(sims > 0).tolist():
         reply = retriever.pairs[row].reply
         best_sim[reply] = max(best_sim.get(reply, 0.0), float(sims[row]))
-    ranked = [Scored(s.score + similarity_weight * best_sim.get(s.text, 0.0), s.text) for s in scored]
+    ranked = [s._replace(score=s.score + similarity_weight * best_sim.get(s.text, 0.0)) for s in scored]
     return sorted(ranked, key=lambda s: s.score, reverse=True)

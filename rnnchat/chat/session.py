@@ -13,7 +13,7 @@ from typing import Iterator
 
 from rnnchat.chat.config import DecodeConfig
 from rnnchat.chat.data import encode_source
-from rnnchat.chat.generate import decode_reply, stream_ids
+from rnnchat.chat.generate import MODEL, RETRIEVED, decode_reply, stream_ids
 from rnnchat.chat.pairs import build_context
 from rnnchat.chat.retrieve import retrieve_and_rerank
 from rnnchat.errors import ConfigError
@@ -59,7 +59,8 @@ class ChatSession:
             cfg = dataclasses.replace(cfg, seed=cfg.seed + len(self.history) // 2)
         if cfg.candidates == "retrieval":
             if self.retriever is None:
-                raise ConfigError("retrieval needs the run's training pairs; none were loaded", "candidates")
+                raise ConfigError("retrieval needs the run's training pairs (runs.retrieval.open_retriever); none "
+                                  "were loaded, and candidates 'model' answers without them", "candidates")
             controls = controls or LiveControls.of(cfg)
             stream = Stream(self._retrieved(message, cfg, controls), controls)
         else:
@@ -69,13 +70,16 @@ class ChatSession:
 
     def _retrieved(self, message: str, cfg: DecodeConfig, controls: LiveControls) -> Iterator[Token | SampleDone]:
         """The best of the training replies to similar prompts and the model's beams, by similarity and then
-        the model's anti-LM score (beam at least 4 and λ 0.5 unless set), streamed token by token."""
+        the model's anti-LM score (beam at least 4 and λ 0.5 unless set), streamed token by token; its
+        SampleDone says which kind won (RETRIEVED or MODEL)."""
         t0 = time.perf_counter()
         search = dataclasses.replace(cfg, beam=max(cfg.beam, 4), rerank=cfg.rerank or 0.5)
         ranked = retrieve_and_rerank(self.run.model, self.tokenizer, self.retriever, message, self.context(),
                                      k=8, cfg=search)
-        ids = self.tokenizer.encode(ranked[0].text if ranked else "").tolist()[:cfg.max_length]
-        yield from stream_ids(self.tokenizer, ids, controls, cfg.max_length, t0)
+        best = ranked[0] if ranked else None
+        ids = self.tokenizer.encode(best.text if best else "").tolist()[:cfg.max_length]
+        source = RETRIEVED if best is not None and best.retrieved else MODEL
+        yield from stream_ids(self.tokenizer, ids, controls, cfg.max_length, t0, source)
 
     def _recorded(self, message: str, stream: Stream) -> Iterator[Token | Beams | SampleDone]:
         try:

@@ -4,6 +4,13 @@ On a terminal each reply streams as it is decoded; Ctrl+C stops a reply (and at 
 Ctrl+D, ends the chat). With piped input every input line gets exactly one output line (a reply's
 own line breaks become " / "; ``--json`` keeps the exact text), so scripts can pair them up.
 Slash commands change the settings for the rest of the chat; their answers go to stderr.
+
+Replies come from retrieval by default (the training replies of similar prompts and the model's beams,
+reranked); where the run's training dialogue is not here the default falls back to the model's own
+replies with one warning, while retrieval asked for by name (``--candidates retrieval``, or ``--corpus``
+saying where its dialogue is) is an error. Each reply says
+where it came from: a dim "retrieved" or "model" after it on a terminal, ``"source"`` with ``--json``
+(a piped plain reply line stays the reply alone, so scripts can pair lines up).
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ for _command, (_field, _) in _SETTINGS.items():
 def cmd_chat(args) -> int:
     from rnnchat.chat.config import DecodeConfig
     from rnnchat.chat.session import ChatSession
-    from rnnchat.cli.console import open_run
+    from rnnchat.cli.console import open_run, warn
     from rnnchat.config import replace
 
     cfg = replace(DecodeConfig(), temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, beam=args.beam,
@@ -51,7 +58,13 @@ def cmd_chat(args) -> int:
     session = ChatSession(open_run(args.run, args.checkpoint, "chat"))
     session.corpus = args.corpus
     if cfg.candidates == "retrieval":
-        use_retrieval(session)
+        try:
+            use_retrieval(session)
+        except RnnchatError as exc:
+            if args.candidates is not None or args.corpus:   # asked for by name: an error, as any bad input
+                raise
+            warn(f"{exc}; replying with the model's own replies instead (--candidates model)")
+            cfg = dataclasses.replace(cfg, candidates="model")
     if hasattr(sys.stdin, "reconfigure"):   # bytes that are not UTF-8 are read as U+FFFD and answered
         sys.stdin.reconfigure(encoding="utf-8", errors="replace")
     return TerminalChat(session, cfg, json_lines=args.json, show_beams=args.show_beams).run()
@@ -136,16 +149,27 @@ class TerminalChat:
             self.note("\n[reply stopped]")
         reply = "".join(pieces)
         if self.tty:
+            if done is not None and done.source:
+                self.mark(done.source)
             self.stdout.write("\n")
             self.stdout.flush()
         else:
             self.emit_line(text, reply, done)
 
+    def mark(self, source: str) -> None:
+        """Where the reply on the terminal came from, one dim word after it: "retrieved" or "model"."""
+        from rich.text import Text
+
+        from rnnchat.cli.console import console
+
+        console(self.stdout).print(Text(f"  {neutralise(source)}", style="dim"), end="")
+
     def emit_line(self, prompt: str, reply: str, done: SampleDone | None = None) -> None:
         if self.json_lines:
             record = {"prompt": prompt, "reply": reply}
             if done is not None:
-                record.update(tokens=done.tokens, seconds=round(done.seconds, 4), reason=done.reason)
+                record.update(tokens=done.tokens, seconds=round(done.seconds, 4), reason=done.reason,
+                              source=done.source)
             self.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
         else:
             self.stdout.write(neutralise(reply.replace("\n", " / ")) + "\n")

@@ -194,8 +194,11 @@ def _add_chat(sub) -> None:
     p.add_argument("--candidates", choices=CANDIDATES, help=_described(
         {"model": "the model's own reply", "retrieval": "replies of similar training prompts and the model's beams, "
                                                         "the nearest prompts first, then by the model's anti-LM score"},
-        _DECODE.candidates))
-    _add_corpus_option(p, "for --candidates retrieval")
+        _DECODE.candidates) + ". Unset (and no --corpus), it falls back to model (one warning) when the run's "
+        "training dialogue is not here. Retrieval searches beams, so --temperature, --top-k and --top-p apply to "
+        "model replies. Each reply says where it came from: a dim 'retrieved' or 'model' after it (--json: "
+        "\"source\")")
+    _add_corpus_option(p, "for retrieval")
     _add_decoding_options(p)
     p.set_defaults(func=cmd_chat)
 

@@ -126,8 +126,8 @@ def test_rerank_subtracts_the_prompt_free_score(copy_run):
 def test_session_context_and_unknown_characters(copy_run):
     session = ChatSession(open_chat_model(copy_run[0]))
     assert session.unknown_chars("ab☃c\x1b") == ["☃", "\x1b"]
-    reply = "".join(e.text for e in session.reply("ab☃c", DecodeConfig(temperature=0, max_length=8))
-                    if isinstance(e, Token))
+    cfg = DecodeConfig(temperature=0, max_length=8, candidates="model")
+    reply = "".join(e.text for e in session.reply("ab☃c", cfg) if isinstance(e, Token))
     assert session.history == [("you", "ab☃c"), ("bot", reply)]
     assert "**You:**" in session.transcript_markdown() and "> ab☃c" in session.transcript_markdown()
     session.reset()
@@ -158,7 +158,7 @@ def test_ctrl_c_during_a_reply_keeps_the_exchange_as_far_as_it_got(copy_run):
     out = Terminal()
     stdin = io.StringIO("abcdefgh\n")
     stdin.isatty = lambda: True
-    chat = TerminalChat(session, DecodeConfig(temperature=0, max_length=8), stdin=stdin, stdout=out,
+    chat = TerminalChat(session, DecodeConfig(temperature=0, max_length=8, candidates="model"), stdin=stdin, stdout=out,
                         stderr=io.StringIO())
     chat.respond("abcdefgh")
     assert [who for who, _ in session.history] == ["you", "bot"]
@@ -185,16 +185,17 @@ def _rnnchat(*args, stdin="", env_root=None):
 def test_cli_chat_with_piped_stdin(copy_run):
     run_dir = str(copy_run[0])
     lines = "abcde\n/temp 0\n\nhgfa\n/beam 3\nbbcc\n/beam x\n/nonsense\nab☃\n"
-    res = _rnnchat("chat", run_dir, "--temperature", "0", "--max-length", "12", stdin=lines)
+    res = _rnnchat("chat", run_dir, "--candidates", "model", "--temperature", "0", "--max-length", "12", stdin=lines)
     assert res.returncode == 0, res.stderr
     out = res.stdout.splitlines()
     assert len(out) == 5                                   # one per message line, the blank one included
     assert out[0] == "abcde" and out[1] == "" and out[2] == "hgfa" and out[3] == "bbcc"
     assert "/beam needs a whole number" in res.stderr and "unknown command /nonsense" in res.stderr
     assert "unknown to the model" in res.stderr and "Traceback" not in res.stderr
-    res = _rnnchat("chat", run_dir, "--json", "--temperature", "0", stdin="abc\n")
+    res = _rnnchat("chat", run_dir, "--json", "--candidates", "model", "--temperature", "0", stdin="abc\n")
     record = json.loads(res.stdout)
     assert record["prompt"] == "abc" and record["reply"] == "abc" and record["reason"] == "stop"
+    assert record["source"] == "model"
 
 
 def test_cli_chat_bad_input_is_one_line(copy_run):
@@ -209,7 +210,7 @@ def test_cli_eval_chat_reports_distinct_per_strategy(copy_run):
     assert res.returncode == 0, res.stderr
     result = json.loads(res.stdout)
     assert result["pairs"] > 0 and result["loss"] > 0
-    assert set(result["strategies"]) == {"sample 0.7 (default)", "greedy", "beam 4", "beam 4 + rerank 0.5"}
+    assert set(result["strategies"]) == {"sample 0.7", "greedy", "beam 4", "beam 4 + rerank 0.5"}
     assert all(0 < s["distinct1"] <= 1 for s in result["strategies"].values())
 
 

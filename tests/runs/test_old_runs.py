@@ -57,7 +57,7 @@ def test_old_chat_settings_under_train_are_read_as_the_models(old_chat_run):
 def test_old_chat_run_loads_replies_resumes_and_evaluates(old_chat_run):
     assert [r.kind for r in list_runs()] == ["chat"]
     run = open_chat_model("oldchat")
-    reply = ChatSession(run).reply("abc", DecodeConfig(temperature=0, max_length=8)).text()
+    reply = ChatSession(run).reply("abc", DecodeConfig(temperature=0, max_length=8, candidates="model")).text()
     assert isinstance(reply, str)
 
     events = list(Trainer(resume="oldchat", overrides={"max_steps": 30}).run())

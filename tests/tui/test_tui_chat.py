@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import wait_for
-from textual.widgets import DataTable, Input
+from rich.style import Style
+from rich.text import Text
+from textual.widgets import DataTable, Input, Select
 
 from rnnchat.chat.config import DecodeConfig, Seq2SeqConfig
 from rnnchat.chat.session import ChatSession
@@ -70,7 +72,7 @@ def trained(tmp_path_factory) -> Path:
                       lr=1e-2, warmup_steps=5, sample_length=20, val_fraction=0.1)
             # The premise of the stop test: babble's greedy reply does not end by itself.
             babble = ChatSession(open_chat_model("babble"))
-            _, done = reply_text(babble, "abc", DecodeConfig(temperature=0, max_length=300))
+            _, done = reply_text(babble, "abc", DecodeConfig(temperature=0, max_length=300, candidates="model"))
             assert done.reason == "length"
     finally:
         torch.set_num_threads(threads)
@@ -99,12 +101,22 @@ def notes_with(app: RecordingApp, text: str, severity: str | None = None) -> lis
     return [m for m, s in app.notes if text in m and (severity is None or s == severity)]
 
 
+def mark(message: ChatMessage) -> Text:
+    """The word on a reply's lower edge (Textual keeps a border subtitle as markup)."""
+    return Text.from_markup(str(message.border_subtitle or ""))
+
+
+def model_replies(pane: ChatPane) -> None:
+    """Choose the model's own replies in the toolbar (retrieval is the default)."""
+    pane.query_one("#chat-candidates", Select).value = "model"
+
+
 # ------------------------------------------------------------------------------------------- tests
 
 
 async def test_chat_runs_only_and_replies_equal_the_session(runs):
-    greedy = DecodeConfig(temperature=0, max_length=40)
-    beam = DecodeConfig(temperature=0, beam=3, max_length=40)
+    greedy = DecodeConfig(temperature=0, max_length=40, candidates="model")
+    beam = DecodeConfig(temperature=0, beam=3, max_length=40, candidates="model")
     reference = ChatSession(open_chat_model("talk"))
     first, first_done = reply_text(reference, "abc", greedy)
     second, _ = reply_text(reference, "hgfe", beam)      # the second reply also reads the first turn
@@ -115,6 +127,7 @@ async def test_chat_runs_only_and_replies_equal_the_session(runs):
         assert pane._option_values == ["talk", "babble"]          # chat runs only, newest first
         assert pane.query_one("#chat-run").selection == "talk"
         fill(pane, temperature="0", max_length="40")
+        model_replies(pane)
 
         # Bad settings are a notification, and the message stays to be sent again.
         fill(pane, beam="0")
@@ -153,6 +166,7 @@ async def test_escape_stops_a_long_reply_enter_waits_and_ctrl_n_clears(runs, mon
         pane = await open_chat(pilot)
         pane.open_run("babble")
         fill(pane, temperature="0", max_length="100000")
+        model_replies(pane)
         await send(pilot, pane, "abc")
         await wait_for(pilot, lambda: pane.state == "streaming" and pane.messages[-1].text,
                        what="the reply to stream")
@@ -201,13 +215,14 @@ async def test_escape_stops_a_long_reply_enter_waits_and_ctrl_n_clears(runs, mon
 
 async def test_hostile_text_is_literal_unknown_characters_marked_and_export(runs, isolated_paths):
     reference = ChatSession(open_chat_model("talk"))
-    expected, _ = reply_text(reference, HOSTILE, DecodeConfig(temperature=0, max_length=30))
+    expected, _ = reply_text(reference, HOSTILE, DecodeConfig(temperature=0, max_length=30, candidates="model"))
     unknown = reference.unknown_chars(HOSTILE)
     assert "\x1b" in unknown and "[" in unknown and "a" not in unknown
     app = RecordingApp()
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_chat(pilot)
         fill(pane, temperature="0", max_length="30")
+        model_replies(pane)
         await send(pilot, pane, HOSTILE)
         bot = await wait_reply(pilot, pane)
         user = pane.messages[0]
@@ -276,27 +291,79 @@ async def test_no_chat_run_explains_and_runs_tab_opens_chat_runs(isolated_paths,
         await wait_for(pilot, lambda: app.query_one("TabbedContent").active == "chat", what="the chat tab")
 
 
-async def test_retrieval_candidates_from_the_toolbar(runs):
-    from textual.widgets import Select
-
+async def test_retrieval_by_default_each_reply_marked_and_ctrl_r_switches(runs):
     from rnnchat.runs.retrieval import open_retriever
 
     reference = ChatSession(open_chat_model("talk"))
     reference.retriever = open_retriever(reference.run.meta, "talk")
     prompt = reference.retriever.pairs[3].prompt
-    expected, _ = reply_text(reference, prompt, DecodeConfig(candidates="retrieval", max_length=40))
-    assert expected in {p.reply for p in reference.retriever.pairs}
+    expected, done = reply_text(reference, prompt, DecodeConfig(max_length=40))
+    assert expected in {p.reply for p in reference.retriever.pairs} and done.source == "retrieved"
     app = RecordingApp()
     async with app.run_test(size=(100, 30)) as pilot:
         pane = await open_chat(pilot)
+        assert pane.query_one("#chat-candidates", Select).value == "retrieval"     # the default
         fill(pane, max_length="40")
-        await pilot.press("ctrl+r")                       # the key, as the toolbar's Select
-        await pilot.pause()
-        assert pane.query_one("#chat-candidates", Select).value == "retrieval"
-        assert notes_with(app, "replies from: retrieval")
         await send(pilot, pane, prompt)
         reply = await wait_reply(pilot, pane)
-        assert reply.text == expected and not notes_with(app, "", "error")
-        await pilot.press("ctrl+r")
+        assert reply.text == expected and not notes_with(app, "", "error") and not notes_with(app, "", "warning")
+        # The mark: one dim word on the bubble's lower edge, not part of the reply's text.
+        assert reply.source == "retrieved" and reply.shown == neutralise(expected)
+        assert mark(reply).plain == "retrieved" and all(Style.parse(str(s.style)).dim for s in mark(reply).spans)
+        assert "retrieved" in app.export_screenshot()
+        await send(pilot, pane, "12345")                 # like no training prompt: the model writes the reply
+        reply = await wait_reply(pilot, pane)
+        assert reply.source == "model" and mark(reply).plain == "model"
+        assert pane.messages[1].source == "retrieved"   # each reply keeps its own mark
+
+        await pilot.press("ctrl+r")                       # the key, as the toolbar's Select
         await pilot.pause()
         assert pane.query_one("#chat-candidates", Select).value == "model"
+        assert notes_with(app, "replies from: model")
+        await send(pilot, pane, prompt)
+        reply = await wait_reply(pilot, pane)
+        assert reply.source == "model" and mark(reply).plain == "model"
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert pane.query_one("#chat-candidates", Select).value == "retrieval"
+
+
+async def test_without_its_corpus_the_default_falls_back_to_the_model_once(isolated_paths):
+    for name in ("kept", "gone"):                           # "gone", the newest, is the one first chosen
+        corpus = isolated_paths / f"{name}.tsv"
+        corpus.write_text("prompt\treply\n" + "".join(f"{w}\t{w} {w}\n" for w in words(60, 3)), encoding="utf-8")
+        train(name, corpus, Seq2SeqConfig(layers=1, hidden=16, embed=8, dropout=0.0, context_turns=0), task="chat",
+              max_steps=4, eval_every=4, batch_size=8, sample_length=0, val_fraction=0.1)
+    corpus.unlink()
+    candidates = lambda: pane.query_one("#chat-candidates", Select).value  # noqa: E731
+    app = RecordingApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = await open_chat(pilot)
+        assert pane.query_one("#chat-run").selection == "gone"
+        fill(pane, max_length="10")
+        for message in ("abc", "bcd"):
+            await send(pilot, pane, message)
+            reply = await wait_reply(pilot, pane)
+            assert reply.ending != "failed" and reply.source == "model", app.notes
+        notes = notes_with(app, "replying with the model's own replies", "warning")
+        assert len(notes) == 1 and "the run's corpus is not here" in notes[0], app.notes
+        assert candidates() == "model" and not notes_with(app, "", "error")
+        # The fallback was for that run: another one whose dialogue is here gets the default again.
+        pane.query_one("#chat-run").value = "kept"
+        await pilot.pause()
+        assert candidates() == "retrieval"
+        await send(pilot, pane, "abc")
+        reply = await wait_reply(pilot, pane)
+        assert reply.ending != "failed" and reply.source in ("retrieved", "model") and not notes_with(app, "", "error")
+        assert len(notes_with(app, "replying with the model's own replies")) == 1
+        # Retrieval chosen by the user, when it cannot work, is an error and no reply.
+        pane.query_one("#chat-run").value = "gone"
+        await pilot.pause()
+        await pilot.press("ctrl+r", "ctrl+r")          # to model and back: chosen
+        await pilot.pause()
+        assert candidates() == "retrieval"
+        await send(pilot, pane, "cde")
+        reply = await wait_reply(pilot, pane)
+        assert reply.ending == "failed" and not reply.source
+        assert notes_with(app, "retrieval needs the training dialogue of run 'gone'", "error")
+        assert len(notes_with(app, "replying with the model's own replies")) == 1

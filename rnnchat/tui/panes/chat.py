@@ -6,6 +6,11 @@ is ignored, the text kept, while a reply streams); escape stops a reply where it
 new chat; ctrl+e exports it as Markdown; ctrl+r switches replies between the model and retrieval. A
 temperature typed while a reply streams applies at once.
 
+Replies come from retrieval by default. Where the run's training dialogue is not here, the default falls
+back to the model's own replies with one notification (and the toolbar says "model" until another run is
+chosen); retrieval chosen in the toolbar is an error there instead. Each reply's bubble says where it came
+from ("retrieved" or "model", dim, on its lower edge).
+
 The pane's one ``ChatSession`` is created, reset and replies only on the torch thread, whose jobs run in
 order: a reset queued after a reply lands after the reply joined the history, and ``_ReplyEnded`` comes
 after the history holds the exchange, so an export after a reply includes it.
@@ -30,7 +35,7 @@ from rnnchat import events as ev
 from rnnchat.chat.config import DecodeConfig
 from rnnchat.chat.session import ChatSession
 from rnnchat.config import CANDIDATES
-from rnnchat.errors import ConfigError
+from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.runs.opened import open_chat_model
 from rnnchat.runs.retrieval import open_retriever
 from rnnchat.runs.rundir import RunSummary
@@ -61,6 +66,14 @@ class _ReplyEnded(Tagged):
     """The reply job returned: the exchange is in the session's history."""
 
 
+class _FellBack(Tagged):
+    """Retrieval, the default, could not work (``reason``): this reply and the next are the model's own."""
+
+    def __init__(self, tag: str, reason: str) -> None:
+        super().__init__(tag)
+        self.reason = reason
+
+
 class ChatPane(RunPane):
     """Chat with a chat run (see the module docstring)."""
 
@@ -88,6 +101,8 @@ class ChatPane(RunPane):
         self._done: ev.SampleDone | None = None
         self._failed = ""
         self._cfg = _DEFAULTS
+        self._candidates_chosen = False       # the user picked the replies' source (no fallback then)
+        self._candidates_set = _DEFAULTS.candidates   # the source the app last put in the toolbar
         self._shown = False
         self._loaded_for: str | None = None     # the run a load was last asked for
         self._sessions: RunCache[ChatSession] = RunCache()   # export reads its history between replies
@@ -156,6 +171,8 @@ class ChatPane(RunPane):
             return
         had = self.conversation_run is not None and (self.messages or self.replying)
         self._end_conversation()
+        if not self._candidates_chosen:       # a fallback was for the run before: try the default again
+            self._set_candidates(_DEFAULTS.candidates)
         if had:
             self._notify(f"new chat with {Path(run).name}")
         self.conversation_run = run
@@ -187,6 +204,20 @@ class ChatPane(RunPane):
     def _read_settings(self) -> DecodeConfig:
         """The decoding settings in the toolbar, validated. Raises ConfigError naming the field."""
         return chat_settings(self._field, _DEFAULTS, str(self.query_one("#chat-candidates", Select).value))
+
+    @on(Select.Changed, "#chat-candidates")
+    def _candidates_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        if str(event.value) != self._candidates_set:   # the Select also says so when it is first set up
+            self._candidates_chosen = True
+
+    def _set_candidates(self, value: str) -> None:
+        """Set the toolbar's source of replies as the app, not the user, chose it."""
+        self._candidates_set = value
+        select = self.query_one("#chat-candidates", Select)
+        if select.value != value:
+            with select.prevent(Select.Changed):
+                select.value = value
 
     @on(Input.Changed, "#chat-temperature")
     def _temperature_changed(self, event: Input.Changed) -> None:
@@ -263,19 +294,26 @@ class ChatPane(RunPane):
         self._preload()
         self.refresh_bindings()
         self._update_status()
-        job = partial(self._reply_job, tag, run, text, cfg, controls)
+        job = partial(self._reply_job, tag, run, text, cfg, controls, self._candidates_chosen)
         self.run_worker(partial(self._stream_worker, tag, job, _ReplyEnded(tag)), thread=True, group="chat",
                         name="chat-reply", exit_on_error=False)
 
-    def _reply_job(self, tag: str, run: str, text: str, cfg: DecodeConfig,
-                   controls: LiveControls) -> Iterator[ev.Event] | None:
-        """On the torch thread: open the session if needed, mark unknown characters, start the reply."""
+    def _reply_job(self, tag: str, run: str, text: str, cfg: DecodeConfig, controls: LiveControls,
+                   chosen: bool) -> Iterator[ev.Event] | None:
+        """On the torch thread: open the session if needed, mark unknown characters, start the reply.
+        Retrieval that cannot work is an error when ``chosen`` in the toolbar, else the model answers."""
         if tag in self._abandon:
             self._abandon.discard(tag)
             return None                  # a new chat began (or another run) before this could start
         session = self._session_for(run)
         if cfg.candidates == "retrieval" and session.retriever is None:
-            session.retriever = open_retriever(session.run.meta, session.run.name)
+            try:
+                session.retriever = open_retriever(session.run.meta, session.run.name)
+            except RnnchatError as exc:
+                if chosen:
+                    raise
+                self.post_message(_FellBack(tag, self._phrase(exc)))
+                cfg = replace(cfg, candidates="model")
         unknown = session.unknown_chars(text)
         if unknown:
             self.post_message(_Unknown(tag, unknown))
@@ -296,7 +334,9 @@ class ChatPane(RunPane):
                 pieces.append(event.text)
             elif isinstance(event, ev.SampleDone):
                 self._done = event
-        self.chat_log.grow_reply("".join(pieces), self._done.reason if self._done is not None else None)
+        done = self._done
+        self.chat_log.grow_reply("".join(pieces), done.reason if done is not None else None,
+                                 done.source if done is not None else "")
         self._update_status()
 
     def on_stream_failed(self, message: StreamFailed) -> None:
@@ -316,6 +356,14 @@ class ChatPane(RunPane):
         shown = " ".join(repr(c) for c in message.chars[:10]) + (" \u2026" if n > 10 else "")
         self._notify(f"{n} character{'s' if n != 1 else ''} unknown to the model (read as <unk>, "
                      f"underlined in your message): {shown}", "warning")
+
+    @on(_FellBack)
+    def _fell_back(self, message: _FellBack) -> None:
+        if not self._claim(message.tag, message):
+            return
+        self._set_candidates("model")
+        self._cfg = replace(self._cfg, candidates="model")
+        self._notify(f"{message.reason}; replying with the model's own replies instead (From: model)", "warning")
 
     @on(_ReplyEnded)
     def _reply_ended(self, message: _ReplyEnded) -> None:

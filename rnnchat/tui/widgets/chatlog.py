@@ -7,7 +7,9 @@ character to one character, so positions in the original text (the characters th
 know, to mark) are positions in the shown text.
 
 A bot message grows while its reply streams (``append``, once per batch of tokens); the log is
-anchored to the bottom so it follows the reply until the user scrolls up.
+anchored to the bottom so it follows the reply until the user scrolls up. When the reply has ended, one
+dim word on its bubble's lower edge says where it came from: "retrieved" (a training reply) or "model"
+(the model wrote it); it is not part of the reply's text.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ PENDING = "\u2026"
 class ChatMessage(Static):
     """One message: who wrote it ("you" or "bot"), its raw text and how it ended."""
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"chatmessage--unknown", "chatmessage--note"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"chatmessage--unknown", "chatmessage--note", "chatmessage--source"}
 
     def __init__(self, who: str, text: str = "", *, title: str = "", unknown: Iterable[str] = (),
                  pending: bool = False) -> None:
@@ -44,6 +46,8 @@ class ChatMessage(Static):
         """A bot message waiting for its first token."""
         self.ending = ""
         """How a bot reply ended: "", "stop", "length", "cancelled" or "failed"."""
+        self.source = ""
+        """Where a bot reply came from: "retrieved", "model", or "" until it has said."""
         self.border_title = Text(neutralise(title)) if title else None
 
     def on_mount(self) -> None:
@@ -79,6 +83,9 @@ class ChatMessage(Static):
     def _show(self) -> None:
         if self._ready:
             self.update(self.build())
+            if self.source:
+                style = self.get_component_rich_style("chatmessage--source", partial=True)
+                self.border_subtitle = Text(neutralise(self.source), style=style)
 
     def append(self, text: str) -> None:
         if text:
@@ -92,6 +99,11 @@ class ChatMessage(Static):
     def finish(self, ending: str) -> None:
         self.pending = False
         self.ending = ending
+        self._show()
+
+    def mark_source(self, source: str) -> None:
+        """Say where the reply came from (``SampleDone.source``)."""
+        self.source = source
         self._show()
 
 
@@ -127,11 +139,13 @@ class ChatLog(VerticalScroll):
         self.user = self.add("you", text, title="you")
         self.bot = self.add("bot", "", title=bot_title, pending=True)
 
-    def grow_reply(self, text: str, ending: str | None = None) -> None:
-        """More of the reply; ``ending`` when it ended with this."""
+    def grow_reply(self, text: str, ending: str | None = None, source: str = "") -> None:
+        """More of the reply; ``ending`` (and ``source``, where it came from) when it ended with this."""
         if self.bot is not None:
             self.bot.pending = False
             self.bot.append(text)
+            if source:
+                self.bot.mark_source(source)
             if ending is not None:
                 self.bot.finish(ending)
 

@@ -100,6 +100,7 @@ def chat_toolbar(defaults: DecodeConfig) -> Horizontal:
               tooltip="the longest reply, in tokens"),
         label("From"),
         Select([(c, c) for c in CANDIDATES], value=defaults.candidates, allow_blank=False, id="chat-candidates",
-               compact=True, tooltip="model: its own reply; retrieval: replies of similar training prompts "
-                                     "and the model's beams, the nearest prompts first, then by the model's score"),
+               compact=True, tooltip="model: its own reply; retrieval (the default): replies of similar training "
+                                     "prompts and the model's beams, the nearest prompts first, then by the model's "
+                                     "score. Each reply's lower edge says which won: retrieved or model"),
         classes="chat-bar", id="chat-bar")
