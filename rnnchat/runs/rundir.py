@@ -67,6 +67,20 @@ def create(name: str, tokenizer, unique: bool = False) -> Path:
                       "another --name")
 
 
+def discard_unstarted(run_dir: Path) -> None:
+    """Remove a run folder that ``create`` made when the run failed before its run.json was written (it would
+    block its own name); a folder holding anything else is left as it is."""
+    try:
+        names = {e.name for e in os.scandir(run_dir)}
+        if "run.json" in names or not names <= {"tokenizer.json", "tokenizer.model", ".lock"}:
+            return
+        for name in names:
+            os.unlink(run_dir / name)
+        os.rmdir(run_dir)
+    except OSError:
+        pass
+
+
 def append_metrics(run_dir: Path, event: ev.Eval) -> None:
     """One line at the end of metrics.jsonl, never through a link or into anything but a regular file."""
     path = run_dir / "metrics.jsonl"

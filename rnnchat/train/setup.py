@@ -89,6 +89,8 @@ def prepare(req: Request, dist: distributed.Group | None) -> Generator[ev.Event,
     except BaseException:
         for lock in held:
             lock.release()
+            if req.resume is None:
+                rundir.discard_unstarted(lock.path.parent)
         raise
 
 

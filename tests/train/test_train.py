@@ -8,7 +8,7 @@ import torch
 
 from rnnchat import events as ev
 from rnnchat.config import TrainConfig
-from rnnchat.errors import ConfigError, CorpusError
+from rnnchat.errors import ConfigError, CorpusError, SaveError
 from rnnchat.lm.config import ModelConfig
 from rnnchat.runs.checkpoints import load_checkpoint
 from rnnchat.runs.opened import open_language_model
@@ -289,3 +289,26 @@ def test_the_cache_of_copied_text_is_private(play_file, tmp_path):
     folders = [cache, *(p for p in cache.rglob("*") if p.is_dir())]
     assert len(folders) > 1
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o700 for p in folders), [oct(p.stat().st_mode) for p in folders]
+
+
+def test_a_run_that_fails_before_its_run_json_leaves_no_folder_behind(tmp_path, play_file, monkeypatch):
+    """A new run's folder is made before its description is written; a failure between the two (here a full
+    disk) removes it again, so the same --name works on the next try."""
+    import rnnchat.train.setup as setup
+    from rnnchat.train.loop import Trainer
+
+    real = setup.write_meta
+
+    def full_disk(run_dir, meta):
+        raise SaveError("cannot write run.json: no space left on device")
+
+    tiny = ModelConfig(layers=1, hidden=16, embed=8)
+    cfg = TrainConfig(max_steps=2, eval_every=2, seq_len=16, batch_size=4, eval_chars=300, sample_length=0,
+                      precision="fp32")
+    monkeypatch.setattr(setup, "write_meta", full_disk)
+    with pytest.raises(SaveError):
+        list(Trainer(str(play_file), tiny, cfg, name="again").run())
+    assert not (tmp_path / "checkpoints" / "again").exists()
+    monkeypatch.setattr(setup, "write_meta", real)
+    list(Trainer(str(play_file), tiny, cfg, name="again").run())
+    assert (tmp_path / "checkpoints" / "again" / "run.json").is_file()
