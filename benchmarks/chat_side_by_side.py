@@ -1,0 +1,71 @@
+"""A chat run's replies to everyday prompts, the model's own beside the default's, each with its source mark.
+
+    python benchmarks/chat_side_by_side.py RUN [--seed 1] [--json]
+
+Asks the real ``rnnchat chat RUN --json`` twice, once with ``--candidates model`` (the model's own sampled
+replies: the default before 2026-12-04) and once as a user gets it with no flag (retrieval: the training
+replies of similar prompts and the model's beams, reranked). ``/reset`` comes after every prompt, so each
+reply reads its prompt alone, as the first message of a chat does. Whether a reply is sensible is a person's
+judgement: the table leaves a column for it and the count goes in the journal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+from _common import header, markdown_table
+
+# Ten everyday openers of a first chat, none copied from the corpus (the built-in dialogues).
+PROMPTS = ["Hi, how are you?", "What is your name?", "Do you like music?", "Tell me a joke.",
+           "What do you do for a living?", "Are you a robot?", "What is your favourite food?", "I feel sad today.",
+           "Can you help me?", "Thanks, goodbye!"]
+
+
+def replies(run: str, flags: list[str]) -> tuple[list[dict], str]:
+    """One JSON record per prompt from ``rnnchat chat RUN --json FLAGS`` (and what it said on stderr)."""
+    lines = "".join(f"{p}\n/reset\n" for p in PROMPTS)
+    proc = subprocess.run([sys.executable, "-m", "rnnchat", "chat", run, "--json", *flags], input=lines,
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode:
+        sys.exit(f"rnnchat chat failed ({proc.returncode}): {proc.stderr.strip()}")
+    said = "\n".join(line for line in proc.stderr.splitlines() if line != "conversation cleared")
+    return [json.loads(line) for line in proc.stdout.splitlines()], said
+
+
+def cell(record: dict, width: int = 90) -> str:
+    """A reply on one line (the model's text through the sanitiser, cut at ``width``), then its source mark."""
+    from rnnchat.safetext import neutralise
+
+    text = " / ".join(line.strip() for line in record["reply"].splitlines() if line.strip()) or "(empty)"
+    text = neutralise(text if len(text) <= width else text[:width - 1] + "…")
+    return f"{text} *{record.get('source', '?')}*"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", help="a chat run's name or directory")
+    ap.add_argument("--seed", type=int, default=1, help="the model's sampling seed (the default's search is exact)")
+    ap.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    args = ap.parse_args()
+    if not args.json:
+        header("Chat replies side by side (benchmarks/chat_side_by_side.py)")
+    model, model_notes = replies(args.run, ["--candidates", "model", "--seed", str(args.seed)])
+    default, default_notes = replies(args.run, ["--seed", str(args.seed)])
+    if args.json:
+        print(json.dumps({"prompts": PROMPTS, "model": model, "default": default,
+                          "notes": {"model": model_notes, "default": default_notes}}, ensure_ascii=False))
+        return
+    for notes in (model_notes, default_notes):
+        if notes.strip():
+            print(f"stderr: {notes.strip()}")
+    print(markdown_table(["prompt", "model only (`--candidates model`)", "default (retrieval)"],
+                         [[p, cell(m), cell(d)] for p, m, d in zip(PROMPTS, model, default)]))
+    sources = [d.get("source") for d in default]
+    print(f"\ndefault: {sources.count('retrieved')} retrieved, {sources.count('model')} written by the model")
+
+
+if __name__ == "__main__":
+    main()
