@@ -118,7 +118,9 @@ def _add_train(sub) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--name", help="run name under checkpoints/ (default: corpus-level-model-date)")
     g.add_argument("--resume", metavar="RUN", help="continue a run (name or directory)")
-    g.add_argument("--init-from", metavar="RUN", help="lm: fine-tune a language-model run on this text (its "
+    g.add_argument("--init-from", metavar="RUN", help="RUN may be 'base', the built-in base model (English "
+                                                      "from plays, dialogues and Python's docs). "
+                                                      "lm: fine-tune a language-model run on this text (its "
                                                       "cell, shape and weights; new characters join its "
                                                       "vocabulary); chat: start from an LSTM language-model run "
                                                       "(its tokenizer, shape, embedding, LSTM and output head); "
