@@ -136,7 +136,7 @@ def _first_screen(work: Path, env: dict, timeout: float = 60.0) -> tuple[float, 
     pairs = " ".join(f"{k}={v}" for k, v in {**{k: v for k, v in env.items() if k.startswith("RNNCHAT_")},
                                               "TERM": "xterm-256color"}.items())
     command = f"cd {work} && env {unset}{pairs} {sys.executable} -m rnnchat"
-    for attempt in range(3):   # a tmux server whose last session just ended can refuse a new one once
+    for _ in range(3):   # a tmux server whose last session just ended can refuse a new one once
         t0 = time.perf_counter()
         made = subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "100", "-y", "30", command],
                               capture_output=True, text=True)
