@@ -46,7 +46,7 @@ if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.version.cuda else 1)'; the
     pin=$(grep -E '^torch==' constraints.txt | head -1 | cut -d= -f3)
     echo "gpu.sh: $PY has a CPU build of torch; installing torch ${pin:-(unpinned)} from ${TORCH_INDEX_URL:-PyPI}"
     "$PY" -m pip uninstall -q -y torch
-    PIP_FIND_LINKS="" "$PY" -m pip install -q --no-cache-dir "torch${pin:+==$pin}" \
+    env -u PIP_FIND_LINKS -u PIP_NO_INDEX "$PY" -m pip install -q --no-cache-dir "torch${pin:+==$pin}" \
         ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} || fail "could not install a CUDA build of torch"
 fi
 "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' \
