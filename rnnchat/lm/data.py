@@ -20,7 +20,7 @@ import torch
 
 from rnnchat.errors import CorpusError
 from rnnchat.paths import cache_dir, make_private_dir
-from rnnchat.text.corpus import Corpus
+from rnnchat.text.corpus import Corpus, Document
 from rnnchat.text.split import split_spans
 from rnnchat.text.tokenizers import Tokenizer, cut_point, dtype_for, load_tokenizer, train_tokenizer
 from rnnchat.vocab import EOD
@@ -95,13 +95,14 @@ def _memmap(path: Path, dtype: np.dtype) -> np.ndarray:
 
 
 class TextView:
-    """A read-only window ``text[start:end]`` that supports ``len()`` and slicing, so the splits of a large
-    corpus are handed to tokenizer training and encoded piece by piece without copying them whole."""
+    """A read-only window ``text[start:end]`` of a document that supports ``len()`` and slicing, so the
+    splits of a large corpus are handed to tokenizer training and encoded piece by piece without copying
+    them whole (nor, for a file's document, decoding them whole)."""
 
-    __slots__ = ("text", "start", "end")
+    __slots__ = ("doc", "start", "end")
 
-    def __init__(self, text: str, start: int, end: int):
-        self.text, self.start, self.end = text, start, end
+    def __init__(self, doc: Document, start: int, end: int):
+        self.doc, self.start, self.end = doc, start, end
 
     def __len__(self) -> int:
         return self.end - self.start
@@ -110,24 +111,33 @@ class TextView:
         if not isinstance(key, slice) or key.step not in (None, 1):
             raise TypeError("TextView supports only contiguous slices")
         a, b, _ = key.indices(len(self))
-        return self.text[self.start + a:self.start + max(a, b)]
+        return self.doc.slice(self.start + a, self.start + max(a, b))
+
+    def pieces(self, size: int):
+        return self.doc.pieces(self.start, self.end, size)
 
     def __str__(self) -> str:
-        return self.text[self.start:self.end]
+        return self.doc.slice(self.start, self.end)
 
 
 def _pieces(view: TextView, subword: bool):
     """The view as consecutive strings of about _PIECE_CHARS characters (at most twice that). For subword
-    tokenizers the cuts fall where their pieces end (``tokenizers.cut_point``), so the pieces encode as
-    the whole would."""
-    n, start = len(view), 0
-    while start < n:
-        if subword:
-            end = cut_point(view.text, view.start + start, view.end, _PIECE_CHARS) - view.start
-        else:
-            end = min(n, start + _PIECE_CHARS)
-        yield view[start:end]
-        start = end
+    tokenizers the cuts fall where their pieces end (``tokenizers.cut_point``, over the next two pieces'
+    worth of text: the same cuts as over the whole text), so the pieces encode as the whole would."""
+    if not subword:
+        yield from view.pieces(_PIECE_CHARS)
+        return
+    buf, stream, more = "", view.pieces(_PIECE_CHARS), True
+    while True:
+        while more and len(buf) < 2 * _PIECE_CHARS:
+            piece = next(stream, None)
+            more = piece is not None
+            buf += piece or ""
+        if not buf:
+            return
+        end = cut_point(buf, 0, len(buf), _PIECE_CHARS)
+        yield buf[:end]
+        buf = buf[end:]
 
 
 def _build(corpus: Corpus, level: str, vocab_size: int, val_fraction: float,
@@ -136,8 +146,8 @@ def _build(corpus: Corpus, level: str, vocab_size: int, val_fraction: float,
     # memory beyond the corpus itself is a few pieces, whatever the corpus size.
     train_spans, val_spans = split_spans(corpus, val_fraction)
     docs = corpus.documents
-    train_views = [TextView(docs[i].text, a, b) for i, a, b in train_spans]
-    val_views = [TextView(docs[i].text, a, b) for i, a, b in val_spans]
+    train_views = [TextView(docs[i], a, b) for i, a, b in train_spans]
+    val_views = [TextView(docs[i], a, b) for i, a, b in val_spans]
     if tokenizer is None:
         # A character vocabulary covers the whole corpus, so validation has no unknown characters;
         # subword vocabularies are learned from the training split only.
@@ -182,7 +192,7 @@ def eval_span(corpus: Corpus, val_fraction: float, max_chars: int, tokenizer: To
         if chars >= max_chars:
             break
         b = min(b, a + max_chars - chars)
-        parts += [np.array([EOD], dtype=dtype), np.asarray(tokenizer.encode(corpus.documents[i].text[a:b]), dtype)]
+        parts += [np.array([EOD], dtype=dtype), np.asarray(tokenizer.encode(corpus.documents[i].slice(a, b)), dtype)]
         chars += b - a
     return (np.concatenate(parts) if parts else np.zeros(0, dtype)), chars
 

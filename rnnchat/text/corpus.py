@@ -11,11 +11,11 @@ import codecs
 import hashlib
 import os
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from rnnchat.errors import CorpusError
+from rnnchat.text import utf8
 
 _SNIFF_BYTES = 8192           # how much of a file the binary check looks at
 # A folder is walked within bounds, so a path that names a whole disk fails at once rather than reading it.
@@ -25,10 +25,96 @@ MAX_FOLDER_BYTES = 16 << 30
 _BINARY_BAD_SHARE = 0.30      # more than this share of invalid bytes / control characters means binary
 
 
-@dataclass(frozen=True)
 class Document:
-    name: str   # relative path for folder files, file name for a single file, play slug for built-ins
-    text: str
+    """One text of a corpus: its name (the relative path for folder files, the file name for a single file,
+    the play's slug for built-ins) and its text.
+
+    A file's text is kept as its UTF-8 bytes (``Document.of_utf8``): a str would take 2 or 4 bytes a
+    character beyond Latin-1, and the hash, the split, the tokenizers and the copy index read the bytes
+    in pieces (``slice``, ``pieces``, ``utf8_span``). ``text`` decodes the whole text at each use."""
+
+    __slots__ = ("name", "chars", "_text", "_utf8", "_offsets")
+
+    def __init__(self, name: str, text: str):
+        self._set(name, len(text), text, None, None)
+
+    @classmethod
+    def of_utf8(cls, name: str, data: bytes | bytearray) -> Document:
+        """A document held as ``data``, which must be valid UTF-8 (``utf8.repair`` makes it so)."""
+        doc = cls.__new__(cls)
+        offsets = utf8.Offsets(data)
+        doc._set(name, offsets.chars, None, data, offsets)
+        return doc
+
+    def _set(self, name, chars, text, data, offsets) -> None:
+        for key, value in (("name", name), ("chars", chars), ("_text", text), ("_utf8", data),
+                           ("_offsets", offsets)):
+            object.__setattr__(self, key, value)
+
+    def __setattr__(self, key, value):
+        raise AttributeError("a Document cannot be changed")
+
+    @property
+    def text(self) -> str:
+        return self._text if self._utf8 is None else self._utf8.decode("utf-8")
+
+    @property
+    def utf8(self) -> bytes | bytearray:
+        """The text's UTF-8 bytes (lone surrogates, which only JSON or YAML escapes make, kept as such)."""
+        return self._text.encode("utf-8", "surrogatepass") if self._utf8 is None else self._utf8
+
+    def _byte(self, char: int) -> int:
+        return self._offsets.byte(self._utf8, char)
+
+    def slice(self, start: int, end: int) -> str:
+        """``text[start:end]`` for 0 <= start <= end <= chars, without decoding the rest."""
+        if self._utf8 is None:
+            return self._text[start:end]
+        return self._utf8[self._byte(start):self._byte(end)].decode("utf-8")
+
+    def utf8_span(self, start: int, end: int) -> memoryview:
+        """The UTF-8 bytes of ``text[start:end]`` (lone surrogates replaced with "?", as the copy index
+        wants): a view of the held bytes, or the piece encoded for a document held as a str."""
+        if self._utf8 is None:
+            return memoryview(self._text[start:end].encode("utf-8", "replace"))
+        return memoryview(self._utf8)[self._byte(start):self._byte(end)]
+
+    def pieces(self, start: int = 0, end: int | None = None, size: int = 1 << 20):
+        """``text[start:end]`` as consecutive strings of at most ``size`` characters (of about ``size``
+        bytes for a document held as bytes): a pass over a huge text that never decodes all of it."""
+        end = self.chars if end is None else end
+        if self._utf8 is None:
+            for a in range(start, end, size):
+                yield self._text[a:min(end, a + size)]
+            return
+        data, a, stop = self._utf8, self._byte(start), self._byte(end)
+        while a < stop:
+            b = stop if stop - a <= size else utf8.char_start_before(data, a + size)
+            yield data[a:b].decode("utf-8")
+            a = b
+
+    def blank(self) -> bool:
+        """Empty, or only whitespace."""
+        return all(p.isspace() for p in self.pieces()) if self.chars else True
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Document):
+            return NotImplemented
+        return self.name == other.name and self.chars == other.chars and self.utf8 == other.utf8
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.chars))
+
+    def __repr__(self) -> str:
+        shown = self.slice(0, min(self.chars, 40))
+        return f"Document({self.name!r}, {shown!r}{'...' if self.chars > 40 else ''})"
+
+    def __reduce__(self):                         # copies and pickles (setattr is refused)
+        return (_document, (self.name, self._text, self._utf8))
+
+
+def _document(name: str, text: str | None, data: bytes | None) -> Document:
+    return Document(name, text) if data is None else Document.of_utf8(name, data)
 
 
 @dataclass(frozen=True)
@@ -42,15 +128,15 @@ class Corpus:
 
     @property
     def chars(self) -> int:
-        return sum(len(d.text) for d in self.documents)
+        return sum(d.chars for d in self.documents)
 
     def content_hash(self) -> str:
         """SHA-256 over document names and texts; a stable cache key. Computed once per instance."""
         cached = self.__dict__.get("_content_hash")  # frozen blocks setattr, not the instance dict
         if cached is None:
             h = hashlib.sha256(b"rnnchat-corpus-v1\0")
-            for doc in self.documents:
-                name, text = doc.name.encode("utf-8"), doc.text.encode("utf-8", "surrogatepass")
+            for doc in self.documents:      # a file's document hashes its bytes as held: no copy
+                name, text = doc.name.encode("utf-8"), doc.utf8
                 h.update(f"{len(name)}:{len(text)}:".encode("ascii"))
                 h.update(name)
                 h.update(text)
@@ -96,25 +182,6 @@ class CorpusStats:
 
 # ---------------------------------------------------------------------------------------------- reading
 
-_decode_state = threading.local()
-
-
-def _count_replace(exc: UnicodeError) -> tuple[str, int]:
-    assert isinstance(exc, UnicodeDecodeError)
-    _decode_state.count = getattr(_decode_state, "count", 0) + (exc.end - exc.start)
-    return "\ufffd", exc.end
-
-
-codecs.register_error("rnnchat-count-replace", _count_replace)
-
-
-def _decode(data: bytes, final: bool = True) -> tuple[str, int]:
-    """UTF-8 decode like errors="replace"; returns the text and the number of bytes replaced."""
-    _decode_state.count = 0
-    text = codecs.getincrementaldecoder("utf-8")("rnnchat-count-replace").decode(data, final)
-    return text, _decode_state.count
-
-
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
@@ -123,37 +190,36 @@ def _is_binary(head: bytes) -> bool:
         return True
     if not head:
         return False
-    text, bad = _decode(head, final=len(head) < _SNIFF_BYTES)  # a cut multi-byte character is not bad
+    text, bad = utf8.decode(head, final=len(head) < _SNIFF_BYTES)  # a cut multi-byte character is not bad
     bad += len(_CONTROL_RE.findall(text))
     return bad > _BINARY_BAD_SHARE * len(head)
 
 
-def _read_text(path: Path) -> tuple[str, int]:
-    """Read one text file: (text, invalid bytes). Raises OSError, or ValueError for a binary file."""
+def _read_text(path: Path) -> tuple[bytes | bytearray, int]:
+    """Read one text file: (its text as valid UTF-8 bytes, invalid bytes replaced). Raises OSError, or
+    ValueError for a binary file."""
     data = path.read_bytes()
     if _is_binary(data[:_SNIFF_BYTES]):
         raise ValueError("binary")
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     if b"\r" in data:
-        # Line endings are normalised on the bytes, before decoding: the same result (a CR byte is never
-        # part of a multi-byte character), but never two copies of the decoded text, which may take 2 or
-        # 4 bytes per character.
-        data = data.replace(b"\r\n", b"\n")            # one step at a time: at most two copies alive
+        # Line endings are normalised on the bytes (a CR byte is never part of a multi-byte character),
+        # one step at a time: at most two copies alive.
+        data = data.replace(b"\r\n", b"\n")
         if b"\r" in data:
             data = data.replace(b"\r", b"\n")
-    text, bad = _decode(data)
-    return text, bad
+    return utf8.repair(data)
 
 
 def _load_file(path: Path) -> Corpus:
     try:
-        text, bad = _read_text(path)
+        data, bad = _read_text(path)
     except ValueError:
         raise CorpusError(f"{path} is a binary file, not text") from None
     except OSError as e:
         raise CorpusError(f"cannot read {path}: {e.strerror or e}") from None
-    return Corpus(path.name, str(path.resolve()), (Document(path.name, text),), bad)
+    return Corpus(path.name, str(path.resolve()), (Document.of_utf8(path.name, data),), bad)
 
 
 def folder_files(root: Path) -> list[tuple[str, Path]]:
@@ -196,22 +262,22 @@ def _load_folder(root: Path) -> Corpus:
             raise CorpusError(f"{root} holds more than {MAX_FOLDER_BYTES >> 30} GiB of files; name the folder "
                               "that holds your texts")
         try:
-            text, bad = _read_text(path)
+            data, bad = _read_text(path)
         except ValueError:
             skipped.append(f"{rel} (binary)")
             continue
         except OSError as e:
             skipped.append(f"{rel} (unreadable: {e.strerror or e})")
             continue
-        if not text:
+        if not data:
             skipped.append(f"{rel} (empty)")
             continue
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        digest = hashlib.sha256(data).digest()
         if digest in seen_texts:        # a copy: trained and held out at once, it would leak validation
             duplicates += 1
             continue
         seen_texts.add(digest)
-        docs.append(Document(rel, text))
+        docs.append(Document.of_utf8(rel, data))
         bad_total += bad
     return Corpus(root.name, str(root.resolve()), tuple(docs), bad_total, tuple(skipped), duplicates)
 
@@ -239,11 +305,10 @@ def corpus_stats(corpus: Corpus, top: int = 10, preview_chars: int = 400) -> Cor
     counts = np.zeros(128, dtype=np.int64)
     lines = words = 0
     for doc in corpus.documents:
-        lines += doc.text.count("\n") + (1 if doc.text and not doc.text.endswith("\n") else 0)
         prev_space = True
-        for start in range(0, len(doc.text), 1 << 24):  # chunks bound the memory a huge document needs
-            piece = doc.text[start:start + (1 << 24)].encode("utf-32-le", "surrogatepass")
-            codes = np.frombuffer(piece, dtype=np.uint32)
+        for text in doc.pieces(size=1 << 22):  # pieces bound the memory a huge document needs
+            lines += text.count("\n")
+            codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
             binc = np.bincount(codes)
             if len(binc) > len(counts):
                 counts = np.pad(counts, (0, len(binc) - len(counts)))
@@ -251,6 +316,7 @@ def corpus_stats(corpus: Corpus, top: int = 10, preview_chars: int = 400) -> Cor
             space = space_table[codes]
             words += int(np.count_nonzero(~space[1:] & space[:-1])) + int(prev_space and not space[0])
             prev_space = bool(space[-1])
+        lines += 1 if doc.chars and doc.slice(doc.chars - 1, doc.chars) != "\n" else 0
     present = np.flatnonzero(counts)
     order = present[np.argsort(-counts[present], kind="stable")][:top]
     return CorpusStats(
@@ -260,5 +326,6 @@ def corpus_stats(corpus: Corpus, top: int = 10, preview_chars: int = 400) -> Cor
         lines=lines,
         words=words,
         top_chars=tuple((chr(int(c)), int(counts[c])) for c in order),
-        preview=corpus.documents[0].text[:preview_chars] if corpus.documents else "",
+        preview=corpus.documents[0].slice(0, min(preview_chars, corpus.documents[0].chars))
+        if corpus.documents else "",
     )

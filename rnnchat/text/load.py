@@ -91,7 +91,7 @@ def load_corpus(spec: str) -> Corpus:
                 f"or a name in {base}/"
             )
         corpus = load_path(found)
-    if not any(d.text and not d.text.isspace() for d in corpus.documents):
+    if all(d.blank() for d in corpus.documents):
         what = "has no text files" if not corpus.documents else "has no text (only whitespace or nothing)"
         extra = f"; skipped: {', '.join(corpus.skipped[:5])}" if corpus.skipped else ""
         raise CorpusError(f"corpus '{spec}' is empty: it {what}{extra}")

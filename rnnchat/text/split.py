@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from rnnchat.text.corpus import Corpus
+from rnnchat.text.corpus import Corpus, Document
 
 _WHOLE_DOC_MIN_DOCS = 20      # split by whole documents only with at least this many documents ...
 
@@ -27,7 +27,7 @@ def split_documents(corpus: Corpus, val_fraction: float = 0.1) -> tuple[list[str
     """
     train, val = split_spans(corpus, val_fraction)
     docs = corpus.documents
-    return [docs[i].text[a:b] for i, a, b in train], [docs[i].text[a:b] for i, a, b in val]
+    return [docs[i].slice(a, b) for i, a, b in train], [docs[i].slice(a, b) for i, a, b in val]
 
 
 Span = tuple[int, int, int]   # (document index, start, end)
@@ -38,7 +38,7 @@ def split_spans(corpus: Corpus, val_fraction: float = 0.1) -> tuple[list[Span], 
     so a large corpus can be split without copying its text."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-    docs = [(i, len(d.text)) for i, d in enumerate(corpus.documents) if d.text]
+    docs = [(i, d.chars) for i, d in enumerate(corpus.documents) if d.chars]
     total = sum(n for _, n in docs)
     if total == 0:
         return [], []
@@ -62,7 +62,7 @@ def split_spans(corpus: Corpus, val_fraction: float = 0.1) -> tuple[list[Span], 
             continue
         cut = min(max(round(n * (1 - val_fraction)), 1), n - 1)
         window = min(_LINE_SNAP_CHARS, math.ceil(n * val_fraction / 2))
-        cut = _snap_to_line_start(corpus.documents[i].text, cut, window)
+        cut = _snap_to_line_start(corpus.documents[i], cut, window)
         train.append((i, 0, cut))
         val.append((i, cut, n))
     if not val and total >= 2:  # only 1-character documents: the last one becomes validation
@@ -70,10 +70,14 @@ def split_spans(corpus: Corpus, val_fraction: float = 0.1) -> tuple[list[Span], 
     return train, val
 
 
-def _snap_to_line_start(text: str, cut: int, window: int) -> int:
-    """The line start nearest to cut within window, keeping both sides non-empty; else cut."""
-    n = len(text)
-    before = text.rfind("\n", max(0, cut - window - 1), cut)      # newline at p -> line starts at p + 1
-    after = text.find("\n", cut, min(n - 1, cut + window))
-    options = [p + 1 for p in (before, after) if p >= 0 and 1 <= p + 1 <= n - 1 and abs(p + 1 - cut) <= window]
+def _snap_to_line_start(doc: Document, cut: int, window: int) -> int:
+    """The line start nearest to cut within window, keeping both sides non-empty; else cut. Reads only the
+    characters around cut."""
+    n = doc.chars
+    lo, hi = max(0, cut - window - 1), max(cut, min(n - 1, cut + window))
+    near = doc.slice(lo, hi)
+    before = near.rfind("\n", 0, cut - lo)                  # newline at p -> line starts at p + 1
+    after = near.find("\n", cut - lo, hi - lo)
+    options = [p + lo + 1 for p in (before, after)
+               if p >= 0 and 1 <= p + lo + 1 <= n - 1 and abs(p + lo + 1 - cut) <= window]
     return min(options, key=lambda c: (abs(c - cut), c)) if options else cut

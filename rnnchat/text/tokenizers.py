@@ -73,6 +73,9 @@ def _codepoints(text: str) -> np.ndarray:
 
 
 def _chunks(text: str, size: int = _CHUNK_CHARS) -> Iterator[str]:
+    if hasattr(text, "pieces"):      # a view of a document held as bytes: decoded a piece at a time
+        yield from text.pieces(size)
+        return
     for start in range(0, len(text), size):
         yield text[start:start + size]
 
