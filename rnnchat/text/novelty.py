@@ -1,17 +1,22 @@
-"""What share of a sample is copied from the training text: a suffix array over the text's UTF-8 bytes.
+"""What share of a sample is copied from the training text: suffix arrays over the text's UTF-8 bytes.
 
-``NoveltyIndex.build`` writes the training text as bytes and its suffix array (libdivsufsort through
-pydivsufsort: seconds for 100 MB, 4 bytes per byte of text) into a folder of the cache; ``open`` maps both
-read-only. ``measure(sample)`` reports the longest span of the sample found verbatim in the text and the
-share of its 20-character windows that occur there, by a binary search of the suffix array at every
-position of the sample (a UTF-8 match of a valid string is a character match: no match can start inside
-a character).
+``NoveltyIndex.build`` writes the training text as bytes and suffix arrays over it (libdivsufsort through
+pydivsufsort: seconds for 100 MB, 4 bytes per byte of text) into a folder of the cache; ``open`` opens
+them for reading (``suffixes.py`` searches them). A text over 16 MB is indexed as 4 overlapping parts,
+one suffix array each, so that building needs 5 bytes per byte of a quarter of the text rather than of
+all of it (for 100 MB: 120 MB rather than 450 MB); queries search every part. ``measure(sample)``
+reports the longest span of the sample found verbatim in the text and the share of its 20-character
+windows that occur there, by a binary search of the suffix arrays at every position of the sample (a
+UTF-8 match of a valid string is a character match: no match can start inside a character). Parts
+overlap by 1 MB, so every copy up to 1 MB long lies whole in one part: figures are exact for such
+copies, and a longer one counts for at least 1 MB.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -19,14 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnchat.errors import CorpusError
 from rnnchat.paths import cache_dir, make_private_dir
-from rnnchat.text.corpus import Corpus
+from rnnchat.text.corpus import Corpus, Document
 from rnnchat.text.split import split_spans
+from rnnchat.text.suffixes import FINE, STRIDE, Part, Reader, extend, write_keys
 
 WINDOW = 20                    # characters: a window that occurs in the text counts as copied
-_BLOCK = 64                    # bytes compared at a time while narrowing the search
-_FORMAT = 2                    # 2: spans joined by 0xFF, not NUL
+_FORMAT = 3                    # 2: spans joined by 0xFF, not NUL; 3: the suffix array in parts
+_PART_MIN = 16 << 20           # bytes of text indexed as one part
+_PARTS = 4                     # a larger text is cut into this many parts ...
+_PART_MAX = 1 << 30            # ... of at most this many bytes (more parts past 4 GB)
+_OVERLAP = 1 << 20             # bytes each part shares with the next
+_MAP_MAX = 64 << 20            # an index this small is memory-mapped (faster); a larger one is read with pread
 _SEPARATOR = b"\xff"           # never in UTF-8, so no match crosses from one span into the next
 
 
@@ -41,16 +50,22 @@ class Novelty:
         return {"longest_copy": self.longest_copy, "copied_share": self.copied_share}
 
 
+def _parts(n: int) -> list[tuple[int, int]]:
+    """(start, end) byte ranges of the parts of an ``n``-byte text: each shares _OVERLAP bytes with the next."""
+    size = min(_PART_MAX, max(_PART_MIN, math.ceil(n / _PARTS)))
+    return [(a, min(n, a + size + _OVERLAP)) for a in range(0, n, size)] if n > size else ([(0, n)] if n else [])
+
+
 class NoveltyIndex:
-    def __init__(self, path: Path, text: np.memmap, sa: np.memmap):
-        self.path, self._text, self._sa = path, text, sa
-        self._bytes = memoryview(text)
+    def __init__(self, path: Path, text: Reader, parts: list[Part]):
+        self.path, self._text, self._parts = path, text, parts
 
     @classmethod
     def build(cls, spans, path: Path) -> "NoveltyIndex":
-        """Index the (text, start, end) ``spans`` joined by a byte that UTF-8 never holds (so no match crosses
-        from one span into the next, whatever the text holds), written piece by piece: no copy of the text
-        is made. A build that fails leaves no temporary folder behind."""
+        """Index the (text, start, end) ``spans`` (``text`` a Document or a str; start and end in characters)
+        joined by a byte that UTF-8 never holds (so no match crosses from one span into the next, whatever
+        the text holds), written piece by piece: no copy of the text is made. A build that fails leaves no
+        temporary folder behind."""
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         make_private_dir(tmp)
@@ -71,24 +86,33 @@ class NoveltyIndex:
 
         with open(tmp / "text.bin", "wb") as f:
             for text, a, b in spans:
+                doc = text if isinstance(text, Document) else Document("", text)
                 for start in range(a, b, 1 << 22):
-                    f.write(text[start:min(b, start + (1 << 22))].encode("utf-8", "replace"))
+                    f.write(doc.utf8_span(start, min(b, start + (1 << 22))))
                 f.write(_SEPARATOR)
-        data = np.fromfile(tmp / "text.bin", dtype=np.uint8)
-        if len(data) >= 2**31 - 1:
-            raise CorpusError("the corpus is too large for the copy index (over 2 GB of text)")
-        sa = pydivsufsort.divsufsort(data)
-        del data
-        np.asarray(sa, dtype=np.int32).tofile(tmp / "sa.bin")
-        del sa
-        (tmp / "meta.json").write_text(json.dumps({"format": _FORMAT}), encoding="utf-8")
+        parts = _parts((tmp / "text.bin").stat().st_size)
+        with open(tmp / "text.bin", "rb") as f:
+            for k, (a, b) in enumerate(parts):
+                f.seek(a)
+                data = f.read(b - a)             # one part in memory at a time, with its suffix array
+                sa = np.asarray(pydivsufsort.divsufsort(data), dtype=np.int32)
+                write_keys(data, sa, STRIDE, tmp / f"coarse-{k}.bin")
+                write_keys(data, sa, FINE, tmp / f"fine-{k}.bin")
+                del data
+                sa.tofile(tmp / f"sa-{k}.bin")
+                del sa
+        (tmp / "meta.json").write_text(json.dumps({"format": _FORMAT, "parts": parts}), encoding="utf-8")
 
     @classmethod
     def open(cls, path: Path) -> "NoveltyIndex":
-        size = (path / "text.bin").stat().st_size
-        text = np.memmap(path / "text.bin", dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
-        sa = np.memmap(path / "sa.bin", dtype=np.int32, mode="r") if size else np.zeros(0, np.int32)
-        return cls(path, text, sa)
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        files = [path / "text.bin"] + [path / f"sa-{k}.bin" for k in range(len(meta["parts"]))]
+        mapped = sum(f.stat().st_size for f in files) <= _MAP_MAX
+        text = Reader(path / "text.bin", mapped)
+        parts = [Part(text, a, b, Reader(path / f"sa-{k}.bin", mapped),
+                      np.fromfile(path / f"coarse-{k}.bin", np.uint64), Reader(path / f"fine-{k}.bin", mapped))
+                 for k, (a, b) in enumerate(meta["parts"])]
+        return cls(path, text, parts)
 
     @staticmethod
     def exists(path: Path) -> bool:
@@ -96,72 +120,23 @@ class NoveltyIndex:
 
     # ---- queries ------------------------------------------------------------------------------
 
-    def _block(self, row: int, depth: int, width: int) -> bytes:
-        p = int(self._sa[row]) + depth
-        return bytes(self._bytes[p:p + width])
-
-    def _match(self, q: bytes, i: int, hint: int) -> tuple[int, int]:
-        """(length, text position) of a longest match of q[i:] in the text; ``hint`` is a text position
-        whose continuation is tried first (the previous position's match, one character on)."""
-        best, where = 0, -1
-        if hint >= 0:
-            best, where = self._extend(q, i, hint, 0), hint
-            if best == len(q) - i:                       # the copy runs to the end: nothing can be longer
-                return best, where
-            if best >= _BLOCK and not self._occurs(q[i:i + best + 1]):   # one search: is any copy longer?
-                return best, where                       # (at a seam of two copies one is: search it out)
-        lo, hi, depth = 0, len(self._sa), 0
-        while lo < hi and depth < len(q) - i:
-            key = q[i + depth:i + depth + _BLOCK]
-            width = len(key)
-            a, b = lo, hi                          # the first suffix whose block is >= key
-            while a < b:
-                mid = (a + b) // 2
-                if self._block(mid, depth, width) < key:
-                    a = mid + 1
-                else:
-                    b = mid
-            start = a
-            if start < hi and self._block(start, depth, width) == key:
-                b = hi                             # the first suffix whose block is > key
-                while a < b:
-                    mid = (a + b) // 2
-                    if self._block(mid, depth, width) <= key:
-                        a = mid + 1
-                    else:
-                        b = mid
-                lo, hi, depth = start, a, depth + width     # these suffixes all share the block
-                if depth > best:
-                    best, where = depth, int(self._sa[lo])
-                continue
-            for row in (start - 1, start):         # none shares it: a neighbour shares the most of it
-                if lo <= row < hi:
-                    length = self._extend(q, i, int(self._sa[row]), depth)
-                    if length > best:
-                        best, where = length, int(self._sa[row])
-            break
-        return best, where
-
-    def _occurs(self, key: bytes) -> bool:
-        """Whether ``key`` occurs in the text (a binary search of the suffix array)."""
-        a, b, width = 0, len(self._sa), len(key)
-        while a < b:
-            mid = (a + b) // 2
-            if self._block(mid, 0, width) < key:
-                a = mid + 1
-            else:
-                b = mid
-        return a < len(self._sa) and self._block(a, 0, width) == key
-
-    def _extend(self, q: bytes, i: int, p: int, k: int) -> int:
-        """How many bytes of q[i:] match the text at p, counting from k."""
-        text = self._bytes
-        limit = min(len(q) - i, len(text) - p)
-        while k + _BLOCK <= limit and bytes(text[p + k:p + k + _BLOCK]) == q[i + k:i + k + _BLOCK]:
-            k += _BLOCK
-        while k < limit and text[p + k] == q[i + k]:
-            k += 1
-        return k
+    def _matched(self, q: bytes, starts: list[int]) -> np.ndarray:
+        """Bytes of q matched in the text from each character on: the longest match over the parts (one
+        that reaches a part's end carried on in the whole text). Each part first follows its match for the
+        previous character; the longest so far spares the other parts a search when none is longer there."""
+        matched = np.zeros(len(starts) - 1, np.int64)
+        hints = [-1] * len(self._parts)
+        for j, i in enumerate(starts[:-1]):
+            step, longest = starts[j + 1] - i, 0
+            for k in sorted(range(len(hints)), key=lambda k: hints[k] < 0):      # the parts with a hint first
+                part = self._parts[k]
+                length, where = part.match(q, i, hints[k], longest)
+                if where >= 0 and where + length == part.size:    # the copy may go on in the next part
+                    length = extend(self._text.read, self._text.size, q, i, part.start + where, length)
+                longest = max(longest, length)
+                hints[k] = where + step if length > step and where + step < part.size else -1
+            matched[j] = longest
+        return matched
 
     def measure(self, sample: str) -> Novelty:
         q = sample.encode("utf-8", "replace")
@@ -171,16 +146,7 @@ class NoveltyIndex:
             starts.append(pos)
             pos += len(ch.encode("utf-8", "replace"))
         starts.append(pos)
-        matched = np.zeros(len(sample), np.int64)   # bytes matched from each character on
-        hint = -1
-        prev = 0
-        for j, b in enumerate(starts[:-1]):
-            if len(self._sa) == 0:
-                break
-            length, where = self._match(q, b, hint if prev > 0 else -1)
-            matched[j] = length
-            step = starts[j + 1] - b
-            hint, prev = (where + step if length > step else -1), length
+        matched = self._matched(q, starts)          # bytes matched from each character on
         ends = np.asarray(starts[1:])               # byte offset after each character
         longest, copied, spans = 0, 0, []
         for j in range(len(sample)):
@@ -209,4 +175,4 @@ def training_index(corpus: Corpus, val_fraction: float) -> NoveltyIndex:
     if NoveltyIndex.exists(path):
         return NoveltyIndex.open(path)
     train, _ = split_spans(corpus, val_fraction)
-    return NoveltyIndex.build([(corpus.documents[i].text, a, b) for i, a, b in train], path)
+    return NoveltyIndex.build([(corpus.documents[i], a, b) for i, a, b in train], path)
