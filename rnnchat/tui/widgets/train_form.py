@@ -94,9 +94,10 @@ class TrainForm(VerticalScroll):
                          compact=True, id="preset")
         yield Static("", id="preset-info", classes="muted")
         with Horizontal(classes="form-row"):
-            yield Label("start from", classes="form-label")
+            yield Label("start", classes="form-label")
             yield Select(self._start_options(), value=SCRATCH, allow_blank=False, compact=True, id="start-from",
-                         tooltip="scratch: a new model; the built-in base or one of your language-model runs: "
+                         tooltip="where the weights start. scratch: a new model; the built-in base or one of your "
+                                 "language-model runs: "
                                  "its shape and weights, fine-tuned on this corpus (--init-from)")
         for name, label, kind in FIELDS:
             self._initial[name] = defaults.get(name)
