@@ -155,13 +155,14 @@ class TrainForm(VerticalScroll):
 
     @on(Select.Changed, "#start-from")
     def _start_changed(self) -> None:
-        """A run started from another takes its tokenizer and shape: those fields are not read then."""
+        """Enable the fields the run reads: its task's, less the tokenizer and shape a run started from another
+        takes from it."""
         task = str(self.query_one("#f-task", Select).value)
         used = TRAIN_FIELDS | {f.name for f in dataclasses.fields(KINDS[task].model_config)}
-        for name in INHERITED:
-            if name in LABELS:
-                self.query_one(f"#f-{name}").disabled = (self.start_from() is not None or name not in used
-                                                         or name in _NOT_READ.get(task, ()))
+        inherited = set(INHERITED) if self.start_from() is not None else set()
+        for name in LABELS:
+            self.query_one(f"#f-{name}").disabled = (name not in used or name in _NOT_READ.get(task, ())
+                                                     or name in inherited)
 
     # ---- presets -------------------------------------------------------------------------------
 
@@ -176,9 +177,6 @@ class TrainForm(VerticalScroll):
             value = kind.train_defaults.get(key, getattr(base, key))
             widget = self.query_one(f"#f-{key}")
             widget.value = value if isinstance(widget, Select) else str(value)
-        used = TRAIN_FIELDS | {f.name for f in dataclasses.fields(kind.model_config)}
-        for name in LABELS:
-            self.query_one(f"#f-{name}").disabled = name not in used or name in _NOT_READ.get(task, ())
         for key in {k for other in KINDS.values() for k in other.keeps} & LABELS.keys() & set(kind.keeps):
             value = getattr(kind.model_config(), key)
             self.query_one(f"#f-{key}", Input).value = "" if value is None else str(value)
