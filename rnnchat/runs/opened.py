@@ -87,11 +87,11 @@ def training_corpus(meta: RunMeta | CorpusInfo, given: str | None = None):
 def copy_index(meta: RunMeta, given: str | None = None):
     """(the copy index of a run's training text, a warning or ""): from the cache, or built once from the
     run's own corpus (``training_corpus``); no index, with the reason, when that is not here."""
-    from rnnchat.text.novelty import NoveltyIndex, index_path, training_index
+    from rnnchat.text.novelty import index_path, open_cached, training_index
 
-    path = index_path(meta.corpus.hash, meta.train.val_fraction)
-    if NoveltyIndex.exists(path):
-        return NoveltyIndex.open(path), ""
+    cached = open_cached(index_path(meta.corpus.hash, meta.train.val_fraction))
+    if cached is not None:
+        return cached, ""
     try:
         corpus = training_corpus(meta, given)
     except CorpusError as exc:

@@ -105,7 +105,8 @@ class NoveltyIndex:
 
     @classmethod
     def open(cls, path: Path) -> "NoveltyIndex":
-        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        """Open a built index; ``DamagedIndex`` when its files are not the ones ``build`` writes."""
+        meta = _checked_meta(path)
         files = [path / "text.bin"] + [path / f"sa-{k}.bin" for k in range(len(meta["parts"]))]
         mapped = sum(f.stat().st_size for f in files) <= _MAP_MAX
         text = Reader(path / "text.bin", mapped)
@@ -163,6 +164,44 @@ class NoveltyIndex:
         return Novelty(longest, copied / windows if windows else 0.0, windows, tuple(spans))
 
 
+class DamagedIndex(ValueError):
+    """A cached index whose files are missing, cut short or not of this format."""
+
+
+def _checked_meta(path: Path) -> dict:
+    """The index's meta.json, once every file it implies is there at the size ``build`` writes."""
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        parts = meta["parts"]
+        size = (path / "text.bin").stat().st_size
+        ok = meta.get("format") == _FORMAT and isinstance(parts, list) and all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(x, int) for x in p) and 0 <= p[0] < p[1] <= size
+            for p in parts)
+        for k, (a, b) in enumerate(parts if ok else []):
+            n = b - a
+            ok = ok and (path / f"sa-{k}.bin").stat().st_size == 4 * n \
+                and (path / f"coarse-{k}.bin").stat().st_size == 8 * -(-n // STRIDE) \
+                and (path / f"fine-{k}.bin").stat().st_size == 8 * -(-n // FINE)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DamagedIndex(f"the copy index at {path} is damaged ({exc})") from None
+    if not ok:
+        raise DamagedIndex(f"the copy index at {path} is damaged (its files are not the sizes it lists)")
+    return meta
+
+
+def open_cached(path: Path) -> NoveltyIndex | None:
+    """The cached index at ``path``, or None when there is none; a damaged one is removed, to be built again."""
+    if not (path.exists() or path.is_symlink()):
+        return None
+    try:
+        return NoveltyIndex.open(path)
+    except DamagedIndex:
+        shutil.rmtree(path, ignore_errors=True)
+        if path.is_symlink() or path.is_file():
+            path.unlink(missing_ok=True)
+        return None
+
+
 def index_path(corpus_hash: str, val_fraction: float) -> Path:
     """Where the index of a corpus's training split lives in the cache (beside its token arrays)."""
     key = hashlib.sha256(f"novelty-v{_FORMAT}|{corpus_hash}|{val_fraction:.6f}".encode()).hexdigest()[:24]
@@ -172,7 +211,8 @@ def index_path(corpus_hash: str, val_fraction: float) -> Path:
 def training_index(corpus: Corpus, val_fraction: float) -> NoveltyIndex:
     """The index of the corpus's training split: from the cache, or built (and cached) now."""
     path = index_path(corpus.content_hash(), val_fraction)
-    if NoveltyIndex.exists(path):
-        return NoveltyIndex.open(path)
+    cached = open_cached(path)
+    if cached is not None:
+        return cached
     train, _ = split_spans(corpus, val_fraction)
     return NoveltyIndex.build([(corpus.documents[i], a, b) for i, a, b in train], path)

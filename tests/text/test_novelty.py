@@ -81,3 +81,32 @@ def test_a_failed_build_leaves_no_temporary_folder(tmp_path, monkeypatch):
     with pytest.raises(MemoryError):
         NoveltyIndex.build([("some training text", 0, 18)], tmp_path / "idx")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["remove the suffix array", "cut the text short", "break meta.json",
+                                    "remove meta.json's parts", "an older format"])
+def test_a_damaged_cached_index_is_built_again(tmp_path, damage):
+    """A cache folder someone cleaned by hand (or a disk that filled up) is rebuilt, never an error."""
+    import json
+
+    text = make_play_text(200, seed=3)
+    corpus = Corpus("c", "test", (Document("a", text),))
+    path = index_path(corpus.content_hash(), 0.1)
+    training_index(corpus, 0.1)
+    meta = json.loads((path / "meta.json").read_text())
+    if damage == "remove the suffix array":
+        (path / "sa-0.bin").unlink()
+    elif damage == "cut the text short":
+        data = (path / "text.bin").read_bytes()
+        (path / "text.bin").write_bytes(data[: len(data) // 2])
+    elif damage == "break meta.json":
+        (path / "meta.json").write_text("{not json")
+    elif damage == "remove meta.json's parts":
+        (path / "meta.json").write_text(json.dumps({"format": meta["format"]}))
+    else:
+        (path / "meta.json").write_text(json.dumps({**meta, "format": meta["format"] - 1}))
+    with pytest.raises(ValueError, match="damaged"):
+        NoveltyIndex.open(path)
+    sample = text[100:400]
+    assert training_index(corpus, 0.1).measure(sample).longest_copy == 300   # rebuilt, whole again
+    assert NoveltyIndex.open(path).measure(sample).longest_copy == 300
