@@ -66,10 +66,23 @@ def today() -> str:
     return time.strftime("%Y-%m-%d")
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory: VmHWM where /proc has it, since Linux carries ru_maxrss over from
+    the parent across fork and exec (a child would report its parent's peak when that is larger)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss      # KiB on Linux, bytes on macOS
+    return rss if sys.platform == "darwin" else rss * 1024
+
+
 def peak_rss_mb() -> float:
-    """This process's peak resident memory in MB (Linux reports ru_maxrss in KiB, macOS in bytes)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
+    """This process's peak resident memory in MB (binary)."""
+    return peak_rss_bytes() / 2**20
 
 
 def run_side(script: str | Path, args: list[str], env: dict | None = None, echo: bool = True) -> dict:

@@ -56,7 +56,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import answer, header, markdown_table, progress, run_side, text_table, today  # noqa: F401
+from _common import answer, header, markdown_table, peak_rss_bytes, progress, run_side, text_table, today  # noqa: F401
 
 MB = 1_000_000
 
@@ -76,18 +76,6 @@ def _status_kb() -> dict:
     return out
 
 
-def _maxrss_bytes() -> int:
-    """This process's peak resident memory: VmHWM where /proc has it, since Linux carries ru_maxrss over
-    from the parent across fork and exec (a child would report the parent's peak when that is larger)."""
-    hwm = _status_kb().get("VmHWM")
-    if hwm:
-        return hwm * 1024
-    import resource
-
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss if sys.platform == "darwin" else rss * 1024
-
-
 def child_baseline() -> dict:
     import torch  # noqa: F401
 
@@ -95,7 +83,7 @@ def child_baseline() -> dict:
     import rnnchat.text.corpus  # noqa: F401
     import rnnchat.text.tokenizers  # noqa: F401
 
-    return {"peak_bytes": _maxrss_bytes()}
+    return {"peak_bytes": peak_rss_bytes()}
 
 
 def _held_bytes(doc) -> int:
@@ -129,7 +117,7 @@ def child_prep(path: str, level: str, vocab_size: int) -> dict:
     assert not ds.cached, "the cache was not empty"
     return {
         "seconds": t2 - t0, "load_s": t1 - t0, "prepare_s": t2 - t1, **timings,
-        "peak_bytes": _maxrss_bytes(), "chars": corpus.chars,
+        "peak_bytes": peak_rss_bytes(), "chars": corpus.chars,
         "text_bytes_in_memory": sum(_held_bytes(d) for d in corpus.documents),
         "train_tokens": len(ds.train), "val_tokens": len(ds.val), "vocab": ds.tokenizer.vocab_size,
         "cache_bytes": sum(p.stat().st_size for p in ds.path.iterdir()),
@@ -190,7 +178,7 @@ def child_start(path: str, level: str, vocab_size: int) -> dict:
     stages.switch("done")
     if code != 0:
         raise SystemExit(f"rnnchat train exited with {code}")
-    peak = stages.peak if stages.peak else _maxrss_bytes()
+    peak = stages.peak if stages.peak else peak_rss_bytes()
     return {"seconds": seconds, "imports_s": imports_s, "peak_bytes": peak, "code": rnnchat.__file__,
             "stages": {k: {"seconds": v[0], "peak_bytes": v[1]} for k, v in stages.rows.items()}}
 
@@ -214,7 +202,7 @@ def child_train(path: str, level: str, vocab_size: int, steps: int) -> dict:
             if s.get("VmRSS", 0) * 1024 > rss:
                 rss, anon, file_pages = s["VmRSS"] * 1024, s.get("RssAnon", 0) * 1024, s.get("RssFile", 0) * 1024
     return {"train_rss_bytes": rss, "train_anon_bytes": anon, "train_file_bytes": file_pages,
-            "cache_hit": cached, "peak_bytes": _maxrss_bytes()}
+            "cache_hit": cached, "peak_bytes": peak_rss_bytes()}
 
 
 # -------------------------------------------------------------------------------------------- corpora

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import resource
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import answer, header, run_side  # also puts the checkout on sys.path
+from _common import answer, header, peak_rss_bytes, run_side  # also puts the checkout on sys.path
 
 MB = 1_000_000
 
@@ -31,12 +30,12 @@ def child_build(path: str) -> dict:
     from rnnchat.text.load import load_corpus
     from rnnchat.text.novelty import training_index
 
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    base = peak_rss_bytes()
     corpus = load_corpus(path)
     t0 = time.perf_counter()
     index = training_index(corpus, 0.1)
     build = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_bytes()
     text = corpus.documents[0].text
     rng = random.Random(0)
     kinds = {"copied": lambda k: text[k * 9973:k * 9973 + 2000],
