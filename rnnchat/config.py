@@ -21,7 +21,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 TASKS = ("lm", "chat", "classify")   # the front ends' choices; runs/kinds.py holds what each is
 ATTENTIONS = ("general", "dot")
 CHECKPOINTS = ("best", "last")
-CANDIDATES = ("model", "retrieval")   # chat replies: the model's own, or training replies + beams reranked
+CANDIDATES = ("model", "retrieval")   # chat replies: the model's own, or the dialogue's replies + beams reranked
 
 # Training time when no step, epoch or time limit is given. The window of 128 was chosen for runs of
 # this length (benchmarks/RESULTS.md); Ctrl+C (or ctrl+x in the app) stops early and saves.

@@ -127,7 +127,7 @@ class SampleDone(Event):
     seconds: float
     reason: str                   # "length", "stop", "cancelled"
     weights: str = "fp32"         # the sampler's copy of the weights: "fp32" or "int8" (lm/stepper.py)
-    source: str = ""              # a chat reply: "retrieved" (a training reply) or "model" (the model wrote it)
+    source: str = ""              # a chat reply: "retrieved" (from the run's dialogue) or "model" (the model wrote it)
 
 
 @dataclass(frozen=True)

@@ -97,8 +97,8 @@ class DecodeConfig:
     rerank: float = 0.0           # beam: subtract this times the reply's log-prob without the prompt (anti-LM)
     max_length: int = 200         # tokens
     seed: int | None = None
-    # "retrieval": replies of similar training prompts and the model's beams, reranked; the default since it
-    # answered held-out prompts better (chrF, benchmarks/RESULTS.md); "model": the model's own reply.
+    # "retrieval": replies of similar prompts in the run's dialogue and the model's beams, reranked; the default
+    # since it answered held-out prompts better (chrF, benchmarks/RESULTS.md); "model": the model's own reply.
     candidates: str = "retrieval"
 
 

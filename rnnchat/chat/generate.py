@@ -32,7 +32,7 @@ from rnnchat.events import Beams, SampleDone, Token
 from rnnchat.sampling import LiveControls, Stream, TokenFilter
 from rnnchat.vocab import EOD, UNK
 
-# Where a reply came from (SampleDone.source): written by the model, or a training reply found by retrieval.
+# Where a reply came from (SampleDone.source): written by the model, or a reply of its dialogue found by retrieval.
 MODEL, RETRIEVED = "model", "retrieved"
 
 

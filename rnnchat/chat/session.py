@@ -59,7 +59,7 @@ class ChatSession:
             cfg = dataclasses.replace(cfg, seed=cfg.seed + len(self.history) // 2)
         if cfg.candidates == "retrieval":
             if self.retriever is None:
-                raise ConfigError("retrieval needs the run's training pairs (runs.retrieval.open_retriever); none "
+                raise ConfigError("retrieval needs the run's dialogue pairs (runs.retrieval.open_retriever); none "
                                   "were loaded, and candidates 'model' answers without them", "candidates")
             controls = controls or LiveControls.of(cfg)
             stream = Stream(self._retrieved(message, cfg, controls), controls)
@@ -69,7 +69,7 @@ class ChatSession:
         return Stream(self._recorded(message, stream), stream.controls)
 
     def _retrieved(self, message: str, cfg: DecodeConfig, controls: LiveControls) -> Iterator[Token | SampleDone]:
-        """The best of the training replies to similar prompts and the model's beams, by similarity and then
+        """The best of the dialogue's replies to similar prompts and the model's beams, by similarity and then
         the model's anti-LM score (beam at least 4 and λ 0.5 unless set), streamed token by token; its
         SampleDone says which kind won (RETRIEVED or MODEL)."""
         t0 = time.perf_counter()

@@ -5,7 +5,7 @@ Ctrl+D, ends the chat). With piped input every input line gets exactly one outpu
 own line breaks become " / "; ``--json`` keeps the exact text), so scripts can pair them up.
 Slash commands change the settings for the rest of the chat; their answers go to stderr.
 
-Replies come from retrieval by default (the training replies of similar prompts and the model's beams,
+Replies come from retrieval by default (the replies of similar prompts in the run's dialogue and the model's beams,
 reranked); where the run's training dialogue is not here the default falls back to the model's own
 replies with one warning, while retrieval asked for by name (``--candidates retrieval``, or ``--corpus``
 saying where its dialogue is) is an error. Each reply says
@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # the session loads torch; this module is imported for every 
 
 HELP = ("commands: /reset (forget the conversation), /temp F (0 = greedy), /beam N (1 = sample), "
         "/topk N, /topp F, /rerank F (beam: against generic replies), /norepeat N, "
-        "/candidates model|retrieval (answer with similar training replies too), /settings, /help, /quit")
+        "/candidates model|retrieval (answer with the dialogue's replies to similar prompts too), /settings, /help, "
+        "/quit")
 
 # command -> (DecodeConfig field, type)
 _SETTINGS = {"/temp": ("temperature", float), "/temperature": ("temperature", float), "/beam": ("beam", int),
@@ -71,7 +72,7 @@ def cmd_chat(args) -> int:
 
 
 def use_retrieval(session: ChatSession) -> None:
-    """Give the session its run's training pairs to retrieve from (read once, on first use)."""
+    """Give the session its run's dialogue pairs to retrieve from (read once, on first use)."""
     from rnnchat.runs.retrieval import open_retriever
 
     if session.retriever is None:
@@ -230,5 +231,5 @@ class TerminalChat:
         extra = [f"no-repeat {c.no_repeat_ngram}"] if c.no_repeat_ngram else []
         extra += [f"repetition penalty {c.repetition_penalty:g}"] if c.repetition_penalty > 1 else []
         if c.candidates == "retrieval":
-            how = f"retrieved training replies and beam {max(c.beam, 4)}, reranked by the model (λ {c.rerank or 0.5:g})"
+            how = f"retrieved replies and beam {max(c.beam, 4)}, reranked by the model (λ {c.rerank or 0.5:g})"
         return ", ".join([how, *extra, f"max {c.max_length} tokens"])

@@ -248,8 +248,8 @@ def test_rerank_treats_both_terms_alike_for_replies_cut_off(copy_run):
 
 
 def test_retrieval_candidates_answer_from_training_replies(tmp_path):
-    # Replies no model learns in 60 steps: an arbitrary word for each prompt. Retrieval finds the training
-    # prompt and the model's score only orders what it finds; a held-out conversation is never a candidate.
+    # Replies no model learns in 60 steps: an arbitrary word for each prompt. Retrieval finds the prompt
+    # among the run's pairs and the model's score only orders what it finds.
     rng = random.Random(5)
     words = sorted({"".join(rng.choice(ALPHABET) for _ in range(6)) for _ in range(400)})
     pairs = [(f"tell me about {a}", f"{b} is what I know") for a, b in zip(words, reversed(words))]
@@ -263,8 +263,8 @@ def test_retrieval_candidates_answer_from_training_replies(tmp_path):
     from rnnchat.runs.retrieval import open_retriever
     from rnnchat.runs.rundir import resolve_run
 
-    train = open_retriever(read_meta(resolve_run("facts")), "facts").pairs
-    assert 300 < len(train) < len(pairs)                  # held-out pairs are not in it
+    train = open_retriever(read_meta(resolve_run("facts")), "facts", held_out=False).pairs
+    assert 300 < len(train) < len(pairs)                  # held-out pairs are not in it when asked so
     prompts = [p.prompt for p in train[:5]] + ["tell me about " + train[7].prompt[-6:-2] + "xx"]
     res = _rnnchat("chat", "facts", "--candidates", "retrieval", stdin="".join(p + "\n" for p in prompts))
     assert res.returncode == 0, res.stderr
@@ -278,7 +278,7 @@ def test_retrieval_candidates_answer_from_training_replies(tmp_path):
     (tmp_path / "moved").mkdir()
     moved = tmp_path / "moved" / corpus.name
     moved.write_text(corpus.read_text(encoding="utf-8"), encoding="utf-8")
-    # Pairs appended since training would make held-out replies retrievable: the changed text is refused.
+    # A changed text is not the run's own (pairs it never had would answer): it is refused.
     corpus.write_text(corpus.read_text(encoding="utf-8") + "one more\tpair\n", encoding="utf-8")
     res = _rnnchat("chat", "facts", "--candidates", "retrieval", stdin="hi\n")
     assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr

@@ -8,7 +8,7 @@ know, to mark) are positions in the shown text.
 
 A bot message grows while its reply streams (``append``, once per batch of tokens); the log is
 anchored to the bottom so it follows the reply until the user scrolls up. When the reply has ended, one
-dim word on its bubble's lower edge says where it came from: "retrieved" (a training reply) or "model"
+dim word on its bubble's lower edge says where it came from: "retrieved" (a reply of the run's dialogue) or "model"
 (the model wrote it); it is not part of the reply's text.
 """
 
