@@ -21,9 +21,10 @@ judged on the same held-out ones. Three sides, each in a fresh interpreter:
    training pairs) instead of the tutorial's word vocabulary, no word-count or length trimming, padding
    masked out of attention, and the teacher-forced decoder run over the whole reply in one call (the same
    sums as its step loop, since attention comes after the GRU).
-3. retrieval: the reply of the most similar training prompt (character n-gram TF-IDF); and two controls
-   that take one of the 8 nearest prompts' replies without regard to the prompt (a random one; the
-   longest), to show how much of a chrF figure similarity earns and how much length alone does.
+3. retrieval: the reply of the most similar training prompt (``chat.retrieve.Retriever``: words and character
+   n-grams, TF-IDF); and two controls that take one of the 8 nearest prompts' replies without regard to
+   the prompt (a random one; the longest), to show how much of a chrF figure similarity earns and how
+   much length alone does.
 
 Figures on the held-out pairs: reply loss in nats per reply token and bits per character (neural sides;
 ``chat.evaluate.reply_loss`` for both models, fp32, every held-out pair), chrF of the replies against the
@@ -150,8 +151,8 @@ def side_ours(args) -> dict:
     wall = time.perf_counter() - t0
     run = open_chat_model(done.run_dir, "best")
     last = open_chat_model(done.run_dir, "last")
-    retriever = Retriever(train)
-    pairs = judged(val, args.eval_pairs)
+    retriever = Retriever(train)        # training pairs only (a chat also has the held-out ones): no held-out
+    pairs = judged(val, args.eval_pairs)  # reply may answer its own prompt here
     everyday = [Pair((), p, "", -1) for p in EVERYDAY]
 
     def replies(chosen: list) -> dict:
@@ -361,7 +362,7 @@ def side_retrieval(args) -> dict:
 
     _, _, train, val = split(args.corpus, args.minutes, args.seed)
     t0 = time.perf_counter()
-    retriever = Retriever(train)
+    retriever = Retriever(train)        # training pairs only, as in side_ours
     build = time.perf_counter() - t0
     pairs = judged(val, args.eval_pairs)
 

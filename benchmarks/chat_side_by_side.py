@@ -3,9 +3,10 @@
     python benchmarks/chat_side_by_side.py RUN [--seed 1] [--json]
 
 Asks the real ``rnnchat chat RUN --json`` twice, once with ``--candidates model`` (the model's own sampled
-replies: the default before 2026-12-04) and once as a user gets it with no flag (retrieval: the training
-replies of similar prompts and the model's beams, reranked). ``/reset`` comes after every prompt, so each
-reply reads its prompt alone, as the first message of a chat does. Whether a reply is sensible is a person's
+replies: the default before 2026-12-04) and once as a user gets it with no flag (retrieval: the replies of
+similar prompts among the run's dialogue pairs and the model's beams, reranked). ``/reset`` comes after every
+prompt, so each reply reads its prompt alone, as the first message of a chat does. Two fixed lists: the ten
+openers below, then the 20 everyday prompts of ``chat_quality.py``. Whether a reply is sensible is a person's
 judgement: the table leaves a column for it and the count goes in the journal.
 """
 
@@ -17,6 +18,7 @@ import subprocess
 import sys
 
 from _common import header, markdown_table
+from chat_quality import EVERYDAY
 
 # Ten everyday openers of a first chat, none copied from the corpus (the built-in dialogues).
 PROMPTS = ["Hi, how are you?", "What is your name?", "Do you like music?", "Tell me a joke.",
@@ -24,9 +26,9 @@ PROMPTS = ["Hi, how are you?", "What is your name?", "Do you like music?", "Tell
            "Can you help me?", "Thanks, goodbye!"]
 
 
-def replies(run: str, flags: list[str]) -> tuple[list[dict], str]:
+def replies(run: str, flags: list[str], prompts: list[str]) -> tuple[list[dict], str]:
     """One JSON record per prompt from ``rnnchat chat RUN --json FLAGS`` (and what it said on stderr)."""
-    lines = "".join(f"{p}\n/reset\n" for p in PROMPTS)
+    lines = "".join(f"{p}\n/reset\n" for p in prompts)
     proc = subprocess.run([sys.executable, "-m", "rnnchat", "chat", run, "--json", *flags], input=lines,
                           capture_output=True, text=True, timeout=600)
     if proc.returncode:
@@ -52,19 +54,23 @@ def main() -> None:
     args = ap.parse_args()
     if not args.json:
         header("Chat replies side by side (benchmarks/chat_side_by_side.py)")
-    model, model_notes = replies(args.run, ["--candidates", "model", "--seed", str(args.seed)])
-    default, default_notes = replies(args.run, ["--seed", str(args.seed)])
+    prompts = PROMPTS + EVERYDAY
+    model, model_notes = replies(args.run, ["--candidates", "model", "--seed", str(args.seed)], prompts)
+    default, default_notes = replies(args.run, ["--seed", str(args.seed)], prompts)
     if args.json:
-        print(json.dumps({"prompts": PROMPTS, "model": model, "default": default,
+        print(json.dumps({"prompts": PROMPTS, "everyday": EVERYDAY, "model": model, "default": default,
                           "notes": {"model": model_notes, "default": default_notes}}, ensure_ascii=False))
         return
     for notes in (model_notes, default_notes):
         if notes.strip():
             print(f"stderr: {notes.strip()}")
-    print(markdown_table(["prompt", "model only (`--candidates model`)", "default (retrieval)"],
-                         [[p, cell(m), cell(d)] for p, m, d in zip(PROMPTS, model, default)]))
-    sources = [d.get("source") for d in default]
-    print(f"\ndefault: {sources.count('retrieved')} retrieved, {sources.count('model')} written by the model")
+    for title, lo, hi in (("Ten openers (PROMPTS)", 0, len(PROMPTS)), ("chat_quality.py's EVERYDAY", len(PROMPTS),
+                                                                       len(prompts))):
+        print(f"\n{title}\n")
+        print(markdown_table(["prompt", "model only (`--candidates model`)", "default (retrieval)"],
+                             [[p, cell(m), cell(d)] for p, m, d in zip(prompts[lo:hi], model[lo:hi], default[lo:hi])]))
+        sources = [d.get("source") for d in default[lo:hi]]
+        print(f"\ndefault: {sources.count('retrieved')} retrieved, {sources.count('model')} written by the model")
 
 
 if __name__ == "__main__":
