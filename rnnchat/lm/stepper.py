@@ -1,7 +1,8 @@
 """FastStepper: an RNNLM advanced one token at a time on packed weights (batch 1, CPU).
 
 The weights are float32, or int8 (``lm/int8.py``) where int8 steps measured faster on this machine
-(``lm/weights_choice.py``); ``weights="fp32"`` keeps them exact.
+(``lm/weights_choice.py``); ``weights="fp32"`` keeps them exact. Float32 products run in numpy's BLAS on one
+(H + 1, N) matrix per layer, or split over torch's threads, whichever stepped faster here.
 """
 
 from __future__ import annotations
@@ -18,19 +19,25 @@ from rnnchat.lm.model import RNNLM
 
 _GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 WEIGHTS = ("auto", "fp32", "int8")
+# How a step's matrix products run: "fp32-blas" numpy's BLAS (sgemv, the least overhead per call);
+# "fp32-split" torch's bmm over one column block per thread; "int8" fbgemm on int8 weights.
+KINDS = ("fp32-blas", "fp32-split", "int8")
 
 
 def _weights_kind(asked: str, model: RNNLM) -> str:
-    """The copy a stepper runs on: "auto" takes the one measured faster here (int8 only where available)."""
-    if asked not in WEIGHTS:
+    """The kind of products a stepper runs: "auto" the one measured fastest here (timed once per shape),
+    "fp32" numpy's BLAS (exact, never timed), "int8" int8; a kind's own name is taken as it is."""
+    if asked not in WEIGHTS + KINDS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}; got {asked!r}")
     if asked == "int8" and not int8.available():
         raise ValueError("int8 sampling weights need PyTorch's x86 (fbgemm) quantized engine")
-    if asked != "auto":
+    if asked in KINDS:
         return asked
-    if not int8.available():
-        return "fp32"
-    names = ("fp32", "int8")
+    if asked == "fp32":
+        return "fp32-blas"
+    names = ["fp32-blas"] + (["fp32-split"] if torch.get_num_threads() > 1 else [])
+    if int8.available():
+        names.append("int8")
     rnn = model.rnn
     key = weights_choice.shape_key(type(rnn).__name__.lower(), rnn.num_layers, rnn.hidden_size,
                                    model.head.out_features)
@@ -121,26 +128,28 @@ class _Packed:
                 w = np.concatenate([rec_w[k], head_w], 0)                   # (GH + V, H)
                 b = np.concatenate([rec_b[k], head_b])
             products.append((w.astype(np.float32), b.astype(np.float32)))
-        threads = max(1, min(8, torch.get_num_threads()))
+        threads = max(1, min(8, torch.get_num_threads())) if weights == "fp32-split" else 1
         self.weights = weights
         # The products for a zero state are the biases: what reset() restores without a matmul.
         self.zero_products = [b.copy() for _, b in products]
+        self.int8 = self.mats = self.full = None
         if self.weights == "int8":
             self.int8 = [int8.Int8Matrix(torch.from_numpy(w), torch.from_numpy(b)) for w, b in products]
-            self.mats = None
             return
-        self.int8 = None
-        # mats[k]: (H + 1, N_k), the last row holding the biases (the hidden vector ends in a constant 1),
-        # split by columns into one zero-padded block per thread, so each core keeps the same weights in
-        # its L2 between steps; small matrices are not split (docs/sampling.md).
+        # full[k]: (H + 1, N_k), the last row holding the biases (the hidden vector ends in a constant 1).
+        self.full = [np.ascontiguousarray(np.concatenate([w.T, b[None, :]], 0)) for w, b in products]
+        if self.weights == "fp32-blas":
+            return
+        # fp32-split: mats[k] is full[k] split by columns into one zero-padded block per thread, so each
+        # core keeps the same weights in its L2 between steps; small matrices are not split (docs/sampling.md).
         self.mats: list[torch.Tensor] = []
-        for k, (w, b) in enumerate(products):
-            m = np.concatenate([w.T, b[None, :]], 0)
+        for k, m in enumerate(self.full):
             splits = threads if m.size * 4 >= 256 * 1024 else 1
             cols = -(-m.shape[1] // splits)
             m = np.pad(m, ((0, 0), (0, cols * splits - m.shape[1])))
             self.mats.append(torch.from_numpy(np.ascontiguousarray(m.reshape(H + 1, splits, cols).transpose(1, 0, 2))))
             self.zero_products[k] = m[H].copy()
+        self.full = None
 
 
 def _float64(p: torch.Tensor) -> np.ndarray:
@@ -167,7 +176,7 @@ def _weights_signature(model: RNNLM) -> tuple | None:
 
 
 def _packed(model: RNNLM, weights: str) -> _Packed:
-    """The packed weights of a model ("fp32" or "int8"), reused while its parameters are unchanged."""
+    """The packed weights of a model (one of KINDS), reused while its parameters are unchanged."""
     sig = _weights_signature(model)
     hit = _PACK_CACHE.get(model)
     copies = hit[1] if sig is not None and hit is not None and hit[0] == sig else {}
@@ -186,8 +195,9 @@ class FastStepper:
     read-only view of an internal buffer, valid until the next call: copy them to keep them.
     The weights are a snapshot taken when the stepper is built; later changes to the model are not
     seen (build a new stepper; unchanged weights are packed only once per model). ``weights`` is "auto"
-    (the copy that stepped faster when this shape was first timed on this machine, ``lm/weights_choice.py``;
-    float32 where int8 products are not available), "fp32" or "int8"; ``self.weights`` says which was taken.
+    (the kind of products that stepped fastest when this shape was first timed on this machine,
+    ``lm/weights_choice.py``), "fp32" (exact: numpy's BLAS, never timed) or "int8"; ``self.weights`` says
+    which weights were taken ("fp32" or "int8") and ``self.kind`` how the products run (``KINDS``).
     """
 
     def __init__(self, model: RNNLM, weights: str = "auto"):
@@ -195,20 +205,25 @@ class FastStepper:
         self._p = p
         self.cell, self.layers, self.hidden = p.cell, p.layers, p.hidden
         self.vocab_size = p.vocab
-        self.weights = p.weights
+        self.kind = p.weights                   # one of KINDS: how the products run
+        self.weights = "int8" if p.weights == "int8" else "fp32"
         H, GH = p.hidden, p.gates * p.hidden
         self._table = p.table
         with torch.no_grad():
             self._hx = [torch.zeros(1, H + 1) for _ in range(p.layers)]       # hidden state, then a 1
+            hxn = [t.numpy()[0] for t in self._hx]
             if p.int8 is not None:
                 self._y = [torch.empty(1, 1, q.shape[0]) for q in p.int8]
                 self._prods = [q.into(hx[:, :H], y[0]) for q, hx, y in zip(p.int8, self._hx, self._y)]
+            elif p.full is not None:
+                self._y = [torch.empty(1, 1, m.shape[1]) for m in p.full]
+                self._prods = [functools.partial(np.matmul, x, m, out=y.numpy().reshape(-1))
+                               for x, m, y in zip(hxn, p.full, self._y)]
             else:
                 self._y = [torch.empty(m.shape[0], 1, m.shape[2]) for m in p.mats]   # products, see _Packed
                 # The same hidden vector for every column block, without a copy (stride 0).
                 xin = [hx[None].expand(m.shape[0], 1, H + 1) for hx, m in zip(self._hx, p.mats)]
                 self._prods = [functools.partial(torch.bmm, x, m, out=y) for x, m, y in zip(xin, p.mats, self._y)]
-        hxn = [t.numpy()[0] for t in self._hx]
         for v in hxn:
             v[H] = 1.0
         self._yn = yn = [t.numpy().reshape(-1) for t in self._y]
@@ -268,6 +283,8 @@ class FastStepper:
         hs, recs, inps, gbufs, tmp = self._h, self._rec, self._inp, self._gbuf, self._tmp
         add, mul, sub, tanh = np.add, np.multiply, np.subtract, np.tanh
         n_in = table.shape[0]
+        # 0.5 as an array: a ufunc with a Python float converts it at every call (~1 us each here).
+        half = np.full(3 * H, 0.5, np.float32)
 
         def check(tok: int) -> None:
             if not 0 <= tok < n_in:
@@ -289,8 +306,8 @@ class FastStepper:
                     add(table[tok] if first else inp, rec, out=gates)
                     first = False
                     tanh(gates, out=gates)          # g, and tanh(x/2) for f, i, o
-                    mul(sig, 0.5, out=sig)          # sigmoid(x) = 0.5 * tanh(x/2) + 0.5
-                    add(sig, 0.5, out=sig)
+                    mul(sig, half, out=sig)         # sigmoid(x) = 0.5 * tanh(x/2) + 0.5
+                    add(sig, half, out=sig)
                     mul(fi, cg, out=tmp)            # [f*c, i*g]
                     add(t1, t2, out=c)
                     tanh(c, out=h)
@@ -300,6 +317,7 @@ class FastStepper:
         elif self.cell == "gru":
             table_rz = np.ascontiguousarray(table[:, :2 * H])
             table_n = np.ascontiguousarray(table[:, 2 * H:])
+            half2 = half[:2 * H]
             layers = []
             for k in range(L):
                 g, inp, rec = gbufs[k], inps[k], recs[k]
@@ -316,8 +334,8 @@ class FastStepper:
                         in_rz, in_n, first = table_rz[tok], table_n[tok], False
                     add(in_rz, rec_rz, out=rz)
                     tanh(rz, out=rz)
-                    mul(rz, 0.5, out=rz)            # r, z = sigmoid
-                    add(rz, 0.5, out=rz)
+                    mul(rz, half2, out=rz)          # r, z = sigmoid
+                    add(rz, half2, out=rz)
                     mul(r, rec_n, out=n)            # n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
                     add(n, in_n, out=n)
                     tanh(n, out=n)

@@ -25,7 +25,8 @@ from rnnchat.files import read_bounded, write_json_atomic
 from rnnchat.paths import cache_dir
 
 FILE_NAME = "sampling-weights.json"
-FORMAT = 1
+_KINDS = ("fp32-blas", "fp32-split", "int8")   # stepper.KINDS (which imports this module)
+FORMAT = 2                        # 2: the kinds of stepper.KINDS (1 timed fp32 products in torch)
 _MAX_BYTES = 256 << 10            # a few hundred entries; anything bigger is not ours
 _MAX_ENTRIES = 256
 # A round's steps aim at this many seconds, so a wide model is timed in about as long as a small one.
@@ -101,7 +102,7 @@ def _read() -> dict[str, dict]:
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("choices"), dict):
         return {}
     return {k: v for k, v in data["choices"].items()
-            if isinstance(k, str) and isinstance(v, dict) and v.get("weights") in ("fp32", "int8")}
+            if isinstance(k, str) and isinstance(v, dict) and v.get("weights") in _KINDS}
 
 
 def _remember(key: str, weights: str, seconds: Mapping[str, float]) -> None:

@@ -102,8 +102,8 @@ def test_stepper_matches_forward_with_split_weights(cell, threads, monkeypatch):
     ids = torch.randint(0, 50, (1, 12), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         ref, _ = model(ids)
-    stepper = FastStepper(model, "fp32")
-    assert all(m.shape[0] == threads for m in stepper._p.mats)
+    stepper = FastStepper(model, "fp32-split")
+    assert stepper.weights == "fp32" and all(m.shape[0] == threads for m in stepper._p.mats)
     got = np.stack([stepper.step(i).copy() for i in ids[0].tolist()])
     np.testing.assert_allclose(got, ref[0].numpy(), atol=1e-5, rtol=0)
 

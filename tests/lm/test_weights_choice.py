@@ -25,7 +25,7 @@ def model(hidden: int = 32, cell: str = "gru") -> RNNLM:
 
 
 class FakeTimer:
-    """Says ``faster`` takes 1 us a step and the other copy 2 us, after stepping each copy once."""
+    """Says the kinds of ``faster``'s weights take 1 us a step and the others 2 us, after stepping each once."""
 
     def __init__(self, faster: str):
         self.faster, self.calls = faster, 0
@@ -34,7 +34,7 @@ class FakeTimer:
         self.calls += 1
         for step in steps.values():
             step(ids[0])
-        return {name: 1e-6 if name == self.faster else 2e-6 for name in steps}
+        return {name: 1e-6 if name.split("-")[0] == self.faster else 2e-6 for name in steps}
 
 
 def refuse(steps, ids):
@@ -58,7 +58,8 @@ def test_the_measured_faster_copy_is_taken_cached_and_reused(timer, faster):
     assert fake.calls == 1
     data = json.loads(weights_choice.cache_path().read_text())
     (entry,) = data["choices"].values()
-    assert entry["weights"] == faster and set(entry["us_per_step"]) == {"fp32", "int8"}
+    kinds = {"fp32-blas", "int8"} | ({"fp32-split"} if torch.get_num_threads() > 1 else set())
+    assert entry["weights"].split("-")[0] == faster and set(entry["us_per_step"]) == kinds
     assert FastStepper(model()).weights == faster          # a new model of the same shape: no new timing
     weights_choice.forget()                                # a new process: read from the file
     timer(refuse)
@@ -92,9 +93,12 @@ def test_exact_and_explicit_weights_are_never_measured(timer):
 
 
 def test_fp32_without_int8_products(timer, monkeypatch):
-    timer(refuse)
+    # Without int8 only the float32 kinds compete: none at one thread, BLAS against the split with more.
+    timed = []
+    timer(lambda steps, ids: timed.append(set(steps)) or {name: 1e-6 for name in steps})
     monkeypatch.setattr(int8, "available", lambda: False)
     assert FastStepper(model()).weights == "fp32"
+    assert timed == ([] if torch.get_num_threads() == 1 else [{"fp32-blas", "fp32-split"}])
     with pytest.raises(ValueError, match="int8"):
         FastStepper(model(), "int8")
 
