@@ -2,6 +2,13 @@
 
     python benchmarks/sampling.py [--chars 2000] [--hidden 256] [--layers 2] [--cell lstm] [--json]
     python benchmarks/sampling.py --run RUN [--text FILE] [--score-chars 20000]
+    python benchmarks/sampling.py --before DIR [--rounds 4] [--threads 1,2] [--cell gru]
+
+``--before DIR`` times generate() of this checkout against the rnnchat package of DIR (a worktree of an older
+commit: ``git worktree add /tmp/old HEAD``) in the same run: each side in a fresh interpreter, taken in turn
+(after, before, before, after, ...) for --rounds rounds at each --threads (OMP_NUM_THREADS), the load average
+written beside every figure; each side's own weights choice is timed afresh in an empty cache folder, and
+the text of one seeded sample tells whether both sides sample the same characters.
 
 The model has random weights (the speed of a step does not depend on their values) and a character
 vocabulary of 65 (63 printable characters plus the two reserved ids), or is a trained run's (``--run``).
@@ -30,21 +37,27 @@ next-token distribution from the float32 one's, and how often both put the same 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import statistics
 import string
+import sys
 import tempfile
 import time
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _common import machine_info, machine_line, today  # also puts the checkout on sys.path
+from _common import answer, machine_info, machine_line, run_side, today  # also puts the checkout on sys.path
+
+if "--code" in sys.argv[:-1]:     # a --before child: the package under test comes from that checkout
+    sys.path.insert(0, os.path.abspath(sys.argv[sys.argv.index("--code") + 1]))
 
 from rnnchat.device import cpu_flags, l2_cache_bytes  # noqa: E402
 from rnnchat.events import Token  # noqa: E402
 from rnnchat.lm import int8, weights_choice  # noqa: E402
 from rnnchat.lm.config import ModelConfig, SampleConfig  # noqa: E402
-from rnnchat.lm.generate import generate
+from rnnchat.lm.generate import generate  # noqa: E402
 from rnnchat.lm.model import RNNLM  # noqa: E402
 from rnnchat.lm.stepper import FastStepper  # noqa: E402
 from rnnchat.text.tokenizers import CharTokenizer  # noqa: E402
@@ -163,6 +176,59 @@ def load(args):
                               "embed": args.embed, "weights": "random (torch.manual_seed(0))"}
 
 
+def child(args) -> dict:
+    """One side of --before: the weights choice timed afresh, then generate() auto and exact, best of repeats."""
+    model, tokenizer, _ = load(args)
+    n = args.chars
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["RNNCHAT_CACHE"] = cache
+        weights_choice.forget()
+        t0 = time.perf_counter()
+        stepper = FastStepper(model)
+        choice_ms = (time.perf_counter() - t0) * 1e3
+        auto = best(lambda: ours(model, tokenizer, n, args.temperature, 1), args.repeats)
+        exact = best(lambda: ours(model, tokenizer, n, args.temperature, 1, exact=True), args.repeats)
+        text = generate(model, tokenizer, SampleConfig(length=n, temperature=args.temperature, seed=7)).text()
+        text_exact = generate(model, tokenizer, SampleConfig(length=n, temperature=args.temperature, seed=7,
+                                                             exact=True)).text()
+    return {"auto_kind": getattr(stepper, "kind", stepper.weights), "choice_ms": choice_ms,
+            "auto_chars_per_s": auto[2] / auto[0], "exact_chars_per_s": exact[2] / exact[0],
+            "text": hashlib.sha256(text.encode()).hexdigest()[:12],
+            "text_exact": hashlib.sha256(text_exact.encode()).hexdigest()[:12]}
+
+
+def before_and_after(args) -> dict:
+    """--before: both sides in fresh interpreters, in turn, at each thread count; the load beside each figure."""
+    script = os.path.abspath(__file__)
+    shape = ["--cell", args.cell, "--layers", str(args.layers), "--hidden", str(args.hidden), "--embed",
+             str(args.embed), "--chars", str(args.chars), "--repeats", str(args.repeats),
+             "--temperature", str(args.temperature)] + (["--run", args.run] if args.run else [])
+    sides = {"after": [], "before": ["--code", os.path.abspath(args.before)]}
+    rows = []
+    for threads in [int(t) for t in args.threads.split(",")]:
+        for r in range(args.rounds):
+            for side in (("after", "before") if r % 2 == 0 else ("before", "after")):
+                load_avg = os.getloadavg()[0]
+                got = run_side(script, ["--child", *sides[side], *shape], {"OMP_NUM_THREADS": str(threads)})
+                rows.append({"threads": threads, "round": r, "side": side, "load": load_avg, **got})
+                print(f"threads {threads} round {r} {side:6} load {load_avg:4.2f}: auto ({got['auto_kind']}, "
+                      f"chosen in {got['choice_ms']:.0f} ms) {got['auto_chars_per_s']:8,.0f} chars/s, exact "
+                      f"{got['exact_chars_per_s']:8,.0f}; text {got['text']} / exact {got['text_exact']}")
+    print("\nmedian (min-max) over rounds, chars/s; load average range")
+    for threads in sorted({r["threads"] for r in rows}):
+        for side in ("before", "after"):
+            rs = [r for r in rows if r["threads"] == threads and r["side"] == side]
+            loads = [r["load"] for r in rs]
+            cells = []
+            for k in ("auto_chars_per_s", "exact_chars_per_s"):
+                v = [r[k] for r in rs]
+                cells.append(f"{statistics.median(v):,.0f} ({min(v):,.0f}-{max(v):,.0f})")
+            kinds = "/".join(sorted({r["auto_kind"] for r in rs}))
+            print(f"OMP_NUM_THREADS={threads} {side:6}: auto [{kinds}] {cells[0]}, exact {cells[1]}; "
+                  f"load {min(loads):.2f}-{max(loads):.2f}")
+    return {"date": today(), "machine": machine_info("cpu"), "cpu_detail": cpu_detail(), "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chars", type=int, default=2000, help="tokens to sample per run (default 2000)")
@@ -176,7 +242,20 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--repeats", type=int, default=5, help="timed runs per variant; the best is reported")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    ap.add_argument("--before", metavar="DIR", help="time generate() against the rnnchat package of DIR, in turn")
+    ap.add_argument("--rounds", type=int, default=4, help="with --before: rounds per thread count (default 4)")
+    ap.add_argument("--threads", default="1,2", help="with --before: OMP_NUM_THREADS values (default 1,2)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--code", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child:
+        answer(child(args))
+        return {}
+    if args.before:
+        result = before_and_after(args)
+        if args.json:
+            print(json.dumps(result, indent=2))
+        return result
     if args.text and not args.run:
         raise SystemExit("--text needs --run (random weights predict nothing)")
 
