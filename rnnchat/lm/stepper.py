@@ -217,7 +217,7 @@ class FastStepper:
                 self._prods = [q.into(hx[:, :H], y[0]) for q, hx, y in zip(p.int8, self._hx, self._y)]
             elif p.full is not None:
                 self._y = [torch.empty(1, 1, m.shape[1]) for m in p.full]
-                self._prods = [functools.partial(np.matmul, x, m, out=y.numpy().reshape(-1))
+                self._prods = [functools.partial(np.matmul, x, m, y.numpy().reshape(-1))    # (h, W, out)
                                for x, m, y in zip(hxn, p.full, self._y)]
             else:
                 self._y = [torch.empty(m.shape[0], 1, m.shape[2]) for m in p.mats]   # products, see _Packed
@@ -281,7 +281,7 @@ class FastStepper:
         H, L = self.hidden, self.layers
         table, prods = self._table, self._prods
         hs, recs, inps, gbufs, tmp = self._h, self._rec, self._inp, self._gbuf, self._tmp
-        add, mul, sub, tanh = np.add, np.multiply, np.subtract, np.tanh
+        add, mul, sub, tanh = np.add, np.multiply, np.subtract, np.tanh   # out positional: 0.1 us less a call
         n_in = table.shape[0]
         # 0.5 as an array: a ufunc with a Python float converts it at every call (~1 us each here).
         half = np.full(3 * H, 0.5, np.float32)
@@ -303,15 +303,15 @@ class FastStepper:
                     check(tok)
                 first = True
                 for inp, rec, gates, sig, fi, cg, c, o, h, prod in layers:
-                    add(table[tok] if first else inp, rec, out=gates)
+                    add(table[tok] if first else inp, rec, gates)
                     first = False
-                    tanh(gates, out=gates)          # g, and tanh(x/2) for f, i, o
-                    mul(sig, half, out=sig)         # sigmoid(x) = 0.5 * tanh(x/2) + 0.5
-                    add(sig, half, out=sig)
-                    mul(fi, cg, out=tmp)            # [f*c, i*g]
-                    add(t1, t2, out=c)
-                    tanh(c, out=h)
-                    mul(h, o, out=h)
+                    tanh(gates, gates)          # g, and tanh(x/2) for f, i, o
+                    mul(sig, half, sig)         # sigmoid(x) = 0.5 * tanh(x/2) + 0.5
+                    add(sig, half, sig)
+                    mul(fi, cg, tmp)            # [f*c, i*g]
+                    add(t1, t2, c)
+                    tanh(c, h)
+                    mul(h, o, h)
                     prod()                          # next step's recurrent part, next layer's input part
 
         elif self.cell == "gru":
@@ -332,16 +332,16 @@ class FastStepper:
                 for in_rz, in_n, rec_rz, rec_n, rz, r, z, n, h, prod in layers:
                     if first:
                         in_rz, in_n, first = table_rz[tok], table_n[tok], False
-                    add(in_rz, rec_rz, out=rz)
-                    tanh(rz, out=rz)
-                    mul(rz, half2, out=rz)          # r, z = sigmoid
-                    add(rz, half2, out=rz)
-                    mul(r, rec_n, out=n)            # n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
-                    add(n, in_n, out=n)
-                    tanh(n, out=n)
-                    sub(h, n, out=h)                # h' = (1 - z) * n + z * h = n + z * (h - n)
-                    mul(h, z, out=h)
-                    add(h, n, out=h)
+                    add(in_rz, rec_rz, rz)
+                    tanh(rz, rz)
+                    mul(rz, half2, rz)          # r, z = sigmoid
+                    add(rz, half2, rz)
+                    mul(r, rec_n, n)            # n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+                    add(n, in_n, n)
+                    tanh(n, n)
+                    sub(h, n, h)                # h' = (1 - z) * n + z * h = n + z * (h - n)
+                    mul(h, z, h)
+                    add(h, n, h)
                     prod()
 
         else:
@@ -352,9 +352,9 @@ class FastStepper:
                     check(tok)
                 first = True
                 for inp, rec, h, prod in layers:
-                    add(table[tok] if first else inp, rec, out=h)
+                    add(table[tok] if first else inp, rec, h)
                     first = False
-                    tanh(h, out=h)
+                    tanh(h, h)
                     prod()
 
         return run
