@@ -206,10 +206,14 @@ def _add_chat(sub) -> None:
 
 
 def _add_inspect(sub) -> None:
-    p = sub.add_parser("inspect", help="inside a language model: units, gates and gradients through time",
-                       description="Run a text through a language model and show one unit's value at every "
-                                   "position, the units that track properties of the text, gate saturation and "
-                                   "(--gradients) how the gradient fades back in time.")
+    p = sub.add_parser("inspect", help="inside a language model or a classifier: units, gates and gradients "
+                                       "through time",
+                       description="Run a text through a language model or a classifier and show one unit's value "
+                                   "at every position, the units that track properties of the text, gate "
+                                   "saturation and (--gradients) how the gradient fades back in time: of the last "
+                                   "position's next-token loss, or of a classifier's predicted label's loss "
+                                   "(--label: another label's). A classifier also shows its label and every "
+                                   "label's probability; a bidirectional one shows one direction (--direction).")
     p.add_argument("run", help="run name under checkpoints/ or a run directory")
     p.add_argument("--text", help="a text file or folder to run through the model")
     p.add_argument("--prompt", help="a text to run through the model")
@@ -217,10 +221,15 @@ def _add_inspect(sub) -> None:
                                                                     "(default %(default)s)")
     p.add_argument("--layer", type=int, default=0, help="which layer (default %(default)s)")
     p.add_argument("--unit", type=int, default=0, help="which unit of the layer (default %(default)s)")
-    p.add_argument("--show", default="hidden", help="hidden, cell (LSTM) or a gate: input, forget, output "
-                                                    "(LSTM), reset, update (GRU)")
+    p.add_argument("--show", default="hidden", help="hidden, cell (LSTM) or a gate: input, forget, candidate, "
+                                                    "output (LSTM), reset, update, new (GRU)")
+    p.add_argument("--direction", choices=("forward", "backward"),
+                   help="a bidirectional classifier's direction: forward reads left to right (the default), "
+                        "backward right to left")
     p.add_argument("--top", type=int, default=5, help="interesting units to list (0: none)")
     p.add_argument("--gradients", action="store_true", help="gradient norm by steps back (first 100 tokens)")
+    p.add_argument("--label", help="a classifier's label whose loss --gradients follows (default: the predicted "
+                                   "one)")
     _add_checkpoint(p)
     p.add_argument("--json", action="store_true", help="one JSON object with the values at every position")
     p.set_defaults(func=cmd_inspect)

@@ -45,6 +45,12 @@ EQUATIONS = {
 DIRECTIONS = ("forward", "backward")          # left to right, and a bidirectional model's right to left
 
 
+def equations(cell: str, direction: str = "forward") -> tuple[str, ...]:
+    """``EQUATIONS[cell]``; for the backward direction the step before is t+1, the position it read last."""
+    return tuple(line.replace("(t-1)", "(t+1)") for line in EQUATIONS[cell]) if direction == "backward" \
+        else EQUATIONS[cell]
+
+
 @dataclass
 class LayerTrace:
     hidden: np.ndarray                             # (T, H): h_t after each position

@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Static
 
-from rnnchat.lm.inspect import EQUATIONS, Trace, UnitMatch
+from rnnchat.lm.inspect import Trace, UnitMatch, equations
 from rnnchat.safetext import NEWLINE_MARK, neutralise
 from rnnchat.tui.widgets.alternatives import visible_token
 from rnnchat.tui.widgets.panel import NBSP, PanelLine
@@ -96,8 +96,8 @@ def equation_lines(tr: Trace, layer: int, unit: int, t: int, piece: str,
     for name in (f"h_{before}", f"c_{before}"):
         if name in values:
             out.append(PanelLine(f"{name} = {values[name]:+.4f}", "", 2))
-    for line in EQUATIONS[tr.cell]:
-        equation, _, label = (part.strip() for part in line.replace("(t-1)", before).partition("  "))
+    for line in equations(tr.cell, direction):
+        equation, _, label = (part.strip() for part in line.partition("  "))
         name = equation.split(" = ", 1)[0]
         out.append(PanelLine(label or _LABELS.get(name, ""), "dim"))
         out.append(PanelLine(equation, "", 2, 2 + len(name) + 3))

@@ -1,92 +1,27 @@
-"""Gradients through time for the Inspect pane: the window of text they are measured on (the inspected
-text, or the run's validation text when none is typed), the norms, computed on the torch thread with
-``rnnchat.lm.inspect.gradients_through_time`` as ``rnnchat inspect --gradients`` does, and
-``GradientView``, the helper the pane owns that measures and shows them (ctrl+r or the button shows and
+"""Gradients through time for the Inspect pane, measured on the torch thread by ``rnnchat.runs.inspection``
+(as ``rnnchat inspect --gradients`` does) over the inspected text, or the run's validation text when none is
+typed: ``GradientView``, the helper the pane owns that measures and shows them (ctrl+r or the button shows and
 measures, or hides). A bidirectional classifier's are measured for both directions at once; the view shows
 the direction the pane has chosen."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 from textual.widget import Widget
 
-from rnnchat.errors import ConfigError, RnnchatError
-from rnnchat.lm import inspect as ins
-from rnnchat.runs.meta import CorpusInfo, RunMeta
-from rnnchat.runs.opened import OpenedRun, training_corpus
+from rnnchat.runs.inspection import MIN_TOKENS, WINDOW, Gradients, measure
+from rnnchat.runs.opened import OpenedRun
 from rnnchat.safetext import neutralise
 from rnnchat.tui.bridge import Tagged
 from rnnchat.tui.panes.base import torch_job
 from rnnchat.tui.widgets.plot import GradientPlot
 
-WINDOW = 102                   # tokens: lags 0..100, as benchmarks/gradients.py measures
-MIN_TOKENS = 3                 # two lags at least, or there is no line to draw
-_VAL_CHARS = WINDOW * 16       # enough characters for a window of subword tokens too
+__all__ = ["MIN_TOKENS", "WINDOW", "Gradients", "GradientView", "GradientsMeasured"]
 
-
-@dataclass(frozen=True)
-class Gradients:
-    run: str
-    cell: str
-    source: str                # what the window is: "the text" or "validation text"
-    tokens: int
-    norms: np.ndarray          # by lag: 0 is the last position
-    backward: np.ndarray | None = None   # a bidirectional model's right-to-left direction, by lag from the start
-
-    def of(self, direction: str) -> np.ndarray:
-        """The norms of one direction (a one-way model's only one, whichever is asked)."""
-        return self.backward if direction == "backward" and self.backward is not None else self.norms
-
-    def title(self, direction: str = "forward") -> str:
-        which = f" \u00b7 {direction} direction" if self.backward is not None else ""
-        return f"gradients through time \u00b7 {self.cell}{which} \u00b7 {self.tokens} tokens of {self.source}"
-
-
-@lru_cache(maxsize=8)
-def _validation_start(info: CorpusInfo, fraction: float) -> str:
-    from rnnchat.text.split import split_spans
-
-    corpus = training_corpus(info)           # the run's own text only, never whatever its run.json names
-    _, val = split_spans(corpus, fraction)
-    if not val:
-        raise ConfigError("the run's corpus has no validation text")
-    doc, start, end = val[0]
-    return corpus.documents[doc].text[start:min(end, start + _VAL_CHARS)]
-
-
-def validation_text(meta: RunMeta) -> str:
-    """The start of the run's validation text (cached per run description); ConfigError when it cannot be read."""
-    try:
-        return _validation_start(meta.corpus, meta.train.val_fraction)
-    except RnnchatError as exc:
-        raise ConfigError(f"cannot read the run's validation text ({exc}); type a text to measure on instead") \
-            from None
-
-
-def measure(opened: OpenedRun, text: str) -> Gradients:
-    """On the torch thread: the gradient norms over the first ``WINDOW`` tokens of ``text`` (empty: of the
-    run's validation text); ConfigError when there are fewer than ``MIN_TOKENS``."""
-    source = "the text" if text else "validation text"
-    classifier = opened.meta.kind.name == "classify"
-    if classifier and not text:               # a labelled corpus has no running text to take a window of
-        raise ConfigError("type a text: a classifier's gradients through time are measured on the text")
-    if classifier and opened.model.cfg.pooling != "last":   # its loss would depend on every state, not the last
-        raise ConfigError(f"this classifier pools the {opened.model.cfg.pooling} of its states; gradients "
-                          "through time follow a classifier that reads its last state")
-    ids = np.asarray(opened.tokenizer.encode(text or validation_text(opened.meta)), dtype=np.int64)[:WINDOW]
-    if len(ids) < MIN_TOKENS:
-        raise ConfigError(f"{source} is too short for gradients through time: it needs at least {MIN_TOKENS} "
-                          f"tokens, this has {len(ids)}" + ("; clear it to use the run's validation text"
-                                                             if text else ""))
-    # A classifier's loss is its predicted label's after the whole window (a language model's: the next token's).
-    target = int(ins.trace(opened.model, ids).logits[-1].argmax()) if classifier else None
-    norms = ins.gradients_by_direction(opened.model, ids, target)
-    return Gradients(opened.name, opened.model.cfg.cell, source, len(ids), norms["forward"], norms.get("backward"))
+_CLEAR = "; clear it to use the run's validation text"
 
 
 class GradientsMeasured(Tagged):
@@ -151,7 +86,8 @@ class GradientView:
 
     def _worker(self, tag: str, run: str, which: str, text: str) -> None:
         """In a thread worker: the gradients on the torch thread; a failure is a notice."""
-        result = torch_job(self._pane.post_message, self._phrase, lambda: measure(self._open_run(run, which), text),
+        result = torch_job(self._pane.post_message, self._phrase,
+                           lambda: measure(self._open_run(run, which), text, too_short=_CLEAR if text else ""),
                            f"measure gradients of {Path(run).name}")
         self._pane.post_message(GradientsMeasured(tag, result))
 

@@ -31,8 +31,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select
 
 from rnnchat.config import CHECKPOINTS
-from rnnchat.errors import CheckpointError, ConfigError
+from rnnchat.errors import ConfigError
 from rnnchat.lm import inspect as ins
+from rnnchat.runs.inspection import KINDS, Inside, inspectable, look_inside
 from rnnchat.runs.opened import OpenedRun, open_run
 from rnnchat.runs.rundir import RunSummary
 from rnnchat.tui.bridge import Tagged
@@ -47,36 +48,17 @@ from rnnchat.tui.widgets.unitview import UnitView, equation_lines, saturation_li
 __all__ = ["InspectPane", "Inspected", "MAX_CHARS"]
 
 MAX_CHARS = 2_000                  # a trace of 10,000 characters takes about a second (RESULTS.md)
-KINDS = ("lm", "classify")         # the runs whose layers lm.inspect reads: an embedding, then rnn layers
 TOP_UNITS = 8
 
 
 @dataclass
-class Inspected:
-    """One trace and what was computed from it (on the torch thread)."""
+class Inspected(Inside):
+    """One trace and what was computed from it (on the torch thread), with the run it came from."""
 
-    run: str
-    description: str
-    layers: int
-    hidden: int
-    trace: ins.Trace
-    pieces: list[str]              # each position's token text
-    units: list[ins.UnitMatch]
-    saturation: list[dict]
-
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        """What can be shown for this cell."""
-        return ("hidden", *(("cell",) if self.trace.cell == "lstm" else ()), *ins.GATES[self.trace.cell])
-
-
-def _inspectable(opened: OpenedRun) -> OpenedRun:
-    """``opened`` when lm.inspect can read its layers; CheckpointError saying why not."""
-    kind = opened.meta.kind
-    if kind.name not in KINDS:
-        raise CheckpointError(f"run '{opened.name}' is {kind.describe()}: Inspect reads language models and "
-                              "classifiers")
-    return opened
+    run: str = ""
+    description: str = ""
+    layers: int = 0
+    hidden: int = 0
 
 
 class InspectPane(LMRunPane):
@@ -183,7 +165,7 @@ class InspectPane(LMRunPane):
 
     def _open(self, run: str, which: str) -> OpenedRun:
         """On the torch thread: the opened language model or classifier (loaded again when it changed)."""
-        return self._opened.get(run, lambda: self.noted(_inspectable(open_run(run, which))), which)[0]
+        return self._opened.get(run, lambda: self.noted(inspectable(open_run(run, which))), which)[0]
 
     # ------------------------------------------------------------------------------------ tracing
 
@@ -232,11 +214,9 @@ class InspectPane(LMRunPane):
             self.post_message(unknown_notice(unknown, "the text"))
         if len(ids) < 2:
             raise ConfigError("the text is too short to inspect: give at least two tokens")
-        tr = ins.trace(opened.model, ids)
-        positions = ins.char_positions(tok, ids) if tok.kind != "char" else tok.decode(ids)
-        units = ins.interesting_units(tr, positions, TOP_UNITS) if len(positions) == len(ids) else []
-        return Inspected(opened.name, describe_lm(opened.name, opened.which, opened.meta), cfg.layers,
-                         cfg.hidden, tr, [tok.token_text(int(i)) for i in ids], units, ins.gate_saturation(tr))
+        inside = look_inside(opened, ids, TOP_UNITS)
+        return Inspected(inside.trace, inside.pieces, inside.units, inside.saturation, opened.name,
+                         describe_lm(opened.name, opened.which, opened.meta), cfg.layers, cfg.hidden)
 
     @on(Traced)
     def _traced(self, message: Traced) -> None:
