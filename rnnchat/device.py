@@ -1,4 +1,5 @@
-"""Choosing the device and the numeric precision for training."""
+"""Choosing the device and the numeric precision for training. The CPU's flags and caches read without torch;
+the functions that ask torch import it when called, so the app can name the machine before torch loads."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ import contextlib
 import functools
 import platform
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from rnnchat.errors import ConfigError
 
+if TYPE_CHECKING:
+    import torch
+
 
 def pick_device(name: str) -> torch.device:
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -88,9 +93,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def pick_precision(name: str, device: torch.device) -> str:
+def device_type(name: str) -> str:
+    """The type of device ``name`` picks ("cpu", "cuda", "mps"): "cpu" is known without importing torch."""
+    return "cpu" if name == "cpu" else pick_device(name).type
+
+
+def pick_precision(name: str, device: torch.device | str) -> str:
+    device = _typed(device)
     if name == "auto":
         if device.type == "cuda":
+            import torch
+
             return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
         if device.type == "cpu":
             return "bf16" if cpu_has_native_bf16() else "fp32"
@@ -106,9 +119,10 @@ def pick_precision(name: str, device: torch.device) -> str:
 DEVICE_CLASSES = ("cpu-amx", "cpu-bf16", "cpu-fp32", "cuda")
 
 
-def device_class(device: torch.device, precision: str) -> str:
-    """The auto preset's class of a device at a precision ("auto", "fp32" or "bf16"); an Apple GPU
-    counts as "cpu-fp32", the nearest class with measured rows."""
+def device_class(device: torch.device | str, precision: str) -> str:
+    """The auto preset's class of a device (or a device type) at a precision ("auto", "fp32" or "bf16");
+    an Apple GPU counts as "cpu-fp32", the nearest class with measured rows."""
+    device = _typed(device)
     if device.type == "cuda":
         return "cuda"
     if device.type == "cpu" and cpu_has_native_bf16() and pick_precision(precision, device) == "bf16":
@@ -116,13 +130,29 @@ def device_class(device: torch.device, precision: str) -> str:
     return "cpu-fp32"
 
 
+class _Type:
+    """A device type without torch.device: enough for the precision and class rules above."""
+
+    def __init__(self, type_: str) -> None:
+        self.type = type_
+
+
+def _typed(device):
+    return _Type(device) if isinstance(device, str) else device
+
+
 def autocast(device: torch.device, precision: str):
     if precision == "bf16":
+        import torch
+
+
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
 def describe(device: torch.device) -> str:
+    import torch
+
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":

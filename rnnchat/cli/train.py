@@ -110,7 +110,7 @@ def _train(args, quiet: bool = False) -> int:
             err("--attention is for chat models; add --task chat")
             return EXIT_USAGE
         if args.init_from:
-            from rnnchat.runs.warmstart import INHERITED
+            from rnnchat.runs.kinds import INHERITED
 
             given = [k for k in ("preset", *INHERITED) if getattr(args, k) is not None]
             if given:

@@ -20,11 +20,14 @@ tests/lm/test_inspect.py checks them against torch's nn.LSTM / nn.GRU / nn.RNN o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from rnnchat.lm.model import RNNLM
+if TYPE_CHECKING:      # torch is imported by the gradients alone: the app draws its Inspect tab before it loads
+    import torch
+
+    from rnnchat.lm.model import RNNLM
 
 GATES = {"lstm": ("input", "forget", "candidate", "output"), "gru": ("reset", "update", "new"), "rnn": ()}
 EQUATIONS = {
@@ -128,7 +131,6 @@ def _read(x: np.ndarray, weights: tuple[np.ndarray, ...], cell: str, H: int, bac
     return LayerTrace(hidden, cells, gates)
 
 
-@torch.no_grad()
 def trace(model: RNNLM, ids: np.ndarray | list[int]) -> Trace:
     """Run ``ids`` through the model from a zero state and record every layer's states and gates
     (numpy, float32: a small matrix-vector product per step is cheaper there than a torch call).
@@ -262,6 +264,8 @@ def gradients_by_direction(model: RNNLM, ids: np.ndarray | list[int],
     """``gradients_through_time`` for each direction the model reads in: "forward", and for a bidirectional
     classifier "backward", whose steps back are counted from where it ends, the text's first position (its
     index t is position t)."""
+    import torch
+
     ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64))
     if len(ids_t) < 2:
         raise ValueError("gradients through time need a window of at least 2 tokens")

@@ -9,16 +9,13 @@ from typing import Any, Callable
 
 from rnnchat.chat import config as chat_config
 from rnnchat.chat.config import CHAT_TRAIN_DEFAULTS, Seq2SeqConfig
-from rnnchat.chat.model import Seq2Seq
 from rnnchat.classify import config as classify_config
 from rnnchat.classify.config import CLASSIFY_TRAIN_DEFAULTS, ClassifierConfig
-from rnnchat.classify.model import Classifier
 from rnnchat.config import AUTO_PRESET, DEFAULT_PRESET, PRESET_NAMES, PRESETS, TrainConfig, replace
-from rnnchat.device import device_class, pick_device
+from rnnchat.device import device_class, device_type
 from rnnchat.errors import CheckpointError, ConfigError
 from rnnchat.lm import config as lm_config
 from rnnchat.lm.config import ModelConfig
-from rnnchat.lm.model import RNNLM
 from rnnchat.runs import auto
 
 
@@ -26,7 +23,8 @@ from rnnchat.runs import auto
 class Kind:
     name: str                     # TrainConfig.task and run.json "kind"
     model_config: type            # ModelConfig or Seq2SeqConfig
-    model: type                   # RNNLM or Seq2Seq
+    model_class: Callable[[], type]  # () -> RNNLM, Seq2Seq or Classifier: imported when a run is built or
+                                  # opened, as the models import torch (the app draws before torch loads)
     task_class: Callable[[], type]  # () -> LMTask, ChatTask...: imported when a run trains, as the tasks
                                   # import the corpus readers (30-100 ms a command that only opens a run)
     train_defaults: dict          # TrainConfig values of this task where they differ from the dataclass's
@@ -45,12 +43,35 @@ class Kind:
     settle_train: Callable | None = None
 
     @property
+    def model(self) -> type:
+        """The model class of this kind's runs."""
+        return self.model_class()
+
+    @property
     def task(self) -> type:
         """What the loop asks for data, loss and evaluation."""
         return self.task_class()
 
     def describe(self) -> str:
         return f"{self.what} (use 'rnnchat {self.command}')"
+
+
+def _lm_model() -> type:
+    from rnnchat.lm.model import RNNLM
+
+    return RNNLM
+
+
+def _chat_model() -> type:
+    from rnnchat.chat.model import Seq2Seq
+
+    return Seq2Seq
+
+
+def _classify_model() -> type:
+    from rnnchat.classify.model import Classifier
+
+    return Classifier
 
 
 def _lm_task() -> type:
@@ -72,18 +93,21 @@ def _classify_task() -> type:
 
 
 KINDS: dict[str, Kind] = {
-    "lm": Kind("lm", ModelConfig, RNNLM, _lm_task, {}, "a language model", "generate", "{level}",
+    "lm": Kind("lm", ModelConfig, _lm_model, _lm_task, {}, "a language model", "generate", "{level}",
                lm_config.settle, lm_config.memorise_advice, starts_from="lm", auto_rows=True,
                settle_train=lm_config.settle_train),
     # A chat corpus is small and memorised within minutes: its dropout is its own (chat/config.py).
-    "chat": Kind("chat", Seq2SeqConfig, Seq2Seq, _chat_task, CHAT_TRAIN_DEFAULTS, "a chat model", "chat",
+    "chat": Kind("chat", Seq2SeqConfig, _chat_model, _chat_task, CHAT_TRAIN_DEFAULTS, "a chat model", "chat",
                  "{level} chat", chat_config.settle, chat_config.memorise_advice, keeps=("dropout",),
                  starts_from="lm", moved_from_train=("context_turns", "max_turn_chars", "teacher_forcing")),
     # Labelled texts are few and short beside a language model's corpus: dropout is the classifier's own.
-    "classify": Kind("classify", ClassifierConfig, Classifier, _classify_task, CLASSIFY_TRAIN_DEFAULTS,
+    "classify": Kind("classify", ClassifierConfig, _classify_model, _classify_task, CLASSIFY_TRAIN_DEFAULTS,
                      "a classifier", "classify", "{level} classifier", classify_config.settle,
                      classify_config.memorise_advice, keeps=("dropout",), starts_from="lm"),
 }
+# The settings a run inherits from the language model it starts from (a classifier also its cell); the warm
+# start itself is runs/warmstart.py, which imports torch.
+INHERITED = ("level", "vocab_size", "cell", "layers", "hidden", "embed")
 # Runs saved before the restructure wrote the chat kind as "seq2seq"; they load as chat runs.
 _ALIASES = {"seq2seq": "chat"}
 
@@ -157,7 +181,6 @@ def preset_settings(kind: Kind, preset: str, cell: str | None, train: TrainConfi
     if not kind.auto_rows:
         return dict(PRESETS["small"]), None
     train.validate()                     # a bad device or precision is named before it is looked for
-    device = pick_device(train.device)
-    choice = auto.choose(device_class(device, train.precision),
+    choice = auto.choose(device_class(device_type(train.device), train.precision),
                          auto.budget_of(train.minutes, train.max_steps, train.epochs), cell)
     return choice.settings, choice

@@ -16,13 +16,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from rnnchat import CHECKPOINT_FORMAT, __version__
 from rnnchat.config import TrainConfig
 from rnnchat.errors import CheckpointError, ConfigError, SaveError
 from rnnchat.files import read_bounded, write_json_atomic
-from rnnchat.runs.checkpoints import refuse_links, save_failure
+from rnnchat.runs.intact import refuse_links, save_failure
 from rnnchat.runs.kinds import Kind, kind_named
 from rnnchat.safetext import neutralise
 
@@ -95,6 +93,8 @@ def new_meta(*, kind: Kind, model_cfg, train_cfg: TrainConfig, tokenizer: str, p
              corpus: CorpusInfo, data: dict, summary: Summary, created: str = "", preset: str = "",
              init_from: Origin | None = None) -> RunMeta:
     """The description of a run this version is training now."""
+    import torch  # only a run being trained needs torch's version; reading run.json does not
+
     return RunMeta(kind, model_cfg, train_cfg, tokenizer, parameters, corpus, summary, data,
                    created or datetime.now().isoformat(timespec="seconds"), preset, init_from,
                    {"rnnchat": __version__, "torch": torch.__version__})

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnchat.errors import CheckpointError, CorpusError, RnnchatError
-from rnnchat.runs.checkpoints import check_model_size, checkpoint_dir, load_checkpoint
+from rnnchat.runs.intact import checkpoint_dir
 from rnnchat.runs.kinds import KINDS
 from rnnchat.runs.meta import CorpusInfo, RunMeta, read_meta
 from rnnchat.runs.rundir import resolve_run
@@ -39,6 +39,8 @@ def open_chat_model(run: str | os.PathLike, which: str = "best") -> OpenedRun:
 
 def open_run(run: str | os.PathLike, which: str = "best", kind: str | None = None) -> OpenedRun:
     """Load a run's model (of ``kind``, when given) and tokenizer, in eval mode on the CPU."""
+    from rnnchat.runs.checkpoints import check_model_size, load_checkpoint  # torch's: the app draws without
+
     run_dir = resolve_run(run)
     meta = read_meta(run_dir)
     found = meta.kind

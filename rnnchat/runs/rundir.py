@@ -17,7 +17,7 @@ from pathlib import Path
 from rnnchat import events as ev
 from rnnchat.errors import CheckpointError, ConfigError, SaveError
 from rnnchat.paths import BUILTIN_BASE, builtin_base_dir, check_run_name, checkpoints_dir
-from rnnchat.runs.checkpoints import save_failure
+from rnnchat.runs.intact import save_failure
 from rnnchat.runs.meta import read_meta
 
 

@@ -33,9 +33,6 @@ from rnnchat.runs.opened import open_language_model
 from rnnchat.text.tokenizers import CharTokenizer
 from rnnchat.vocab import EOD
 
-# The settings a run inherits from the language model it starts from (a classifier also its cell).
-INHERITED = ("level", "vocab_size", "cell", "layers", "hidden", "embed")
-
 
 @dataclass(frozen=True)
 class _Target:

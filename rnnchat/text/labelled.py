@@ -16,8 +16,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import numpy as np
-
 from rnnchat.errors import CorpusError
 
 MAX_LABELS = 200               # more are not classes but ids; a 200-way head is already a large output layer
@@ -213,6 +211,8 @@ def split_labelled(texts: list[Labelled], fraction: float, seed: int) -> tuple[l
     for members in groups.values():
         label = Counter(texts[i].label for i in members).most_common(1)[0][0]
         by_label.setdefault(label, []).append(members)
+    import numpy as np  # the split alone needs it: listing corpora (the app's first screen) does not
+
     rng = np.random.default_rng([seed, 11])
     train, val = [], []
     for label in sorted(by_label):

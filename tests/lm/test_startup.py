@@ -37,3 +37,17 @@ def test_a_kind_imports_its_task_only_when_a_run_trains():
             "print(before, names)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[] ['LMTask', 'ChatTask', 'ClassifyTask']", out.stdout + out.stderr
+
+
+def test_run_tables_configs_and_device_flags_import_no_torch():
+    """What the app's first screen reads (kinds, presets, run lists, run.json, the CPU's flags) needs no torch;
+    a kind's model class comes with torch when asked for."""
+    code = ("import sys\n"
+            "from rnnchat.runs.kinds import KINDS, plan\n"
+            "import rnnchat.runs.rundir, rnnchat.runs.meta, rnnchat.runs.opened, rnnchat.device, rnnchat.text.load\n"
+            "model, train, note = plan('lm', 'auto', train={'device': 'cpu'})\n"
+            "before = 'torch' in sys.modules\n"
+            "name = KINDS['lm'].model.__name__\n"
+            "print(before, name, 'torch' in sys.modules, model.hidden > 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False RNNLM True True", out.stdout + out.stderr

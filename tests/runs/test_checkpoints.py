@@ -15,7 +15,8 @@ from rnnchat import CHECKPOINT_FORMAT
 from rnnchat.config import TrainConfig
 from rnnchat.errors import CheckpointError
 from rnnchat.lm.config import ModelConfig
-from rnnchat.runs.checkpoints import checkpoint_dir, load_checkpoint, save_checkpoint
+from rnnchat.runs.checkpoints import load_checkpoint, save_checkpoint
+from rnnchat.runs.intact import checkpoint_dir
 from rnnchat.runs.meta import read_meta
 from rnnchat.runs.opened import open_language_model
 from rnnchat.train.loop import Trainer
