@@ -15,6 +15,7 @@ from rnnchat.runs.kinds import kind_named
 from rnnchat.runs.rundir import list_runs
 from rnnchat.safetext import neutralise
 from rnnchat.text.load import list_corpora
+from rnnchat.tui import torch_thread
 from rnnchat.tui.messages import CorpusChosen, OpenRun, ResumeRun, TrainingChanged
 from rnnchat.tui.panes.base import RunPane
 from rnnchat.tui.panes.chat import ChatPane
@@ -27,6 +28,11 @@ from rnnchat.tui.panes.train import TrainPane
 from rnnchat.tui.widgets.confirm import ConfirmScreen
 
 TABS = ("corpus", "train", "generate", "runs", "chat", "inspect", "classify")
+# What the panes' torch jobs import: loaded on the torch thread once the first screen is drawn (torch alone
+# is 2 s of a 2.6 s start on a 2-core CPU), so that no job or handler imports them on the UI thread.
+ENGINE_MODULES = ("torch", "rnnchat.runs.opened", "rnnchat.lm.generate", "rnnchat.chat.session",
+                  "rnnchat.runs.retrieval", "rnnchat.classify.predict", "rnnchat.runs.inspection",
+                  "rnnchat.runs.warmstart", "rnnchat.train.loop", "rnnchat.train.speed")
 
 
 class RnnchatCommands(Provider):
@@ -74,6 +80,7 @@ class RnnchatApp(App):
     """The run being trained, once its name is known."""
 
     def compose(self) -> ComposeResult:
+        torch_thread.hold()          # until the first screen is drawn (on_mount: _load_engine)
         yield Header()
         with TabbedContent(initial="corpus"):
             with TabPane("1 Corpus", id="corpus"):
@@ -110,6 +117,25 @@ class RnnchatApp(App):
         runs = [r for r in list_runs() if r.kind == GeneratePane.KIND]   # chat runs open in Chat
         if runs:
             self.current_run = runs[0].name
+        self.sub_title = f"{self.SUB_TITLE} · loading PyTorch…"
+        self.call_after_refresh(self._load_engine)
+
+    def _load_engine(self) -> None:
+        self.run_worker(self._wait_for_engine, thread=True, group="engine", exit_on_error=False)
+
+    def _wait_for_engine(self) -> None:
+        """In a thread worker: torch and the engine's modules imported on the torch thread (its first job)."""
+        try:
+            device = torch_thread.load(ENGINE_MODULES).result()
+        except Exception as exc:  # noqa: BLE001 - a broken torch install is said, not a traceback
+            self.call_from_thread(self.notify, f"PyTorch could not be loaded: {type(exc).__name__}: {exc}",
+                                  severity="error", timeout=30)
+            return
+        self.call_from_thread(self._engine_loaded, device)
+
+    def _engine_loaded(self, device: str) -> None:
+        self.sub_title = f"{self.SUB_TITLE} · {device}"
+        self.train_pane.torch_loaded()
 
     # ---- navigation ----------------------------------------------------------------------------
 
@@ -216,6 +242,7 @@ class RnnchatApp(App):
 
     def on_unmount(self) -> None:
         """However the app ends, a running trainer is told to save and stop: no thread trains on."""
+        torch_thread.release()      # jobs queued by an app that closed before its first screen do not wait
         pane = self.train_pane
         if pane.training:
             pane.trainer.stop()

@@ -16,12 +16,15 @@ def steady(monkeypatch):
     monkeypatch.setattr("rnnchat.train.speed.estimate_tokens_per_s", lambda model, train: 50000.0)
     # The auto preset's row depends on the CPU's bf16 support; the picture shows the fp32 one everywhere.
     monkeypatch.setattr("rnnchat.device.cpu_has_native_bf16", lambda: False)
+    # The header names the device once torch has loaded: "cpu" here, whatever the thread count.
+    monkeypatch.setattr("rnnchat.device.describe", lambda device: device.type)
 
 
 async def _corpus_loaded(pilot) -> None:
     stats = pilot.app.query_one(CorpusPane).query_one("#corpus-stats")
     deadline = time.monotonic() + 30
-    while "characters" not in str(stats.render()) and time.monotonic() < deadline:
+    while ("characters" not in str(stats.render()) or "loading" in pilot.app.sub_title) and \
+            time.monotonic() < deadline:
         await pilot.pause(0.1)
     await pilot.pause(0.3)
 

@@ -8,7 +8,7 @@ import re
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Callable, ClassVar, Iterable, TypeVar
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, TypeVar
 
 from rich.text import Text
 from textual import on
@@ -22,13 +22,15 @@ from textual.widgets import Input, Select, Static
 from rnnchat.config import CHECKPOINTS
 from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.events import Event
-from rnnchat.runs.opened import OpenedRun, open_language_model
 from rnnchat.runs.rundir import RunSummary, list_runs, resolve_run
 from rnnchat.safetext import neutralise
 from rnnchat.tui import torch_thread
 from rnnchat.tui.bridge import StreamFailed, pump
 from rnnchat.tui.torch_thread import RunCache
 from rnnchat.tui.widgets.status import StatusLine, describe_lm
+
+if TYPE_CHECKING:
+    from rnnchat.runs.opened import OpenedRun
 
 T = TypeVar("T")
 
@@ -360,6 +362,8 @@ class LMRunPane(RunPane):
 
     def _open(self, run: str, which: str) -> OpenedRun:
         """On the torch thread: the opened run, loaded again only when its checkpoints changed on disk."""
+        from rnnchat.runs.opened import open_language_model
+
         return self._opened.get(run, lambda: self.noted(open_language_model(run, which)), which)[0]
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import ClassVar, Iterator
+from typing import TYPE_CHECKING, ClassVar, Iterator
 
 from rich.text import Text
 from textual import on
@@ -33,13 +33,9 @@ from textual.widgets import Input, Select, Static
 
 from rnnchat import events as ev
 from rnnchat.chat.config import DecodeConfig
-from rnnchat.chat.session import ChatSession
 from rnnchat.config import CANDIDATES
 from rnnchat.errors import ConfigError, RnnchatError
-from rnnchat.runs.opened import open_chat_model
-from rnnchat.runs.retrieval import open_retriever
 from rnnchat.runs.rundir import RunSummary
-from rnnchat.sampling import LiveControls
 from rnnchat.tui import torch_thread
 from rnnchat.tui.bridge import EventBatch, StreamFailed, Tagged
 from rnnchat.tui.panes.base import RunPane, file_stem
@@ -47,6 +43,10 @@ from rnnchat.tui.torch_thread import RunCache
 from rnnchat.tui.widgets.chatlog import ChatLog, ChatMessage
 from rnnchat.tui.widgets.status import StatusLine, chat_parts, describe_chat
 from rnnchat.tui.widgets.toolbars import chat_settings, chat_toolbar
+
+if TYPE_CHECKING:
+    from rnnchat.chat.session import ChatSession
+    from rnnchat.sampling import LiveControls
 
 __all__ = ["ChatPane"]
 
@@ -194,6 +194,9 @@ class ChatPane(RunPane):
     def _session_for(self, run: str) -> ChatSession:
         """The session for ``run`` (torch thread only): opened again when its checkpoints changed on
         disk, keeping the conversation; a new one, with no history, for another run."""
+        from rnnchat.chat.session import ChatSession
+        from rnnchat.runs.opened import open_chat_model
+
         session, replaced = self._sessions.get(run, lambda: ChatSession(self.noted(open_chat_model(run))))
         if replaced is not None:
             session.history, session.retriever = replaced.history, replaced.retriever
@@ -285,6 +288,8 @@ class ChatPane(RunPane):
         inp.value = ""
         self.chat_log.start_exchange(text, Path(run).name)
         tag = self._new_tag()
+        from rnnchat.sampling import LiveControls  # numpy's: loaded with torch, after the first screen
+
         self._controls = controls = LiveControls.of(cfg)
         self._done = None
         self._failed = ""
@@ -307,6 +312,8 @@ class ChatPane(RunPane):
             return None                  # a new chat began (or another run) before this could start
         session = self._session_for(run)
         if cfg.candidates == "retrieval" and session.retriever is None:
+            from rnnchat.runs.retrieval import open_retriever
+
             try:
                 session.retriever = open_retriever(session.run.meta, session.run.name)
             except RnnchatError as exc:

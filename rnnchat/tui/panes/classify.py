@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -23,16 +23,18 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Label, Select, Static, TextArea
 
-from rnnchat.classify.predict import Step, probabilities, reading
 from rnnchat.config import CHECKPOINTS
 from rnnchat.errors import ConfigError
-from rnnchat.runs.opened import OpenedRun, open_run
 from rnnchat.runs.rundir import RunSummary
 from rnnchat.tui.bridge import Tagged
 from rnnchat.tui.panes.base import LMRunPane, torch_job, unknown_notice
 from rnnchat.tui.torch_thread import RunCache
 from rnnchat.tui.widgets.decision import LabelBars, MovedText, ReadingPlot, ranked
 from rnnchat.tui.widgets.status import StatusLine
+
+if TYPE_CHECKING:
+    from rnnchat.classify.predict import Step
+    from rnnchat.runs.opened import OpenedRun
 
 __all__ = ["ClassifyPane", "Classified", "MAX_CHARS"]
 
@@ -155,6 +157,8 @@ class ClassifyPane(LMRunPane):
 
     def _open(self, run: str, which: str) -> OpenedRun:
         """On the torch thread: the opened classifier, loaded again only when its checkpoints changed."""
+        from rnnchat.runs.opened import open_run
+
         return self._opened.get(run, lambda: self.noted(open_run(run, which, "classify")), which)[0]
 
     # -------------------------------------------------------------------------------- classifying
@@ -186,6 +190,8 @@ class ClassifyPane(LMRunPane):
 
     def _classify_job(self, run: str, which: str, text: str) -> Classified:
         """On the torch thread: open the run, read the text once for the bars and once token by token."""
+        from rnnchat.classify.predict import probabilities, reading
+
         opened = self._open(run, which)
         model, tok = opened.model, opened.tokenizer
         ids = tok.encode(text)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import torch
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -17,11 +16,11 @@ from rnnchat.config import TrainConfig
 from rnnchat.errors import RnnchatError
 from rnnchat.formatting import human_size
 from rnnchat.lm.config import SMALL_CORPUS_DROPOUT, SMALL_CORPUS_TOKENS_PER_PARAM
-from rnnchat.lm.model import RNNLM
 from rnnchat.runs.kinds import assemble
 from rnnchat.safetext import neutralise
 from rnnchat.text.corpus import corpus_stats
 from rnnchat.text.load import list_corpora, load_corpus
+from rnnchat.tui import torch_thread
 from rnnchat.tui.messages import CorpusChosen
 
 
@@ -114,7 +113,9 @@ class CorpusPane(Container):
         except RnnchatError as exc:
             self.app.call_from_thread(self._failed, spec, str(exc), request)
             return
-        params = default_parameters(stats.distinct_chars + 2)      # a char vocabulary has two reserved ids
+        self.app.call_from_thread(self._show, spec, corpus, stats, None, request)
+        # The default model's size is torch's to count: it waits for torch to load, the figures do not.
+        params = torch_thread.run(default_parameters, stats.distinct_chars + 2)   # a char vocabulary: +2 reserved
         self.app.call_from_thread(self._show, spec, corpus, stats, params, request)
 
     def _failed(self, spec: str, message: str, request: int) -> None:
@@ -125,7 +126,7 @@ class CorpusPane(Container):
         self.query_one("#corpus-warnings", Static).update("")
         self.query_one("#corpus-preview", Static).update("")
 
-    def _show(self, spec: str, corpus, stats, params: int, request: int) -> None:
+    def _show(self, spec: str, corpus, stats, params: int | None, request: int) -> None:
         if request != self.request:  # a later choice has been made meanwhile
             return
         self.query_one("#corpus-stats", Static).update(Text.assemble(
@@ -134,7 +135,8 @@ class CorpusPane(Container):
             f"characters\n{stats.lines:,} lines · {stats.words:,} words"))
         warnings = list(corpus.warnings())
         train_chars = int(stats.chars * (1 - TrainConfig().val_fraction))   # characters are the tokens here
-        if params * SMALL_CORPUS_TOKENS_PER_PARAM > train_chars:    # the language model's small-corpus rule
+        # The language model's small-corpus rule, once the default model's size is known.
+        if params is not None and params * SMALL_CORPUS_TOKENS_PER_PARAM > train_chars:
             warnings.append(f"small for the default model ({stats.chars:,} characters for ~{round(params, -3):,} "
                             f"parameters): training takes dropout {SMALL_CORPUS_DROPOUT:g} and stops once held-out "
                             "loss stalls; starting from the built-in base (Train tab: start from) learns more "
@@ -146,7 +148,11 @@ class CorpusPane(Container):
 
 def default_parameters(vocab_size: int) -> int:
     """Parameters of the default language model for a vocabulary; built on the meta device, which
-    allocates and computes nothing, so this need not wait for the torch thread."""
+    allocates and computes nothing."""
+    import torch
+
+    from rnnchat.lm.model import RNNLM
+
     model_cfg, _ = assemble()
     with torch.device("meta"):
         return RNNLM(dataclasses.replace(model_cfg, vocab_size=vocab_size)).num_parameters()

@@ -15,7 +15,7 @@ from rnnchat import events as ev
 from rnnchat.config import DEFAULT_MINUTES
 from rnnchat.errors import RnnchatError
 from rnnchat.formatting import clock
-from rnnchat.runs.warmstart import INHERITED
+from rnnchat.runs.kinds import INHERITED
 from rnnchat.safetext import neutralise
 from rnnchat.tui import torch_thread
 from rnnchat.tui.bridge import EventBatch, StreamFailed, pump
@@ -43,6 +43,7 @@ class TrainPane(Container):
         self.updates = 0          # EventBatch messages handled: the UI's update count
         self.last_step: ev.Step | None = None
         self.last_eval: ev.Eval | None = None
+        self._waiting: tuple | None = None    # (action, args) asked for before torch had loaded
 
     # ---- layout --------------------------------------------------------------------------------
 
@@ -86,7 +87,25 @@ class TrainPane(Container):
     def _stop_pressed(self) -> None:
         self.action_stop()
 
+    def torch_loaded(self) -> None:
+        """Torch has loaded (the app's first job): the form's auto row, and a Start or Resume that waited."""
+        self.query_one(TrainForm).torch_loaded()
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting[0](*waiting[1])
+
+    def _wait_for_torch(self, action, *args) -> bool:
+        """True (and ``action`` kept for ``torch_loaded``) while torch is still loading: a trainer's imports
+        would otherwise hold the UI thread until it has."""
+        if torch_thread.loaded():
+            return False
+        self._waiting = (action, args)
+        self.notify("Loading PyTorch: training starts as soon as it has loaded.")
+        return True
+
     def action_start(self) -> None:
+        if self._wait_for_torch(self.action_start):
+            return
         if self.trainer is not None:
             self.notify("Training is already running; stop it first.", severity="warning")
             return
@@ -113,6 +132,8 @@ class TrainPane(Container):
             self.notify(neutralise(phrase(exc)), severity="error", markup=False)
 
     def action_resume(self, run: str | None = None) -> None:
+        if self._wait_for_torch(self.action_resume, run):
+            return
         if self.trainer is not None:
             self.notify("Training is already running.", severity="warning")
             return

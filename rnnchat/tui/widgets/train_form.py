@@ -27,11 +27,9 @@ from rnnchat.config import (
     TrainConfig,
 )
 from rnnchat.errors import ConfigError, RnnchatError
-from rnnchat.lm.model import RNNLM
 from rnnchat.paths import BUILTIN_BASE, builtin_base_dir
-from rnnchat.runs.kinds import KINDS, TRAIN_FIELDS, assemble, plan, preset_settings
+from rnnchat.runs.kinds import INHERITED, KINDS, TRAIN_FIELDS, assemble, plan, preset_settings
 from rnnchat.runs.rundir import list_runs
-from rnnchat.runs.warmstart import INHERITED
 from rnnchat.safetext import neutralise
 from rnnchat.tui import torch_thread
 
@@ -71,6 +69,12 @@ def phrase(exc: RnnchatError) -> str:
     return str(exc)
 
 
+def known_device(device: str) -> str:
+    """The device a preset's row is looked up for: "auto" is a GPU only when torch says so, so until torch
+    has loaded (after the first screen) the form shows the CPU's row, and the auto row once it knows."""
+    return device if device != "auto" or torch_thread.loaded() else "cpu"
+
+
 class TrainForm(VerticalScroll):
     """The settings of a new run; ``read_form`` turns them into configs, naming a bad field by its label."""
 
@@ -85,8 +89,10 @@ class TrainForm(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         # The core's time budget: the defaults were tuned for runs of that length.
-        model, train = assemble("lm", DEFAULT_PRESET, train={"minutes": DEFAULT_MINUTES})
-        defaults = {**dataclasses.asdict(model), **dataclasses.asdict(train)}
+        device = TrainConfig().device
+        model, train = assemble("lm", DEFAULT_PRESET, train={"minutes": DEFAULT_MINUTES,
+                                                            "device": known_device(device)})
+        defaults = {**dataclasses.asdict(model), **dataclasses.asdict(train), "device": device}
         yield Static(id="train-corpus", classes="pane-title")
         with Horizontal(classes="form-row"):
             yield Label("preset", classes="form-label")
@@ -124,6 +130,12 @@ class TrainForm(VerticalScroll):
 
     def on_mount(self) -> None:
         self._apply_preset(force=True)
+
+    def torch_loaded(self) -> None:
+        """The auto device is known now: the auto row for it, and the speed probe if the tab was shown."""
+        self._apply_preset(force=False, estimate=False)
+        if self._estimated:
+            self._estimate_preset()
 
     def tab_shown(self) -> None:
         self.refresh_starts()
@@ -218,7 +230,8 @@ class TrainForm(VerticalScroll):
         if not limits["minutes"] and not limits["max_steps"]:
             limits["minutes"] = DEFAULT_MINUTES          # what Start trains for
         try:
-            train = dataclasses.replace(TrainConfig(), device=str(self.query_one("#f-device", Select).value),
+            device = known_device(str(self.query_one("#f-device", Select).value))
+            train = dataclasses.replace(TrainConfig(), device=device,
                                         precision=str(self.query_one("#f-precision", Select).value), **limits)
             return preset_settings(KINDS[task], str(self.query_one("#preset", Select).value), self._cell, train)
         except RnnchatError:
@@ -247,6 +260,9 @@ class TrainForm(VerticalScroll):
             self._show_estimate("")
 
     def _estimate_preset(self) -> None:
+        if not torch_thread.loaded():    # torch_loaded() measures it
+            self._show_estimate("")
+            return
         task = str(self.query_one("#f-task", Select).value)
         try:
             model_cfg, train_cfg = self.read_form() if task == "lm" else (None, None)
@@ -261,7 +277,12 @@ class TrainForm(VerticalScroll):
     def _measure(self, model_cfg, train_cfg) -> None:
         from rnnchat.train.speed import estimate_tokens_per_s
 
-        params = torch_thread.run(lambda: RNNLM(model_cfg).num_parameters())
+        def parameters() -> int:
+            from rnnchat.lm.model import RNNLM
+
+            return RNNLM(model_cfg).num_parameters()
+
+        params = torch_thread.run(parameters)
         self.app.call_from_thread(self._show_estimate, f"{params / 1e6:.2f}M parameters · measuring speed…")
         try:
             tok_s = torch_thread.run(estimate_tokens_per_s, model_cfg, train_cfg)

@@ -10,16 +10,17 @@ step, so colouring can be switched on afterwards. Measured on the 2-core dev mac
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterator, Sequence
 
 from textual.message import Message
 
 from rnnchat import events as ev
 from rnnchat.lm.config import SampleConfig
-from rnnchat.lm.generate import generate
-from rnnchat.runs.opened import OpenedRun, copy_index
-from rnnchat.sampling import LiveControls
 from rnnchat.tui.panes.base import RunPane, unknown_notice
+
+if TYPE_CHECKING:
+    from rnnchat.runs.opened import OpenedRun
+    from rnnchat.sampling import LiveControls
 
 TEMPERATURE_RANGE = (0.0, 5.0)         # what + and - move within
 TEMPERATURE_STEP = 0.1
@@ -55,6 +56,9 @@ def sample_columns(open_run: Callable[[str, str], OpenedRun], req: Request, cont
     """On the torch thread: open the run (``open_run(run, which)``) and start a sampler per column of
     ``req``, each with its controls, as one event stream that ends with how much of each column is copied
     from the training text; ``post`` takes the warnings."""
+    from rnnchat.lm.generate import generate
+    from rnnchat.runs.opened import copy_index
+
     opened = open_run(req.run, req.which)
     tok = opened.tokenizer
     if req.prompt:

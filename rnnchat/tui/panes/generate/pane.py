@@ -20,7 +20,7 @@ import time
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -31,8 +31,6 @@ from textual.widgets import Input
 from rnnchat import events as ev
 from rnnchat.errors import RnnchatError
 from rnnchat.lm.config import SampleConfig
-from rnnchat.runs.opened import OpenedRun
-from rnnchat.sampling import LiveControls
 from rnnchat.tui.bridge import EventBatch, StreamFailed
 from rnnchat.tui.panes.base import LMRunPane, file_stem
 from rnnchat.tui.panes.generate.generation import (
@@ -51,6 +49,10 @@ from rnnchat.tui.widgets.picker import PickPanel
 from rnnchat.tui.widgets.probtext import ProbText
 from rnnchat.tui.widgets.status import StatusLine, copied_text, generation_parts, pick_parts
 from rnnchat.tui.widgets.toolbars import fmt_temperature, generate_settings, generate_toolbars
+
+if TYPE_CHECKING:
+    from rnnchat.runs.opened import OpenedRun
+    from rnnchat.sampling import LiveControls
 
 __all__ = ["GeneratePane"]
 
@@ -189,6 +191,8 @@ class GeneratePane(LMRunPane):
         tag = self._new_tag()
         self._request = req
         n = len(req.temperatures)
+        from rnnchat.sampling import LiveControls  # numpy's: loaded with torch, after the first screen
+
         self._controls = [LiveControls.of(req.cfg, t) for t in req.temperatures]
         self._done, self._copied, self._chars = [None] * n, {}, [0] * n
         self.batches_received = self.tokens_received = 0

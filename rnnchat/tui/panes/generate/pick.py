@@ -11,17 +11,19 @@ result coming back as one ``TokenPicked`` message (keys that come while a step r
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from textual.widget import Widget
 
 from rnnchat.events import Token
-from rnnchat.lm.generate import Picker
-from rnnchat.runs.opened import OpenedRun
 from rnnchat.tui.bridge import Tagged
 from rnnchat.tui.panes.base import torch_job, unknown_notice
 from rnnchat.tui.panes.generate.generation import Request
 from rnnchat.tui.widgets.picker import PickPanel
+
+if TYPE_CHECKING:
+    from rnnchat.lm.generate import Picker
+    from rnnchat.runs.opened import OpenedRun
 
 CHOICES = 8                    # tokens offered at each step
 ALTERNATIVES = 5               # of them kept with each token, for the colour view's alternatives panel
@@ -101,6 +103,8 @@ class PickMode:
 
     def _open_picker(self, req: Request) -> tuple[Picker, None, list]:
         """On the torch thread: the run's picker, primed with the prompt, and its first options."""
+        from rnnchat.lm.generate import Picker
+
         opened = self._open_run(req.run, req.which)
         if req.prompt:
             unknown = opened.tokenizer.count_unknown(opened.tokenizer.encode(req.prompt))
