@@ -1,7 +1,7 @@
 """Start-up: each command as a user types it, whole, against importing torch alone, in fresh processes.
 
     python benchmarks/startup.py [--repeats 7] [--work DIR] [--importtime] [--phases] [--no-app]
-                                 [--no-bytecode-cache] [--json] [--markdown] [--quick]
+                                 [--no-bytecode-cache] [--json] [--markdown] [--quick] [--app-only] [--before DIR]
 
 The goal (issue 26): ``rnnchat generate RUN --length 10`` within 0.4 s of ``python -c "import torch"``, and
 the app's first screen in 1.5 s. Every repeat is a round: ``python -c "import torch"`` and then each command,
@@ -23,6 +23,8 @@ one short text, ``eval`` a 2,000-character text.
 
 The app: ``rnnchat`` in a tmux terminal (100x30); "first screen" is the time until the tab bar is drawn,
 "corpus shown" until the Corpus tab shows the built-in Shakespeare's statistics. Skipped without tmux.
+``--app-only``: only the app (and ``import torch`` beside it), no runs trained. ``--before DIR``: the app of
+another checkout of rnnchat too (its ``DIR`` first on ``PYTHONPATH``), in turn with this one's in every round.
 
 Bytecode: the commands run with Python's bytecode cache on (``PYTHONDONTWRITEBYTECODE`` removed from their
 environment), as after ``pip install``; a session that sets it compiles every rnnchat module at every start
@@ -129,12 +131,14 @@ def _run(argv: list[str], env: dict, stdin: str = "") -> float:
     return seconds
 
 
-def _first_screen(work: Path, env: dict, timeout: float = 60.0) -> tuple[float, float]:
-    """Seconds until the app's tab bar is drawn, and until the Corpus tab shows Shakespeare's statistics."""
+def _first_screen(work: Path, env: dict, timeout: float = 60.0, checkout: Path | None = None) -> tuple[float, float]:
+    """Seconds until the app's tab bar is drawn, and until the Corpus tab shows Shakespeare's statistics
+    (``checkout``: the rnnchat of that folder instead of the installed one)."""
     name = f"startup-{os.getpid()}"
     unset = "" if "PYTHONDONTWRITEBYTECODE" in env else "-u PYTHONDONTWRITEBYTECODE "
+    path = {"PYTHONPATH": str(checkout)} if checkout else {}
     pairs = " ".join(f"{k}={v}" for k, v in {**{k: v for k, v in env.items() if k.startswith("RNNCHAT_")},
-                                              "TERM": "xterm-256color"}.items())
+                                              "TERM": "xterm-256color", **path}.items())
     command = f"cd {work} && env {unset}{pairs} {sys.executable} -m rnnchat"
     for _ in range(3):   # a tmux server whose last session just ended can refuse a new one once
         t0 = time.perf_counter()
@@ -251,6 +255,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-bytecode-cache", action="store_true",
                     help="keep PYTHONDONTWRITEBYTECODE as set: every start compiles rnnchat's modules")
     ap.add_argument("--quick", action="store_true", help="2 repeats, no default-shape run: checks the script")
+    ap.add_argument("--app-only", action="store_true", help="only the app's first screen (and import torch)")
+    ap.add_argument("--before", type=Path, help="also the app of this checkout of rnnchat, in turn with this one's")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -267,9 +273,14 @@ def main(argv: list[str] | None = None) -> dict:
         env = _env(work, not args.no_bytecode_cache)
         bytecode = "PYTHONDONTWRITEBYTECODE" not in env
         print(f"bytecode: {'cached, as after pip install' if bytecode else 'compiled at every start'}")
-        prepare(work, env, args.quick)
-        cmds = commands(work, args.quick)
+        if args.app_only:
+            (work / "corpora").mkdir(parents=True, exist_ok=True)
+            cmds = []
+        else:
+            prepare(work, env, args.quick)
+            cmds = commands(work, args.quick)
         app = not args.no_app and shutil.which("tmux") is not None
+        before: list[tuple[float, float]] = []
         times: dict[str, list[float]] = {"torch": [], "bare": [], **{c[0]: [] for c in cmds}}
         screens: list[tuple[float, float]] = []
         weights = work / "cache" / "sampling-weights.json"
@@ -281,7 +292,11 @@ def main(argv: list[str] | None = None) -> dict:
                 if before == "weights":
                     weights.unlink(missing_ok=True)
                 times[label].append(_run(cmd, env, stdin))
-            if app:
+            if app and args.before:     # which goes first alternates, so neither always follows torch's import
+                pair = [(None, screens), (args.before.resolve(), before)]
+                for checkout, into in pair if r % 2 else pair[::-1]:
+                    into.append(_first_screen(work, env, checkout=checkout))
+            elif app:
                 screens.append(_first_screen(work, env))
         loads = [load, os.getloadavg()[0] if hasattr(os, "getloadavg") else None]
         med = {k: statistics.median(v) for k, v in times.items()}
@@ -294,12 +309,17 @@ def main(argv: list[str] | None = None) -> dict:
         result = {"date": today(), "machine": info, "cpu_detail": detail, "repeats": repeats, "bytecode": bytecode,
                   "load_average": loads, "rows": rows,
                   "torch_import_s": round(med["torch"], 3), "python_alone_s": round(med["bare"], 3)}
-        if screens:
-            result["app"] = {"first_screen_s": round(statistics.median(s[0] for s in screens), 3),
-                             "corpus_shown_s": round(statistics.median(s[1] for s in screens), 3)}
+        for key, got in (("app", screens), ("app_before", before)):
+            if got:
+                result[key] = {"first_screen_s": round(statistics.median(s[0] for s in got), 3),
+                               "corpus_shown_s": round(statistics.median(s[1] for s in got), 3),
+                               "first_screen_range": [round(min(s[0] for s in got), 3),
+                                                      round(max(s[0] for s in got), 3)]}
+        if before:
+            result["before"] = str(args.before)
         if args.importtime:
             result["imports"] = import_report(cmds, env)
-        if args.phases:
+        if args.phases and not args.app_only:
             run = "tiny" if args.quick else "dflt"
             result["phases"] = {f"{run}, {when}": phases(work, env, run, repeats, when == "first")
                                 for when in ("first", "later")}
@@ -321,10 +341,14 @@ def print_tables(result: dict, markdown: bool) -> None:
     rows = [[r["command"], f"{r['seconds']:.3f}", "python -c pass" if r["peer"] == "bare" else "import torch",
              f"{r['peer_seconds']:.3f}", f"{r['beyond_s']:+.3f}", f"{r['range'][0]:.2f}-{r['range'][1]:.2f}"]
             for r in result["rows"]]
-    if "app" in result:
-        a = result["app"]
-        rows.append(["the app: first screen (tab bar)", f"{a['first_screen_s']:.3f}", "", "", "", ""])
-        rows.append(["the app: corpus shown", f"{a['corpus_shown_s']:.3f}", "", "", "", ""])
+    for key, side in (("app_before", f" ({result.get('before')})"), ("app", "")):
+        if key in result:
+            a = result[key]
+            low, high = a["first_screen_range"]
+            rows.append([f"the app{side}: first screen (tab bar)", f"{a['first_screen_s']:.3f}", "import torch",
+                         f"{result['torch_import_s']:.3f}", f"{a['first_screen_s'] - result['torch_import_s']:+.3f}",
+                         f"{low:.2f}-{high:.2f}"])
+            rows.append([f"the app{side}: corpus shown", f"{a['corpus_shown_s']:.3f}", "", "", "", ""])
     print(markdown_table(head, rows) if markdown else text_table(head, rows))
     for label, rep in result.get("phases", {}).items():
         steps = ", ".join(f"{n} {ms:.0f}" for n, ms in rep["ms"].items())
