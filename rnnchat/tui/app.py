@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import partial
 from pathlib import Path
 
@@ -121,17 +122,26 @@ class RnnchatApp(App):
         self.call_after_refresh(self._load_engine)
 
     def _load_engine(self) -> None:
-        self.run_worker(self._wait_for_engine, thread=True, group="engine", exit_on_error=False)
+        """Torch and the engine's modules imported on the torch thread, its first job; the header is told when
+        done. Not from a thread worker: panes' workers waiting for the torch thread can fill Textual's worker
+        threads, and a worker queued behind them would never release the jobs they wait for."""
+        torch_thread.load(ENGINE_MODULES).add_done_callback(self._engine_done)
 
-    def _wait_for_engine(self) -> None:
-        """In a thread worker: torch and the engine's modules imported on the torch thread (its first job)."""
-        try:
-            device = torch_thread.load(ENGINE_MODULES).result()
-        except Exception as exc:  # noqa: BLE001 - a broken torch install is said, not a traceback
-            self.call_from_thread(self.notify, f"PyTorch could not be loaded: {type(exc).__name__}: {exc}",
-                                  severity="error", timeout=30)
+    def _engine_done(self, future) -> None:
+        """Once the load has ended: on the torch thread, or on this one when it ended before the callback was set."""
+        exc = future.exception()
+        if exc is not None:        # a broken torch install is said, not a traceback
+            call, args = self.notify, (f"PyTorch could not be loaded: {type(exc).__name__}: {exc}",)
+            kwargs = {"severity": "error", "timeout": 30}
+        else:
+            call, args, kwargs = self._engine_loaded, (future.result(),), {}
+        if threading.get_ident() == self._thread_id:
+            call(*args, **kwargs)
             return
-        self.call_from_thread(self._engine_loaded, device)
+        try:
+            self.call_from_thread(call, *args, **kwargs)
+        except RuntimeError:       # the app closed meanwhile
+            pass
 
     def _engine_loaded(self, device: str) -> None:
         self.sub_title = f"{self.SUB_TITLE} · {device}"

@@ -10,7 +10,7 @@ from conftest import wait_for
 from textual.app import App
 from textual.widgets import Input, Static
 
-import rnnchat.tui.panes.generate.generation as generation_module
+import rnnchat.lm.generate as generate_module  # the pane imports its sampler when it runs one
 import rnnchat.tui.widgets.status as status_module
 from rnnchat.events import Token
 from rnnchat.lm.config import SampleConfig
@@ -97,7 +97,7 @@ async def test_streams_the_same_text_as_generate_in_few_updates(runs):
 
 
 async def test_plus_minus_change_live_temperature_and_escape_cancels(runs, monkeypatch):
-    real_generate = generation_module.generate
+    real_generate = generate_module.generate
 
     def paced_generate(*args, **kwargs):
         """The real sampler, slowed to ~1k tokens/s so the process looks idle to Pilot between keys."""
@@ -110,7 +110,7 @@ async def test_plus_minus_change_live_temperature_and_escape_cancels(runs, monke
                 yield event
         return paced()
 
-    monkeypatch.setattr(generation_module, "generate", paced_generate)
+    monkeypatch.setattr(generate_module, "generate", paced_generate)
     app = Harness(GeneratePane)
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(GeneratePane)

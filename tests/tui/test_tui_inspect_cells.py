@@ -205,6 +205,7 @@ async def test_panels_wrap_at_narrow_widths(runs):
 
 def test_snapshot_of_the_inspect_tab(runs, snap_compare, monkeypatch):
     monkeypatch.setattr("rnnchat.train.speed.estimate_tokens_per_s", lambda model, train: 50000.0)
+    monkeypatch.setattr("rnnchat.device.describe", lambda device: device.type)   # the header: "cpu" on any CPU
 
     async def run_before(pilot) -> None:
         await pilot.press("6")
