@@ -66,16 +66,26 @@ def today() -> str:
     return time.strftime("%Y-%m-%d")
 
 
-def peak_rss_bytes() -> int:
-    """This process's peak resident memory: VmHWM where /proc has it, since Linux carries ru_maxrss over from
-    the parent across fork and exec (a child would report its parent's peak when that is larger)."""
+def proc_status_kb() -> dict:
+    """This process's memory figures from /proc/self/status in KiB (VmRSS, RssAnon, RssFile, VmHWM); {} without it."""
+    out = {}
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+                    out[key] = int(rest.split()[0])
     except OSError:
         pass
+    return out
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory: VmHWM where /proc has it, since Linux carries ru_maxrss over from
+    the parent across fork and exec (a child would report its parent's peak when that is larger)."""
+    hwm = proc_status_kb().get("VmHWM")
+    if hwm:
+        return hwm * 1024
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss      # KiB on Linux, bytes on macOS
     return rss if sys.platform == "darwin" else rss * 1024
 

@@ -56,25 +56,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import answer, header, markdown_table, peak_rss_bytes, progress, run_side, text_table, today  # noqa: F401
+from _common import (  # noqa: F401
+    answer,
+    header,
+    markdown_table,
+    peak_rss_bytes,
+    proc_status_kb,
+    progress,
+    run_side,
+    text_table,
+    today,
+)
 
 MB = 1_000_000
 
 
 # ------------------------------------------------------------------------------------------- children
-
-def _status_kb() -> dict:
-    out = {}
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
-                    out[key] = int(rest.split()[0])
-    except OSError:
-        pass
-    return out
-
 
 def child_baseline() -> dict:
     import torch  # noqa: F401
@@ -134,7 +131,7 @@ class _Stages:
         self.name, self.t = first, time.perf_counter()
 
     def switch(self, name: str) -> None:
-        hwm, now = _status_kb().get("VmHWM", 0) * 1024, time.perf_counter()
+        hwm, now = proc_status_kb().get("VmHWM", 0) * 1024, time.perf_counter()
         seconds, peak = self.rows.get(self.name, [0.0, 0])
         self.rows[self.name] = [seconds + now - self.t, max(peak, hwm)]
         self.peak = max(self.peak, hwm)
@@ -198,7 +195,7 @@ def child_train(path: str, level: str, vocab_size: int, steps: int) -> dict:
             data = getattr(trainer, "data", None) or getattr(getattr(trainer, "task", None), "data", None)
             cached = getattr(data, "cached", None)
         if isinstance(e, ev.Step):
-            s = _status_kb()
+            s = proc_status_kb()
             if s.get("VmRSS", 0) * 1024 > rss:
                 rss, anon, file_pages = s["VmRSS"] * 1024, s.get("RssAnon", 0) * 1024, s.get("RssFile", 0) * 1024
     return {"train_rss_bytes": rss, "train_anon_bytes": anon, "train_file_bytes": file_pages,
