@@ -115,10 +115,6 @@ class NoveltyIndex:
                  for k, (a, b) in enumerate(meta["parts"])]
         return cls(path, text, parts)
 
-    @staticmethod
-    def exists(path: Path) -> bool:
-        return (path / "meta.json").is_file()
-
     # ---- queries ------------------------------------------------------------------------------
 
     def _matched(self, q: bytes, starts: list[int]) -> np.ndarray:

@@ -6,7 +6,7 @@ import pytest
 from conftest import make_play_text
 
 from rnnchat.text.corpus import Corpus, Document
-from rnnchat.text.novelty import WINDOW, NoveltyIndex, index_path, training_index
+from rnnchat.text.novelty import WINDOW, NoveltyIndex, index_path, open_cached, training_index
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_a_planted_span_is_found_exactly(index, corpus_text):
 def test_non_ascii_text_and_boundaries_between_documents(tmp_path):
     corpus = Corpus("c", "test", (Document("a", "Grüße aus Köln, schöne Grüße!"), Document("b", "naïve café")))
     idx = training_index(corpus, 0.1)
-    assert NoveltyIndex.exists(index_path(corpus.content_hash(), 0.1))
+    assert open_cached(index_path(corpus.content_hash(), 0.1)) is not None      # built and cached
     assert idx.measure("aus Köln, schö").longest_copy == len("aus Köln, schö")
     joined = "Grüße!naïve"                              # across two documents: never one copied span
     assert idx.measure(joined).longest_copy < len(joined)
