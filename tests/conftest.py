@@ -32,6 +32,22 @@ def make_play_text(lines: int = 400, seed: int = 0) -> str:
     return "\n".join(out)
 
 
+COMMON_WORDS = "the a of and to in is it that was he for on are as with his they at be this from".split()
+
+
+def write_x_or_z(path, texts: int, seed: int = 0):
+    """A .tsv of ``texts`` texts of common words, each holding one 'x' (label ex) or one 'z' (label zed)
+    somewhere: two labels a tiny classifier tells apart within a few steps. Returns ``path``."""
+    rng = random.Random(seed)
+    rows = ["text\tlabel"]
+    for _ in range(texts):
+        label = rng.choice(["ex", "zed"])
+        words = [rng.choice(COMMON_WORDS) for _ in range(rng.randint(4, 10))]
+        words.insert(rng.randrange(len(words) + 1), "x" if label == "ex" else "z")
+        rows.append(f"{' '.join(words)}\t{label}")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
 @pytest.fixture
 def play_file(tmp_path):
     path = tmp_path / "play.txt"

@@ -9,7 +9,6 @@ import contextlib
 import io
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, make_play_text
+from conftest import FAST, make_play_text, write_x_or_z
 
 from rnnchat.cli import main
 from rnnchat.runs.opened import open_run
 
 RNNCHAT = str(Path(sys.executable).parent / "rnnchat")
-WORDS = "the a of and to in is it that was he for on are as with his they at be this from".split()
 ZED = "the a of z and to it was he"          # only its z says zed
 EX = "he was in x the of it"
 CLASSIFY = ["--task", "classify", "--layers", "1", "--embed", "16", "--batch-size", "16", "--precision", "fp32",
@@ -31,25 +29,12 @@ CLASSIFY = ["--task", "classify", "--layers", "1", "--embed", "16", "--batch-siz
             "--json"]
 
 
-def two_labels(path: Path) -> Path:
-    """Texts of common words, each with one 'x' (label ex) or one 'z' (label zed) somewhere."""
-    rng = random.Random(0)
-    rows = ["text\tlabel"]
-    for _ in range(240):
-        label = rng.choice(["ex", "zed"])
-        words = [rng.choice(WORDS) for _ in range(rng.randint(4, 10))]
-        words.insert(rng.randrange(len(words) + 1), "x" if label == "ex" else "z")
-        rows.append(f"{' '.join(words)}\t{label}")
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     """In one checkpoints folder: "one" (a GRU classifier, 120 steps), "bi" (a bidirectional LSTM one),
     "mean" (pooling the mean of its states), "lm" (a language model) and "chatty" (a chat model)."""
     root = tmp_path_factory.mktemp("inspect-classifier")
-    data = two_labels(root / "two.tsv")
+    data = write_x_or_z(root / "two.tsv", 240)
     play = root / "play.txt"
     play.write_text(make_play_text(), encoding="utf-8")
     chat = root / "chat.tsv"

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import io
-import random
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import wait_for
+from conftest import wait_for, write_x_or_z
 from textual.widgets import Select
 
 from rnnchat.cli import main
@@ -20,7 +19,6 @@ from rnnchat.runs.opened import open_run
 from rnnchat.tui.panes.inspect.pane import InspectPane
 from tui.conftest import Harness, equation_value, folders_of, trace_with
 
-WORDS = "the a of and to in is it that was he for on are as with his they at be this from".split()
 TEXT = "the a z of it was x he"
 TINY = ["--task", "classify", "--cell", "lstm", "--layers", "2", "--hidden", "16", "--embed", "8",
         "--batch-size", "16", "--precision", "fp32", "--device", "cpu", "--sample-length", "1", "--json"]
@@ -31,15 +29,7 @@ def trained(tmp_path_factory) -> Path:
     """Two classifiers of texts told apart by an 'x' or a 'z': "bi" (a 2x16 bidirectional LSTM, 20 steps)
     and "oneway" (the same, reading left to right only, 5 steps)."""
     root = tmp_path_factory.mktemp("inspect-bidirectional")
-    rng = random.Random(0)
-    rows = ["text\tlabel"]
-    for _ in range(120):
-        label = rng.choice(["ex", "zed"])
-        words = [rng.choice(WORDS) for _ in range(rng.randint(4, 10))]
-        words.insert(rng.randrange(len(words) + 1), "x" if label == "ex" else "z")
-        rows.append(f"{' '.join(words)}\t{label}")
-    data = root / "two.tsv"
-    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    data = write_x_or_z(root / "two.tsv", 120)
     with folders_of(root), contextlib.redirect_stdout(io.StringIO()):
         assert main(["train", str(data), *TINY, "--bidirectional", "--max-steps", "20", "--name", "bi"]) == 0
         assert main(["train", str(data), *TINY, "--max-steps", "5", "--name", "oneway"]) == 0
