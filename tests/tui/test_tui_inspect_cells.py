@@ -14,11 +14,11 @@ from textual.widgets import Input
 
 from rnnchat.lm import inspect as ins
 from rnnchat.lm.config import ModelConfig
+from rnnchat.runs.inspection import WINDOW
 from rnnchat.runs.opened import open_language_model
 from rnnchat.safetext import neutralise
 from rnnchat.text.load import load_corpus
 from rnnchat.text.split import split_documents
-from rnnchat.tui.panes.inspect import gradients
 from rnnchat.tui.panes.inspect.pane import InspectPane
 from rnnchat.tui.widgets.alternatives import visible_token
 from tui.conftest import INSPECT_TEXT, Harness, StillApp, equation_value, folders_of, trace_with, train, write_play
@@ -135,10 +135,10 @@ async def test_vanilla_rnn_run_has_no_gates_and_measures_validation_text(runs):
         pane.query_one("#insp-text", Input).value = ""
         await show_gradients(pilot, pane, click=True)                 # the button does what ctrl+r does
         val = split_documents(load_corpus(str(runs / "play.txt")))[1][0]
-        want = ins.gradients_through_time(opened.model, opened.tokenizer.encode(val[:gradients.WINDOW]))
-        assert pane.gradients.source == "validation text" and pane.gradients.tokens == gradients.WINDOW
+        want = ins.gradients_through_time(opened.model, opened.tokenizer.encode(val[:WINDOW]))
+        assert pane.gradients.source == "validation text" and pane.gradients.tokens == WINDOW
         np.testing.assert_allclose(pane.plot.norms, want, rtol=1e-5)
-        assert f"{gradients.WINDOW} tokens of validation text" in pane.query_one("#insp-grad").border_title
+        assert f"{WINDOW} tokens of validation text" in pane.query_one("#insp-grad").border_title
         assert len(pane.plot.norms) == 101 and "t=100:" in pane.plot.render().plain
         await pilot.press("ctrl+r")
 

@@ -12,14 +12,12 @@ from typing import Callable
 
 from textual.widget import Widget
 
-from rnnchat.runs.inspection import MIN_TOKENS, WINDOW, Gradients, measure
+from rnnchat.runs.inspection import MIN_TOKENS, Gradients, measure
 from rnnchat.runs.opened import OpenedRun
 from rnnchat.safetext import neutralise
 from rnnchat.tui.bridge import Tagged
 from rnnchat.tui.panes.base import torch_job
 from rnnchat.tui.widgets.plot import GradientPlot
-
-__all__ = ["MIN_TOKENS", "WINDOW", "Gradients", "GradientView", "GradientsMeasured"]
 
 _CLEAR = "; clear it to use the run's validation text"
 

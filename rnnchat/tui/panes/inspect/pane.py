@@ -33,12 +33,12 @@ from textual.widgets import Button, Input, Label, Select
 from rnnchat.config import CHECKPOINTS
 from rnnchat.errors import ConfigError
 from rnnchat.lm import inspect as ins
-from rnnchat.runs.inspection import KINDS, Inside, inspectable, look_inside
+from rnnchat.runs.inspection import KINDS, Gradients, Inside, inspectable, look_inside
 from rnnchat.runs.opened import OpenedRun, open_run
 from rnnchat.runs.rundir import RunSummary
 from rnnchat.tui.bridge import Tagged
 from rnnchat.tui.panes.base import LMRunPane, torch_job, unknown_notice
-from rnnchat.tui.panes.inspect.gradients import Gradients, GradientsMeasured, GradientView
+from rnnchat.tui.panes.inspect.gradients import GradientsMeasured, GradientView
 from rnnchat.tui.torch_thread import RunCache
 from rnnchat.tui.widgets.panel import WrappedPanel
 from rnnchat.tui.widgets.plot import GradientPlot
