@@ -33,7 +33,11 @@ clock is paused while scoring, so its schedule and budget see only training time
 
 --sweep FILE takes a JSON list of override dicts (keys: "preset" or any ModelConfig or TrainConfig field,
 e.g. {"cell": "lstm", "hidden": 384, "lr": 0.004, "batch_size": 32}) and trains each in turn with the same
-budget, one row each; the peer runs once. Each run is a fresh interpreter.
+budget, one row each; the peer runs once. Each run is a fresh interpreter. A subword row
+({"level": "bpe", "vocab_size": 1024}) is scored on the same validation characters: its mean loss per token
+times the tokens per character of that text gives nats/char, and its chars/s is tokens/s times the
+characters per token of that text; the tokenizer's training (once per corpus, cached) is "prep", outside
+the budget like the char level's vocabulary scan.
 """
 
 from __future__ import annotations
@@ -145,14 +149,20 @@ def side_rnnchat(minutes: float, marks: list[float], val_chars: int, overrides: 
         "val_fraction": VAL_FRACTION})
     clock = PausableClock()
     train_module.time = clock
+    t_prep = time.perf_counter()
     trainer = train_module.Trainer(one_document_corpus(text), model_cfg, train_cfg, preset_note=note)
     curve, pending, val_ids, started, done, last_step = [], list(marks), None, None, None, None
     wall = paused_then = 0.0
+    chars_per_token = 1.0
     for e in trainer.run():
         if isinstance(e, ev.Started):
             started, wall0 = e, time.perf_counter()
+            prep_seconds = wall0 - t_prep
             tokenizer = load_tokenizer(Path(e.run_dir))
-            val_ids = tokenizer.encode(text[cut:cut + val_chars])
+            val_text = text[cut:cut + val_chars]
+            val_ids = tokenizer.encode(val_text)
+            if trainer.cfg.level != "char":     # per-token losses become nats per character of the same text
+                chars_per_token = len(val_text) / (len(val_ids) - 1)
         elif isinstance(e, ev.Step):
             last_step, wall, paused_then = e, time.perf_counter() - wall0, clock.paused   # before scoring
             if pending and e.elapsed >= pending[0] * 60:
@@ -160,6 +170,7 @@ def side_rnnchat(minutes: float, marks: list[float], val_chars: int, overrides: 
                 device = next(trainer.model.parameters()).device
                 loss, scored = mean_loss(trainer.model, val_ids, len(val_ids) - 1, SCORE_LANES, SCORE_SEQ,
                                          device, "fp32")
+                loss /= chars_per_token
                 while pending and e.elapsed >= pending[0] * 60:
                     curve.append({"minutes": pending.pop(0), "elapsed": e.elapsed, "step": e.step,
                                   "val_loss": loss, "scored": scored})
@@ -175,18 +186,20 @@ def side_rnnchat(minutes: float, marks: list[float], val_chars: int, overrides: 
     cfg = {**{f.name: getattr(model_cfg, f.name) for f in dataclasses.fields(model_cfg) if f.name != "vocab_size"},
            **{k: getattr(trainer.cfg, k) for k in ("batch_size", "seq_len", "lr", "warmup_steps", "clip",
                                                    "weight_decay", "carry_state")}}
-    chars_per_s = last_step.step * trainer.cfg.batch_size * trainer.cfg.seq_len / last_step.elapsed
-    return {"curve": curve, "steps": last_step.step, "train_seconds": last_step.elapsed, "chars_per_s": chars_per_s,
+    tokens_per_s = last_step.step * trainer.cfg.batch_size * trainer.cfg.seq_len / last_step.elapsed
+    return {"curve": curve, "steps": last_step.step, "train_seconds": last_step.elapsed,
+            "chars_per_s": tokens_per_s * chars_per_token, "chars_per_token": chars_per_token,
+            "level": trainer.cfg.level, "prep_seconds": prep_seconds,
             "parameters": started.parameters, "precision": started.precision, "device": started.device,
             "config": cfg, "overrides": overrides, "cut": cut, "preset": note,
-            **limit_figures(cfg, started.vocab_size, chars_per_s, started.precision, started.device)}
+            **limit_figures(cfg, started.vocab_size, tokens_per_s, started.precision, started.device)}
 
 
-def limit_figures(cfg: dict, vocab: int, chars_per_s: float, precision: str, device: str) -> dict:
+def limit_figures(cfg: dict, vocab: int, tokens_per_s: float, precision: str, device: str) -> dict:
     """Model FLOP/s and this machine's matmul ceiling at the step's shapes (CPU only: on a GPU the
     ceiling would need the kernels timed asynchronously)."""
     shape = (cfg["cell"], cfg["layers"], cfg["hidden"], cfg["embed"], vocab)
-    flops = train_flops_per_char(*shape) * chars_per_s
+    flops = train_flops_per_char(*shape) * tokens_per_s       # per token: one character at the char level
     if not device.startswith("cpu"):
         return {"flops": flops, "ceiling": None, "peak": None}
     return {"flops": flops, "ceiling": matmul_ceiling(*shape, cfg["batch_size"], cfg["seq_len"], precision),
@@ -228,8 +241,10 @@ def describe(r: dict, side: str) -> str:
     if side == "peer":
         return f"peer: plain loop, 2x256 {c['cell'].upper()} (Adam 2e-3, fp32)"
     over = ", ".join(f"{k}={v}" for k, v in r.get("overrides", {}).items())
+    level = "" if r.get("level", "char") == "char" else f" {r['level']}, {r['chars_per_token']:.2f} chars/token,"
     return (f"rnnchat {c['layers']}x{c['hidden']} {c['cell'].upper()}" + (f" ({over})" if over else " (defaults)")
-            + f", lr {c['lr']:g}, batch {c['batch_size']}, window {c['seq_len']}, {r['precision']}")
+            + f",{level} lr {c['lr']:g}, batch {c['batch_size']}, window {c['seq_len']}, {r['precision']}"
+            + (f", prep {r['prep_seconds']:.1f} s" if "prep_seconds" in r else ""))
 
 
 def main() -> None:
