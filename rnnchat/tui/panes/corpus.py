@@ -50,9 +50,9 @@ class CorpusPane(Container):
     def on_mount(self) -> None:
         self.query_one("#corpus-preview-box").border_title = "preview"
         self.action_refresh()
-        if self.spec:
+        if self.spec:   # once the first screen is drawn: parsing the plays holds the GIL for a second or more
             self.request = 1
-            self._load(self.spec, self.request)
+            self.call_after_refresh(self._load, self.spec, self.request)
 
     def action_refresh(self) -> None:
         options = self.query_one("#corpus-list", OptionList)
