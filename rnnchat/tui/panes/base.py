@@ -1,11 +1,9 @@
 """What the panes over runs (Generate, Inspect, Chat) share: a picker over one kind of run and what it says
 while there is none, loading the chosen run on the torch thread, reading settings from inputs,
-notifications, and saving to a new file."""
+notifications, and saving to a new file (``saving.py`` names and writes it)."""
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, TypeVar
@@ -26,6 +24,7 @@ from rnnchat.runs.rundir import RunSummary, list_runs, resolve_run
 from rnnchat.safetext import neutralise
 from rnnchat.tui import torch_thread
 from rnnchat.tui.bridge import StreamFailed, pump
+from rnnchat.tui.panes.saving import save_stamped
 from rnnchat.tui.torch_thread import RunCache
 from rnnchat.tui.widgets.status import StatusLine, describe_lm
 
@@ -294,9 +293,8 @@ class RunPane(Container):
     def _save(self, folder: Path, name: str, suffix: str, text: str, what: str) -> Path | None:
         """Write ``text`` to a new file folder/<name>-<date>-<time><suffix>; None, after saying that it
         cannot ``what``, when the file cannot be written."""
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         try:
-            return save_new(folder, f"{name}-{stamp}", suffix, text)
+            return save_stamped(folder, name, suffix, text)
         except OSError as exc:
             self._notify(f"cannot {what}: {exc}", "error")
             return None
@@ -383,25 +381,6 @@ def unknown_notice(count: int, what: str) -> RunPane.Notice:
     """The warning that ``count`` characters of ``what`` ("the prompt") were read as <unk>."""
     return RunPane.Notice(f"{count} character(s) of {what} are unknown to the model and were read as <unk>",
                           "warning")
-
-
-def save_new(folder: Path, name: str, suffix: str, text: str) -> Path:
-    """Write ``text`` to a file that did not exist: folder/name.suffix, else name-2, name-3, ..."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path, n = folder / f"{name}{suffix}", 2
-    while True:
-        try:
-            with open(path, "x", encoding="utf-8", newline="") as f:
-                f.write(text)
-            return path
-        except FileExistsError:
-            path, n = folder / f"{name}-{n}{suffix}", n + 1
-
-
-def file_stem(run: str) -> str:
-    """A run's name made safe for a file name."""
-    return re.sub(r"[^\w.-]+", "_", Path(run).name).strip("._") or "run"
-
 
 
 def id_of(obj: object) -> str:

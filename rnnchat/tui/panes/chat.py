@@ -38,7 +38,8 @@ from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.runs.rundir import RunSummary
 from rnnchat.tui import torch_thread
 from rnnchat.tui.bridge import EventBatch, StreamFailed, Tagged
-from rnnchat.tui.panes.base import RunPane, file_stem
+from rnnchat.tui.panes.base import RunPane
+from rnnchat.tui.panes.saving import file_stem
 from rnnchat.tui.torch_thread import RunCache
 from rnnchat.tui.widgets.chatlog import ChatLog, ChatMessage
 from rnnchat.tui.widgets.status import StatusLine, chat_parts, describe_chat

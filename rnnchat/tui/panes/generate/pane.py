@@ -32,7 +32,7 @@ from rnnchat import events as ev
 from rnnchat.errors import RnnchatError
 from rnnchat.lm.config import SampleConfig
 from rnnchat.tui.bridge import EventBatch, StreamFailed
-from rnnchat.tui.panes.base import LMRunPane, file_stem
+from rnnchat.tui.panes.base import LMRunPane
 from rnnchat.tui.panes.generate.generation import (
     TEMPERATURE_STEP,
     Request,
@@ -43,6 +43,7 @@ from rnnchat.tui.panes.generate.generation import (
     sample_columns,
 )
 from rnnchat.tui.panes.generate.pick import PickFailed, PickMode, TokenPicked
+from rnnchat.tui.panes.saving import file_stem
 from rnnchat.tui.torch_thread import RunCache
 from rnnchat.tui.widgets.columns import COLUMNS, SampleColumns
 from rnnchat.tui.widgets.picker import PickPanel
