@@ -9,12 +9,14 @@ step, so colouring can be switched on afterwards. Measured on the 2-core dev mac
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, ClassVar, Iterator, Sequence
 
 from textual.message import Message
 
 from rnnchat import events as ev
+from rnnchat.errors import RnnchatError
 from rnnchat.lm.config import SampleConfig
 from rnnchat.tui.panes.base import RunPane, unknown_notice
 
@@ -41,6 +43,20 @@ class Request:
     @property
     def alternatives(self) -> int:
         return ALTERNATIVES if self.cfg.length <= ALT_MAX_LENGTH else 0
+
+    def again(self, typed_temperature: str, columns: int) -> Request:
+        """This request once more in ``columns`` columns: at the typed temperature when it is a valid one, with
+        a new seed unless the seed was fixed."""
+        cfg = self.cfg
+        try:
+            t = float(typed_temperature.strip())
+            replace(cfg, temperature=t).validate()
+            cfg = replace(cfg, temperature=t)
+        except (ValueError, RnnchatError):
+            pass
+        if not self.seed_fixed:
+            cfg = replace(cfg, seed=random.randrange(2**31))
+        return replace(self, cfg=cfg, temperatures=column_temperatures(cfg.temperature, columns))
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,17 @@ def column_temperatures(t: float, columns: int) -> tuple[float, ...]:
 def clamp_temperature(t: float) -> float:
     low, high = TEMPERATURE_RANGE
     return min(high, max(low, round(t, 2)))
+
+
+def stepped_temperature(running: float | None, typed: str, direction: int) -> float:
+    """One step up (``direction`` > 0) or down from the ``running`` generation's temperature or, with none,
+    from the ``typed`` one (the default when it is no number), within TEMPERATURE_RANGE."""
+    if running is None:
+        try:
+            running = float(typed)
+        except ValueError:
+            running = SampleConfig().temperature
+    return clamp_temperature(running + TEMPERATURE_STEP * (1 if direction > 0 else -1))
 
 
 def with_copies(events: Iterator[ev.Event], columns: int, index) -> Iterator[ev.Event]:

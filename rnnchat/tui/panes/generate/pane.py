@@ -15,9 +15,7 @@ by token instead (``pick.py``: a ``PickMode`` the pane owns).
 
 from __future__ import annotations
 
-import random
 import time
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -29,18 +27,16 @@ from textual.reactive import reactive
 from textual.widgets import Input
 
 from rnnchat import events as ev
-from rnnchat.errors import RnnchatError
 from rnnchat.lm.config import SampleConfig
 from rnnchat.tui.bridge import EventBatch, StreamFailed
 from rnnchat.tui.panes.base import LMRunPane
 from rnnchat.tui.panes.generate.generation import (
-    TEMPERATURE_STEP,
     Request,
     by_column,
-    clamp_temperature,
     column_temperatures,
     copies_of,
     sample_columns,
+    stepped_temperature,
 )
 from rnnchat.tui.panes.generate.pick import PickFailed, PickMode, TokenPicked
 from rnnchat.tui.panes.saving import file_stem
@@ -170,21 +166,11 @@ class GeneratePane(LMRunPane):
     def action_regenerate(self) -> None:
         """The last request again (run, prompt, settings) with a new seed unless the seed was fixed;
         the temperature is the one in the input (which + and - change)."""
-        last = self._request
-        if last is None:
+        if self._request is None:
             self.action_generate()
             return
-        cfg = last.cfg
-        try:
-            t = float(self.query_one("#gen-temperature", Input).value.strip())
-            replace(cfg, temperature=t).validate()
-            cfg = replace(cfg, temperature=t)
-        except (ValueError, RnnchatError):
-            pass
-        if not last.seed_fixed:
-            cfg = replace(cfg, seed=random.randrange(2**31))
-        columns = COLUMNS if self.side_by_side else 1
-        self._start(replace(last, cfg=cfg, temperatures=column_temperatures(cfg.temperature, columns)))
+        typed = self.query_one("#gen-temperature", Input).value
+        self._start(self._request.again(typed, COLUMNS if self.side_by_side else 1))
 
     def _begin(self, req: Request, state: str) -> str:
         """A new output for ``req`` (what streamed before is stopped), counted from zero; its tag."""
@@ -325,16 +311,9 @@ class GeneratePane(LMRunPane):
 
     def action_temperature(self, direction: int) -> None:
         """Temperature up or down by 0.1, in the input and, while streaming, in the running sampler."""
-        delta = TEMPERATURE_STEP * (1 if direction > 0 else -1)
         inp = self.query_one("#gen-temperature", Input)
-        if self.streaming and self._controls:
-            base = self._controls[len(self._controls) // 2].temperature
-        else:
-            try:
-                base = float(inp.value)
-            except ValueError:
-                base = _DEFAULTS.temperature
-        new = clamp_temperature(base + delta)
+        running = self._controls[len(self._controls) // 2].temperature if self.streaming and self._controls else None
+        new = stepped_temperature(running, inp.value, direction)
         inp.value = fmt_temperature(new)
         if self.streaming and self._controls:
             for c, t in zip(self._controls, column_temperatures(new, len(self._controls))):
