@@ -28,7 +28,7 @@ from rnnchat.lm.config import ModelConfig
 from rnnchat.runs.opened import open_chat_model
 from rnnchat.safetext import neutralise
 from rnnchat.tui import torch_thread
-from rnnchat.tui.panes.chat import ChatPane
+from rnnchat.tui.panes.chat.pane import ChatPane
 from rnnchat.tui.widgets.chatlog import ChatMessage
 from tui.conftest import RecordingApp, fill, folders_of, train, write_play
 

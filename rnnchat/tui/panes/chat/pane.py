@@ -9,11 +9,8 @@ temperature typed while a reply streams applies at once.
 Replies come from retrieval by default. Where the run's training dialogue is not here, the default falls
 back to the model's own replies with one notification (and the toolbar says "model" until another run is
 chosen); retrieval chosen in the toolbar is an error there instead. Each reply's bubble says where it came
-from ("retrieved" or "model", dim, on its lower edge).
-
-The pane's one ``ChatSession`` is created, reset and replies only on the torch thread, whose jobs run in
-order: a reset queued after a reply lands after the reply joined the history, and ``_ReplyEnded`` comes
-after the history holds the exchange, so an export after a reply includes it.
+from ("retrieved" or "model", dim, on its lower edge). The replies are made on the torch thread
+(``replies.py``).
 """
 
 from __future__ import annotations
@@ -33,14 +30,14 @@ from textual.widgets import Input, Select, Static
 
 from rnnchat import events as ev
 from rnnchat.chat.config import DecodeConfig
-from rnnchat.config import CANDIDATES
-from rnnchat.errors import ConfigError, RnnchatError
+from rnnchat.errors import ConfigError
 from rnnchat.runs.rundir import RunSummary
 from rnnchat.tui import torch_thread
-from rnnchat.tui.bridge import EventBatch, StreamFailed, Tagged
+from rnnchat.tui.bridge import EventBatch, StreamFailed
 from rnnchat.tui.panes.base import RunPane
+from rnnchat.tui.panes.chat.replies import FellBack, ReplyEnded, Sessions, Unknown
+from rnnchat.tui.panes.chat.source import ReplySource
 from rnnchat.tui.panes.saving import file_stem
-from rnnchat.tui.torch_thread import RunCache
 from rnnchat.tui.widgets.chatlog import ChatLog, ChatMessage
 from rnnchat.tui.widgets.status import StatusLine, chat_parts, describe_chat
 from rnnchat.tui.widgets.toolbars import chat_settings, chat_toolbar
@@ -53,26 +50,6 @@ __all__ = ["ChatPane"]
 
 TRAIN_COMMAND = "rnnchat train dialogues --task chat"
 _DEFAULTS = DecodeConfig()
-
-
-class _Unknown(Tagged):
-    """Characters of the user's message that the model does not know (read as <unk>)."""
-
-    def __init__(self, tag: str, chars: list[str]) -> None:
-        super().__init__(tag)
-        self.chars = chars
-
-
-class _ReplyEnded(Tagged):
-    """The reply job returned: the exchange is in the session's history."""
-
-
-class _FellBack(Tagged):
-    """Retrieval, the default, could not work (``reason``): this reply and the next are the model's own."""
-
-    def __init__(self, tag: str, reason: str) -> None:
-        super().__init__(tag)
-        self.reason = reason
 
 
 class ChatPane(RunPane):
@@ -102,11 +79,10 @@ class ChatPane(RunPane):
         self._done: ev.SampleDone | None = None
         self._failed = ""
         self._cfg = _DEFAULTS
-        self._candidates_chosen = False       # the user picked the replies' source (no fallback then)
-        self._candidates_set = _DEFAULTS.candidates   # the source the app last put in the toolbar
+        self._source = ReplySource(lambda: self.query_one("#chat-candidates", Select), _DEFAULTS.candidates)
         self._shown = False
         self._loaded_for: str | None = None     # the run a load was last asked for
-        self._sessions: RunCache[ChatSession] = RunCache()   # export reads its history between replies
+        self._sessions = Sessions(self.noted, self.post_message, self._phrase)
         self.conversation_run: str | None = None
         """The run the conversation in the log is with."""
         self.state = "idle"
@@ -135,7 +111,7 @@ class ChatPane(RunPane):
 
     @property
     def _session(self) -> ChatSession | None:
-        return self._sessions.value
+        return self._sessions.current
 
     def on_show(self, event: Show) -> None:
         self._shown = True            # RunPane.on_show then refreshes the runs
@@ -172,8 +148,7 @@ class ChatPane(RunPane):
             return
         had = self.conversation_run is not None and (self.messages or self.replying)
         self._end_conversation()
-        if not self._candidates_chosen:       # a fallback was for the run before: try the default again
-            self._set_candidates(_DEFAULTS.candidates)
+        self._source.new_run()
         if had:
             self._notify(f"new chat with {Path(run).name}")
         self.conversation_run = run
@@ -189,19 +164,8 @@ class ChatPane(RunPane):
         self._load((run,))
 
     def _load_job(self, run: str) -> str:
-        session = self._session_for(run)
+        session = self._sessions.open(run)
         return describe_chat(session.run.name, session.run.meta, session.tokenizer, session.context_turns)
-
-    def _session_for(self, run: str) -> ChatSession:
-        """The session for ``run`` (torch thread only): opened again when its checkpoints changed on
-        disk, keeping the conversation; a new one, with no history, for another run."""
-        from rnnchat.chat.session import ChatSession
-        from rnnchat.runs.opened import open_chat_model
-
-        session, replaced = self._sessions.get(run, lambda: ChatSession(self.noted(open_chat_model(run))))
-        if replaced is not None:
-            session.history, session.retriever = replaced.history, replaced.retriever
-        return session
 
     # ----------------------------------------------------------------------------------- settings
 
@@ -212,16 +176,7 @@ class ChatPane(RunPane):
     @on(Select.Changed, "#chat-candidates")
     def _candidates_changed(self, event: Select.Changed) -> None:
         event.stop()
-        if str(event.value) != self._candidates_set:   # the Select also says so when it is first set up
-            self._candidates_chosen = True
-
-    def _set_candidates(self, value: str) -> None:
-        """Set the toolbar's source of replies as the app, not the user, chose it."""
-        self._candidates_set = value
-        select = self.query_one("#chat-candidates", Select)
-        if select.value != value:
-            with select.prevent(Select.Changed):
-                select.value = value
+        self._source.changed(str(event.value))
 
     @on(Input.Changed, "#chat-temperature")
     def _temperature_changed(self, event: Input.Changed) -> None:
@@ -300,32 +255,17 @@ class ChatPane(RunPane):
         self._preload()
         self.refresh_bindings()
         self._update_status()
-        job = partial(self._reply_job, tag, run, text, cfg, controls, self._candidates_chosen)
-        self.run_worker(partial(self._stream_worker, tag, job, _ReplyEnded(tag)), thread=True, group="chat",
+        job = partial(self._reply_job, tag, run, text, cfg, controls, self._source.chosen)
+        self.run_worker(partial(self._stream_worker, tag, job, ReplyEnded(tag)), thread=True, group="chat",
                         name="chat-reply", exit_on_error=False)
 
     def _reply_job(self, tag: str, run: str, text: str, cfg: DecodeConfig, controls: LiveControls,
                    chosen: bool) -> Iterator[ev.Event] | None:
-        """On the torch thread: open the session if needed, mark unknown characters, start the reply.
-        Retrieval that cannot work is an error when ``chosen`` in the toolbar, else the model answers."""
+        """On the torch thread: the reply (``Sessions.reply``), unless its conversation has ended."""
         if tag in self._abandon:
             self._abandon.discard(tag)
             return None                  # a new chat began (or another run) before this could start
-        session = self._session_for(run)
-        if cfg.candidates == "retrieval" and session.retriever is None:
-            from rnnchat.runs.retrieval import open_retriever
-
-            try:
-                session.retriever = open_retriever(session.run.meta, session.run.name)
-            except RnnchatError as exc:
-                if chosen:
-                    raise
-                self.post_message(_FellBack(tag, self._phrase(exc)))
-                cfg = replace(cfg, candidates="model")
-        unknown = session.unknown_chars(text)
-        if unknown:
-            self.post_message(_Unknown(tag, unknown))
-        return session.reply(text, cfg, controls)
+        return self._sessions.reply(tag, run, text, cfg, controls, chosen)
 
     def _ours(self, tag: str, message: Message) -> bool:
         """Whether a message is for the reply now coming (stopping it when it is this pane's)."""
@@ -355,8 +295,8 @@ class ChatPane(RunPane):
         self.chat_log.end_reply("failed")
         self._update_status()
 
-    @on(_Unknown)
-    def _unknown(self, message: _Unknown) -> None:
+    @on(Unknown)
+    def _unknown(self, message: Unknown) -> None:
         if not self._ours(message.tag, message):
             return
         self.chat_log.mark_unknown(message.chars)
@@ -365,16 +305,16 @@ class ChatPane(RunPane):
         self._notify(f"{n} character{'s' if n != 1 else ''} unknown to the model (read as <unk>, "
                      f"underlined in your message): {shown}", "warning")
 
-    @on(_FellBack)
-    def _fell_back(self, message: _FellBack) -> None:
+    @on(FellBack)
+    def _fell_back(self, message: FellBack) -> None:
         if not self._claim(message.tag, message):
             return
-        self._set_candidates("model")
+        self._source.put("model")
         self._cfg = replace(self._cfg, candidates="model")
         self._notify(f"{message.reason}; replying with the model's own replies instead (From: model)", "warning")
 
-    @on(_ReplyEnded)
-    def _reply_ended(self, message: _ReplyEnded) -> None:
+    @on(ReplyEnded)
+    def _reply_ended(self, message: ReplyEnded) -> None:
         if self._ours(message.tag, message):
             self._finish_reply()
 
@@ -427,9 +367,7 @@ class ChatPane(RunPane):
 
     def action_candidates(self) -> None:
         """Switch where the next replies come from: the model's own, or retrieved and reranked."""
-        select = self.query_one("#chat-candidates", Select)
-        select.value = CANDIDATES[(CANDIDATES.index(str(select.value)) + 1) % len(CANDIDATES)]
-        self._notify(f"replies from: {select.value}")
+        self._notify(f"replies from: {self._source.switch()}")
 
     def action_export(self) -> None:
         """Write the conversation as Markdown to chat-<run>-<time>.md in the working directory."""
