@@ -9,7 +9,8 @@ from pathlib import Path
 from textual.app import App, ComposeResult
 from textual.command import Hit, Hits, Provider
 from textual.reactive import reactive
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widget import Widget
+from textual.widgets import Footer, Header, TabbedContent
 
 from rnnchat.errors import CheckpointError
 from rnnchat.runs.kinds import kind_named
@@ -18,17 +19,14 @@ from rnnchat.safetext import neutralise
 from rnnchat.text.load import list_corpora
 from rnnchat.tui import torch_thread
 from rnnchat.tui.messages import CorpusChosen, OpenRun, ResumeRun, TrainingChanged
-from rnnchat.tui.panes.base import RunPane
-from rnnchat.tui.panes.chat import ChatPane
-from rnnchat.tui.panes.classify import ClassifyPane
-from rnnchat.tui.panes.corpus import CorpusPane
-from rnnchat.tui.panes.generate.pane import GeneratePane
-from rnnchat.tui.panes.inspect.pane import InspectPane
-from rnnchat.tui.panes.runs import RunsPane
-from rnnchat.tui.panes.train import TrainPane
+from rnnchat.tui.tabs import TABS, PaneTab, pane_class
 from rnnchat.tui.widgets.confirm import ConfirmScreen
 
-TABS = ("corpus", "train", "generate", "runs", "chat", "inspect", "classify")
+# What each pane follows of the app's state (data_bind): the pane's reactive -> the app's.
+FOLLOWS = {"train": {"corpus": "current_corpus", "current_run": "current_run"},
+           "generate": {"current_run": "current_run", "training": "training"},
+           "runs": {"training_run": "training_run"}, "chat": {"training": "training"},
+           "inspect": {"training": "training"}, "classify": {"training": "training"}}
 # What the panes' torch jobs import: loaded on the torch thread once the first screen is drawn (torch alone
 # is 2 s of a 2.6 s start on a 2-core CPU), so that no job or handler imports them on the UI thread.
 ENGINE_MODULES = ("torch", "rnnchat.runs.opened", "rnnchat.lm.generate", "rnnchat.chat.session",
@@ -51,10 +49,10 @@ class RnnchatCommands(Provider):
             commands.append((f"Corpus: {entry.name}", partial(app.choose_corpus, entry.path or entry.name),
                              f"{entry.kind}"))
         for run in list_runs():
-            pane = app.pane_for(run.kind)
-            if pane is not None:
-                commands.append((f"Open {pane.NOUN}: {run.name}", partial(app.open_run, run.name, run.kind),
-                                 run.corpus))
+            tab = app.tab_for(run.kind)
+            if tab is not None:
+                commands.append((f"Open {pane_class(tab).NOUN}: {run.name}",
+                                 partial(app.open_run, run.name, run.kind), run.corpus))
         for text, callback, help_text in commands:
             score = matcher.match(text)
             if score > 0:
@@ -83,28 +81,25 @@ class RnnchatApp(App):
     def compose(self) -> ComposeResult:
         torch_thread.hold()          # until the first screen is drawn (on_mount: _load_engine)
         yield Header()
+        # Only the Corpus tab's pane is made now; each other tab's when it is first wanted (tabs.py).
+        self._tabs = {tab: PaneTab(tab, self._make_pane, first=tab == "corpus") for tab in TABS}
         with TabbedContent(initial="corpus"):
-            with TabPane("1 Corpus", id="corpus"):
-                yield CorpusPane(self.current_corpus)
-            with TabPane("2 Train", id="train"):
-                self.train_pane = TrainPane().data_bind(corpus=RnnchatApp.current_corpus,
-                                                        current_run=RnnchatApp.current_run)
-                yield self.train_pane
-            with TabPane("3 Generate", id="generate"):
-                self.generate_pane = GeneratePane().data_bind(RnnchatApp.current_run, RnnchatApp.training)
-                yield self.generate_pane
-            with TabPane("4 Runs", id="runs"):
-                yield RunsPane().data_bind(RnnchatApp.training_run)
-            with TabPane("5 Chat", id="chat"):
-                self.chat_pane = ChatPane().data_bind(RnnchatApp.training)
-                yield self.chat_pane
-            with TabPane("6 Inspect", id="inspect"):
-                self.inspect_pane = InspectPane().data_bind(RnnchatApp.training)
-                yield self.inspect_pane
-            with TabPane("7 Classify", id="classify"):    # the id is the classifier kind's command (pane_for)
-                self.classify_pane = ClassifyPane().data_bind(RnnchatApp.training)
-                yield self.classify_pane
+            yield from self._tabs.values()
         yield Footer()
+
+    def _make_pane(self, tab: str, cls: type[Widget]) -> Widget:
+        with self._context():        # data_bind binds to the active message pump's reactives: the app's
+            if tab == "corpus":
+                return cls(self.current_corpus)
+            return cls().data_bind(**{mine: getattr(RnnchatApp, its) for mine, its in FOLLOWS[tab].items()})
+
+    def built(self, tab: str) -> Widget | None:
+        """The pane of ``tab`` if it has been made (it may still be composing), else None."""
+        return self._tabs[tab].pane
+
+    async def pane(self, tab: str) -> Widget:
+        """The pane of ``tab``, made and mounted first if the tab was never shown."""
+        return await self._tabs[tab].build()
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
                markup: bool = True) -> None:
@@ -115,7 +110,7 @@ class RnnchatApp(App):
                        **kwargs)
 
     def on_mount(self) -> None:
-        runs = [r for r in list_runs() if r.kind == GeneratePane.KIND]   # chat runs open in Chat
+        runs = [r for r in list_runs() if r.kind == "lm"]   # Generate's; chat runs open in Chat
         if runs:
             self.current_run = runs[0].name
         self.sub_title = f"{self.SUB_TITLE} · loading PyTorch…"
@@ -136,20 +131,22 @@ class RnnchatApp(App):
         else:
             call, args, kwargs = self._engine_loaded, (future.result(),), {}
         if threading.get_ident() == self._thread_id:
-            call(*args, **kwargs)
+            self.call_later(call, *args, **kwargs)
             return
         try:
             self.call_from_thread(call, *args, **kwargs)
         except RuntimeError:       # the app closed meanwhile
             pass
 
-    def _engine_loaded(self, device: str) -> None:
+    async def _engine_loaded(self, device: str) -> None:
         self.sub_title = f"{self.SUB_TITLE} · {device}"
-        self.train_pane.torch_loaded()
+        if self.built("train") is not None:     # a Train pane made later finds torch loaded
+            (await self.pane("train")).torch_loaded()
 
     # ---- navigation ----------------------------------------------------------------------------
 
-    def action_show_tab(self, tab: str) -> None:
+    async def action_show_tab(self, tab: str) -> None:
+        await self.pane(tab)
         tabs = self.query_one(TabbedContent)
         focused, old = self.focused, tabs.active_pane
         if tabs.active != tab and focused is not None and old is not None and old in focused.ancestors:
@@ -158,49 +155,49 @@ class RnnchatApp(App):
             self.screen.set_focus(None)
         tabs.active = tab
         if tab == "runs":
-            self.query_one(RunsPane).action_refresh()
+            self.built("runs").action_refresh()
 
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "runs":
-            self.query_one(RunsPane).action_refresh()
-            self.query_one(RunsPane).query_one("DataTable").focus()
-        elif event.pane.id == "generate":
-            self.generate_pane.action_focus_prompt()  # so the pane's keys work at once
-        elif event.pane.id == "chat":
-            self.chat_pane.focus_input()
-        elif event.pane.id == "inspect":
-            self.inspect_pane.action_focus_text()
-        elif event.pane.id == "classify":
-            self.classify_pane.action_focus_text()
+    async def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        tab = event.pane.id
+        pane = await self.pane(tab)          # a tab clicked for the first time is built here
+        if tab == "runs":
+            pane.action_refresh()
+            pane.query_one("DataTable").focus()
+        elif tab == "generate":
+            pane.action_focus_prompt()       # so the pane's keys work at once
+        elif tab == "chat":
+            pane.focus_input()
+        elif tab in ("inspect", "classify"):
+            pane.action_focus_text()
 
-    def choose_corpus(self, spec: str) -> None:
-        self.action_show_tab("corpus")
-        self.query_one(CorpusPane).select(spec)
+    async def choose_corpus(self, spec: str) -> None:
+        await self.action_show_tab("corpus")
+        self.built("corpus").select(spec)
 
-    def pane_for(self, kind: str) -> RunPane | None:
-        """The pane that opens runs of ``kind``: the one in the tab named by the kind's command."""
+    def tab_for(self, kind: str) -> str | None:
+        """The tab that opens runs of ``kind``: the one named by the kind's command; None for no kind."""
         try:
             tab = kind_named(kind).command
         except CheckpointError:
             return None
-        return next((p for p in self.query(RunPane) if p.parent is not None and p.parent.id == tab), None)
+        return tab if tab in TABS else None
 
-    def open_run(self, run: str, kind: str) -> None:
-        pane = self.pane_for(kind)
-        if pane is None:
+    async def open_run(self, run: str, kind: str) -> None:
+        tab = self.tab_for(kind)
+        if tab is None:
             self.notify(f"cannot open {run}: unknown model kind {kind!r}", severity="error", markup=False)
             return
-        if pane is self.generate_pane:
+        if tab == "generate":
             self.current_run = run
-        self.action_show_tab(pane.parent.id)
-        pane.open_run(run)
+        await self.action_show_tab(tab)
+        self.built(tab).open_run(run)
 
-    def on_open_run(self, message: OpenRun) -> None:
-        self.open_run(message.run, message.kind)
+    async def on_open_run(self, message: OpenRun) -> None:
+        await self.open_run(message.run, message.kind)
 
-    def on_resume_run(self, message: ResumeRun) -> None:
-        self.action_show_tab("train")
-        self.train_pane.action_resume(message.run)
+    async def on_resume_run(self, message: ResumeRun) -> None:
+        await self.action_show_tab("train")
+        self.built("train").action_resume(message.run)
 
     def on_corpus_chosen(self, message: CorpusChosen) -> None:
         self.current_corpus = message.spec
@@ -213,20 +210,22 @@ class RnnchatApp(App):
 
     # ---- actions -------------------------------------------------------------------------------
 
-    def action_start_training(self) -> None:
-        self.action_show_tab("train")
-        self.train_pane.action_start()
+    async def action_start_training(self) -> None:
+        await self.action_show_tab("train")
+        self.built("train").action_start()
 
     def action_stop_training(self) -> None:
-        self.train_pane.action_stop()
+        pane = self.built("train")
+        if pane is not None:                 # no Train pane, no training
+            pane.action_stop()
 
-    def action_generate(self) -> None:
-        self.action_show_tab("generate")
-        self.generate_pane.action_generate()
+    async def action_generate(self) -> None:
+        await self.action_show_tab("generate")
+        self.built("generate").action_generate()
 
     async def action_quit(self) -> None:
-        pane = self.train_pane
-        if not pane.training:
+        pane = self.built("train")
+        if pane is None or not pane.training:
             self._stop_sampling()
             self.exit()
             return
@@ -241,7 +240,7 @@ class RnnchatApp(App):
         self.push_screen(ConfirmScreen("Training is running. Stop it, save a checkpoint and quit?",
                                        yes="Save and quit", no="Keep training"), answered)
 
-    async def _exit_after_training(self, pane: TrainPane) -> None:
+    async def _exit_after_training(self, pane: Widget) -> None:
         worker = pane.worker
         if worker is not None:
             try:
@@ -253,14 +252,16 @@ class RnnchatApp(App):
     def on_unmount(self) -> None:
         """However the app ends, a running trainer is told to save and stop: no thread trains on."""
         torch_thread.release()      # jobs queued by an app that closed before its first screen do not wait
-        pane = self.train_pane
-        if pane.training:
+        pane = self.built("train")
+        if pane is not None and pane.training:
             pane.trainer.stop()
         self._stop_sampling()
 
     def _stop_sampling(self) -> None:
-        for pane in (self.generate_pane, self.chat_pane):
-            pane.stop_all()
+        for tab in ("generate", "chat"):
+            pane = self.built(tab)
+            if pane is not None:
+                pane.stop_all()
 
 
 def run_app() -> int:

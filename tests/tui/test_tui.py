@@ -85,7 +85,7 @@ async def test_square_brackets_in_names_and_errors_are_shown_literally(isolated_
         path_input.value = str(hostile / "missing [/i].txt")          # no such file
         await pilot.press("enter")
         await wait_for(pilot, lambda: any("[/i]" in m for m, _ in app.notes), what="missing-path notice")
-        await pilot.press("4")                                          # a run named with markup, deleted
+        await app.action_show_tab("runs")          # a run named with markup, deleted ("4" would type into the path)
         table = app.query_one(RunsPane).query_one(DataTable)
         await wait_for(pilot, lambda: table.row_count == 1, what="the run listed")
         table.focus()
@@ -302,9 +302,9 @@ async def test_chat_task_on_the_form_takes_the_chat_defaults(isolated_paths, no_
 
     app = RecordingApp()
     async with app.run_test(size=(100, 30)) as pilot:
-        pane = app.query_one(TrainPane)
-        assert "chars/s" not in str(pane.query_one("#preset-info").render())   # no probe until the tab shows
+        assert not app.query(TrainPane)              # no pane, so no speed probe, until the tab shows
         await pilot.press("2")
+        pane = app.query_one(TrainPane)
         await wait_for(pilot, lambda: "12,345 chars/s here" in str(pane.query_one("#preset-info").render()),
                        what="the speed estimate")
         pane.query_one("#f-task", Select).value = "chat"

@@ -280,7 +280,7 @@ async def test_no_chat_run_explains_and_runs_tab_opens_chat_runs(isolated_paths,
         assert not [n for n in app.notes if n[1] == "error"], app.notes   # Generate did not try it
 
         # The command palette offers chat runs as "Open chat run", which opens the Chat tab.
-        app.action_show_tab("corpus")
+        await app.action_show_tab("corpus")
         await pilot.pause()
         assert app.query_one("TabbedContent").active == "corpus"
         await pilot.press("ctrl+p")

@@ -100,11 +100,11 @@ async def test_runs_tab_opens_a_classifier_in_classify_and_inspect_traces_it(run
         table.focus()
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.query_one(TabbedContent).active == "classify", what="the Classify tab")
-        pane = app.classify_pane
+        pane = app.query_one(ClassifyPane)
         assert pane._selected_run() == "xz"
         await classify(pilot, pane, "he was z it")
         assert pane.bars.order[0] == POS
-        app.action_show_tab("inspect")               # keys would type into the text
+        await app.action_show_tab("inspect")             # keys would type into the text
         inspect = app.query_one(InspectPane)
         await wait_for(pilot, lambda: inspect._selected_run() == "xz", what="the classifier in Inspect")
         await trace_with(pilot, inspect, text="the a z of it")
