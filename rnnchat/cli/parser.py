@@ -194,8 +194,9 @@ def _add_chat(sub) -> None:
     p.add_argument("--show-beams", action="store_true", help="beam search: print the beams as they grow")
     p.add_argument("--json", action="store_true", help="one JSON object per reply")
     p.add_argument("--candidates", choices=CANDIDATES, help=_described(
-        {"model": "the model's own reply", "retrieval": "replies of similar training prompts and the model's beams, "
-                                                        "the nearest prompts first, then by the model's anti-LM score"},
+        {"model": "the model's own reply",
+         "retrieval": "the replies to the nearest prompts of the run's dialogue corpus (by words and letter groups) "
+                      "and the model's beams, the nearest prompts first, then by the model's anti-LM score"},
         _DECODE.candidates) + ". Unset (and no --corpus), it falls back to model (one warning) when the run's "
         "training dialogue is not here. Retrieval searches beams, so --temperature, --top-k and --top-p apply to "
         "model replies. Each reply says where it came from: a dim 'retrieved' or 'model' after it (--json: "

@@ -65,7 +65,8 @@ def test_help_marks_the_default_choice_and_the_chat_patience(capsys, monkeypatch
     assert train["--task"].count("(default)") == 1
     assert f"chat default {CHAT_TRAIN_DEFAULTS['patience']})" in train["--patience"]
     chat = option_help("chat", capsys, monkeypatch)
-    assert f"{DecodeConfig().candidates}: replies of similar training prompts" in chat["--candidates"]
+    nearest = "the replies to the nearest prompts of the run's dialogue corpus"
+    assert f"{DecodeConfig().candidates}: {nearest}" in chat["--candidates"]
     assert "anti-LM score (default)" in chat["--candidates"]
     assert chat["--candidates"].count("(default)") == 1
 
