@@ -56,7 +56,6 @@ async def in_app(steps: int) -> tuple[float, int]:
     from rnnchat import events as ev
     from rnnchat.tui.app import RnnchatApp
     from rnnchat.tui.bridge import EventBatch
-    from rnnchat.tui.panes.train import TrainPane
 
     seen: list = []
 
@@ -67,7 +66,7 @@ async def in_app(steps: int) -> tuple[float, int]:
     app = RnnchatApp()
     async with app.run_test(size=(120, 40), message_hook=hook) as pilot:
         await pilot.press("2")
-        pane = app.query_one(TrainPane)
+        pane = await app.pane("train")          # made when its tab is first shown
         pane.query_one("#f-minutes", Input).value = ""
         pane.query_one("#f-max_steps", Input).value = str(steps)
         await pilot.pause(0.5)
