@@ -54,6 +54,7 @@ async def in_app(steps: int) -> tuple[float, int]:
     from textual.widgets import Input
 
     from rnnchat import events as ev
+    from rnnchat.tui import torch_thread
     from rnnchat.tui.app import RnnchatApp
     from rnnchat.tui.bridge import EventBatch
 
@@ -69,6 +70,8 @@ async def in_app(steps: int) -> tuple[float, int]:
         pane = await app.pane("train")          # made when its tab is first shown
         pane.query_one("#f-minutes", Input).value = ""
         pane.query_one("#f-max_steps", Input).value = str(steps)
+        while not torch_thread.loaded():      # loaded after the first screen; a Start before it waits for it
+            await pilot.pause(0.1)
         await pilot.pause(0.5)
         await pilot.press("ctrl+t")
         # Wait on the worker itself: polling with pilot.pause() would add the harness's own
