@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
+from torch.overrides import TorchFunctionMode
 
 
 class Weights:
@@ -24,3 +28,24 @@ class Weights:
         if self.cfg.tie and "head.weight" not in tensors and "embed.weight" in tensors:
             tensors["head.weight"] = tensors["embed.weight"]
         self.load_state_dict(tensors, strict=True)
+
+
+class _SkipMetaNormal(TorchFunctionMode):
+    """Skips ``normal_`` on meta tensors: torch runs it in Python code that imports torch._dynamo, seconds
+    at start-up for values a shape check never reads."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (torch.Tensor.normal_, torch.nn.init.normal_):
+            tensor = args[0] if args else kwargs.get("tensor")
+            if getattr(tensor, "is_meta", False):
+                return tensor
+        return func(*args, **kwargs)
+
+
+@contextmanager
+def shapes_only() -> Iterator[None]:
+    """Modules built inside hold meta tensors: their shapes and parameter counts, no memory however large,
+    and no torch._dynamo import for their initial values."""
+    with torch.device("meta"), _SkipMetaNormal():
+        yield

@@ -60,9 +60,9 @@ def settle(cfg: Seq2SeqConfig, task) -> tuple[Seq2SeqConfig, str]:
     by the corpus's size), and a line saying what was chosen and why ("" when nothing was)."""
     if cfg.dropout is not None:
         return cfg, ""
-    import torch
+    from rnnchat.weights import shapes_only
 
-    with torch.device("meta"):              # counts parameters without allocating them
+    with shapes_only():                     # counts parameters without allocating them
         parameters = task.build_model(dataclasses.replace(cfg, dropout=0.0)).num_parameters()
     train_tokens = task.train_tokens
     small = likely_memorises(parameters, train_tokens)

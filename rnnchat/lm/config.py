@@ -34,9 +34,9 @@ SMALL_CORPUS_PATIENCE = 3
 
 
 def _parameters(cfg: ModelConfig, task) -> int:
-    import torch
+    from rnnchat.weights import shapes_only
 
-    with torch.device("meta"):              # counts parameters without allocating them
+    with shapes_only():                     # counts parameters without allocating them
         return task.build_model(dataclasses.replace(cfg, dropout=0.0)).num_parameters()
 
 
@@ -47,12 +47,13 @@ def would_memorise(cfg: ModelConfig, task) -> bool:
 def settle(cfg: ModelConfig, task) -> tuple[ModelConfig, str]:
     """The config a new run trains with once its corpus is read (``task``): on a corpus it would memorise,
     at least SMALL_CORPUS_DROPOUT, and a line saying so and why ("" when nothing changes)."""
-    if not would_memorise(cfg, task):
+    parameters = _parameters(cfg, task)
+    if parameters * SMALL_CORPUS_TOKENS_PER_PARAM <= task.train_tokens:
         return cfg, ""
     dropout = max(cfg.dropout, SMALL_CORPUS_DROPOUT)
     return dataclasses.replace(cfg, dropout=dropout), (
         f"small corpus: dropout {dropout:g} and a stop after {SMALL_CORPUS_PATIENCE} evaluations without a "
-        f"better held-out loss ({_parameters(cfg, task):,} parameters for {task.train_tokens:,} training tokens "
+        f"better held-out loss ({parameters:,} parameters for {task.train_tokens:,} training tokens "
         "would memorise it; generate uses the best checkpoint)")
 
 

@@ -24,7 +24,6 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as to_safetensors
-from torch.overrides import TorchFunctionMode
 
 from rnnchat import CHECKPOINT_FORMAT
 from rnnchat.errors import CheckpointError, ConfigError, SaveError
@@ -32,6 +31,7 @@ from rnnchat.files import entry_of, fsync_dir, read_bounded, sha256_of, unlink_q
 from rnnchat.runs.intact import CKPT_FILES as _CKPT_FILES
 from rnnchat.runs.intact import complete as _complete
 from rnnchat.runs.intact import refuse_links, save_failure
+from rnnchat.weights import shapes_only
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 
@@ -170,24 +170,11 @@ def held_parameters(weights_file: Path) -> int:
         raise CheckpointError(f"cannot read {weights_file}: {exc}") from None
 
 
-class _ShapesOnly(TorchFunctionMode):
-    """Skips ``normal_`` on meta tensors: torch runs it in Python code that imports torch._dynamo, seconds
-    at start-up for values a shape check never reads."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func in (torch.Tensor.normal_, torch.nn.init.normal_):
-            tensor = args[0] if args else kwargs.get("tensor")
-            if getattr(tensor, "is_meta", False):
-                return tensor
-        return func(*args, **kwargs)
-
-
 def check_model_size(run_name: str, meta, loaded: LoadedCheckpoint) -> None:
     """Refuse a run.json (``meta``, a RunMeta) that describes a bigger model than its weights file holds,
     before any is built."""
     try:
-        with torch.device("meta"), _ShapesOnly():   # shapes only: no memory, however large the config asks
+        with shapes_only():                 # no memory, however large the config asks
             implied = sum(t.numel() for t in meta.kind.model(meta.model).weights().values())
     except (CheckpointError, ConfigError, KeyError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
         raise CheckpointError(f"run '{run_name}' does not describe a loadable model: "
