@@ -31,6 +31,7 @@ from rnnchat.text.load import load_corpus
 from rnnchat.text.tokenizers import Tokenizer, load_tokenizer
 from rnnchat.train import distributed
 from rnnchat.train.guard import Guard
+from rnnchat.train.optim import AdamW
 from rnnchat.train.schedule import Limits
 
 _LIMIT_KEYS = ("max_steps", "epochs", "minutes")
@@ -174,7 +175,7 @@ def _prepare(req: Request, dist, is_main: bool, held: list) -> Generator[ev.Even
     if start is not None:
         warmstart.apply(start, model)
     model = model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    optimizer = AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     progress, state = Progress(), None
     if resumed is not None:
         progress, state = restore(resumed, model, optimizer, device, run_dir.name, dist.rank if dist else 0)

@@ -18,6 +18,7 @@ from rnnchat.device import autocast, cpu_model, pick_device, pick_precision
 from rnnchat.lm.config import ModelConfig
 from rnnchat.lm.model import RNNLM
 from rnnchat.paths import cache_dir, make_private_dir
+from rnnchat.train.optim import AdamW
 
 
 def _machine() -> str:
@@ -30,7 +31,7 @@ def measure_tokens_per_s(model_cfg: ModelConfig, train_cfg: TrainConfig, seconds
     precision = pick_precision(train_cfg.precision, device)
     gen = torch.Generator().manual_seed(0)
     model = RNNLM(model_cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt = AdamW(model.parameters(), lr=1e-3)
     x = torch.randint(0, model_cfg.vocab_size, (train_cfg.batch_size, train_cfg.seq_len + 1), generator=gen).to(device)
 
     def one_step() -> None:

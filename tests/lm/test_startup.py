@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import FAST
+from conftest import FAST, write_x_or_z
 
 from rnnchat.cli import main
 
@@ -51,3 +51,28 @@ def test_run_tables_configs_and_device_flags_import_no_torch():
             "print(before, name, 'torch' in sys.modules, model.hidden > 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False RNNLM True True", out.stdout + out.stderr
+
+
+TRAINS = """
+import sys
+from rnnchat.cli import main
+small = ["--layers", "1", "--hidden", "16", "--embed", "8", "--batch-size", "8", "--precision", "fp32",
+         "--eval-every", "2", "--sample-length", "2", "--json"]
+codes = [main(["train", *args]) for args in (
+    [sys.argv[1], "--max-steps", "2", "--eval-every", "2", "--sample-length", "2", "--name", "lm", "--json"],
+    ["--resume", "lm", "--max-steps", "3", "--json"],
+    [sys.argv[2], "--task", "chat", *small, "--max-steps", "2", "--name", "chatty"],
+    [sys.argv[3], "--task", "classify", *small, "--max-steps", "2", "--name", "sorter"])]
+print("DYNAMO", "torch._dynamo" in sys.modules, codes)
+"""
+
+
+def test_train_and_resume_of_each_kind_import_no_dynamo(play_file, tmp_path):
+    """A train start sizes its model on the meta device and steps AdamW: neither imports torch._dynamo (~2 s);
+    the language model trains at its default size, which the small-corpus rule counts."""
+    chat = tmp_path / "chat.tsv"
+    chat.write_text("prompt\treply\n" + "".join(f"hello {i}\tworld {i}\n" for i in range(60)), encoding="utf-8")
+    labelled = write_x_or_z(tmp_path / "two.tsv", 120)
+    out = subprocess.run([sys.executable, "-c", TRAINS, str(play_file), str(chat), str(labelled)],
+                         capture_output=True, text=True, timeout=300)
+    assert "DYNAMO False [0, 0, 0, 0]" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
