@@ -23,6 +23,11 @@ Measured, each after a warm-up, best of --repeats runs:
 (c) stepper: ``FastStepper.step`` alone over a fixed id sequence (the model compute, no sampling), with
     each copy of the weights.
 
+Beside every figure, the limit (``_step_limit.py``): the bytes of weights a float32 step reads (from the packed
+stepper's arrays) over the read bandwidth measured in the same run on a working set of that size (1 and 2
+threads), the chars/s that allows, and that again with the measured time outside the products; and where a
+token of generate(exact) goes: products, gates, filter, the two together, events.
+
 First-char latency is the time from the start of a (warm) generation to the first decoded token.
 The machine line names the CPU flags that decide int8 and bf16 speed (AVX2, AVX-512, VNNI, bf16, AMX), the
 L2 cache per core, the kernels torch dispatches to, and whether that was capped below what the CPU has
@@ -53,6 +58,8 @@ from _common import answer, machine_info, machine_line, run_side, today  # also 
 if "--code" in sys.argv[:-1]:     # a --before child: the package under test comes from that checkout
     sys.path.insert(0, os.path.abspath(sys.argv[sys.argv.index("--code") + 1]))
 
+from _step_limit import breakdown, ceiling, read_bandwidth, weight_bytes  # noqa: E402  (imports that rnnchat)
+
 from rnnchat.device import cpu_flags, l2_cache_bytes  # noqa: E402
 from rnnchat.events import Token  # noqa: E402
 from rnnchat.lm import int8, weights_choice  # noqa: E402
@@ -61,7 +68,7 @@ from rnnchat.lm.generate import generate  # noqa: E402
 from rnnchat.lm.model import RNNLM  # noqa: E402
 from rnnchat.lm.stepper import FastStepper  # noqa: E402
 from rnnchat.text.tokenizers import CharTokenizer  # noqa: E402
-from rnnchat.vocab import EOD
+from rnnchat.vocab import EOD  # noqa: E402
 
 _FLAGS = (("AVX2", ("avx2",)), ("AVX-512", ("avx512f",)), ("VNNI", ("avx512_vnni", "avx_vnni")),
           ("bf16", ("avx512_bf16", "amx_bf16")), ("AMX", ("amx_int8", "amx_bf16")))
@@ -176,8 +183,29 @@ def load(args):
                               "embed": args.embed, "weights": "random (torch.manual_seed(0))"}
 
 
+def bandwidths(nbytes: int) -> dict:
+    """Read bandwidth over ``nbytes`` at 1 and 2 threads, in a child with one BLAS thread (see _step_limit)."""
+    got = run_side(os.path.abspath(__file__), ["--bandwidth", str(nbytes)], {"OMP_NUM_THREADS": "1"}, echo=False)
+    return {int(k): v for k, v in got.items()}
+
+
+def limits(nbytes: int, bw: dict, parts: dict) -> dict:
+    """Per thread count: the products-only floor (bytes / bandwidth) and the floor with the measured work
+    outside the products, each as µs a step and chars/s."""
+    cpt = parts["chars_per_token"]
+    rest = parts["outside_products"]
+    return {t: {"floor": ceiling(nbytes, b, 0.0, cpt), "with_overhead": ceiling(nbytes, b, rest, cpt)}
+            for t, b in bw.items()}
+
+
+def limit_note(lim: dict) -> str:
+    return "; ".join(f"{t} thr <= {v['floor']['chars_per_s']:,.0f} ({v['with_overhead']['chars_per_s']:,.0f} with "
+                     "the rest)" for t, v in sorted(lim.items()))
+
+
 def child(args) -> dict:
-    """One side of --before: the weights choice timed afresh, then generate() auto and exact, best of repeats."""
+    """One side of --before: the weights choice timed afresh, then generate() auto and exact, best of repeats;
+    the bytes a step reads and where generate(exact)'s time goes."""
     model, tokenizer, _ = load(args)
     n = args.chars
     with tempfile.TemporaryDirectory() as cache:
@@ -191,7 +219,9 @@ def child(args) -> dict:
         text = generate(model, tokenizer, SampleConfig(length=n, temperature=args.temperature, seed=7)).text()
         text_exact = generate(model, tokenizer, SampleConfig(length=n, temperature=args.temperature, seed=7,
                                                              exact=True)).text()
+        parts = breakdown(model, tokenizer, n, args.temperature)
     return {"auto_kind": getattr(stepper, "kind", stepper.weights), "choice_ms": choice_ms,
+            "weight_bytes": weight_bytes(FastStepper(model, "fp32")), "parts": parts,
             "auto_chars_per_s": auto[2] / auto[0], "exact_chars_per_s": exact[2] / exact[0],
             "text": hashlib.sha256(text.encode()).hexdigest()[:12],
             "text_exact": hashlib.sha256(text_exact.encode()).hexdigest()[:12]}
@@ -210,10 +240,18 @@ def before_and_after(args) -> dict:
             for side in (("after", "before") if r % 2 == 0 else ("before", "after")):
                 load_avg = os.getloadavg()[0]
                 got = run_side(script, ["--child", *sides[side], *shape], {"OMP_NUM_THREADS": str(threads)})
-                rows.append({"threads": threads, "round": r, "side": side, "load": load_avg, **got})
+                bw = bandwidths(got["weight_bytes"])          # the same minute as the side's figures
+                lim = limits(got["weight_bytes"], bw, got["parts"])
+                rows.append({"threads": threads, "round": r, "side": side, "load": load_avg, "bandwidth": bw,
+                             "limits": lim, **got})
+                p = got["parts"]
                 print(f"threads {threads} round {r} {side:6} load {load_avg:4.2f}: auto ({got['auto_kind']}, "
                       f"chosen in {got['choice_ms']:.0f} ms) {got['auto_chars_per_s']:8,.0f} chars/s, exact "
-                      f"{got['exact_chars_per_s']:8,.0f}; text {got['text']} / exact {got['text_exact']}")
+                      f"{got['exact_chars_per_s']:8,.0f}; text {got['text']} / exact {got['text_exact']}\n"
+                      f"    limit: {got['weight_bytes']:,} bytes a step at {bw[1] / 1e9:.1f} / {bw[2] / 1e9:.1f} GB/s "
+                      f"(1 / 2 threads): {limit_note(lim)} chars/s; a token of generate(exact) {p['generate']:.1f} us"
+                      f" = products {p['products']:.1f} + gates {p['gates']:.1f} + filter {p['filter']:.1f} + "
+                      f"together {p['together']:.1f} + events {p['events']:.1f}")
     print("\nmedian (min-max) over rounds, chars/s; load average range")
     for threads in sorted({r["threads"] for r in rows}):
         for side in ("before", "after"):
@@ -224,8 +262,15 @@ def before_and_after(args) -> dict:
                 v = [r[k] for r in rs]
                 cells.append(f"{statistics.median(v):,.0f} ({min(v):,.0f}-{max(v):,.0f})")
             kinds = "/".join(sorted({r["auto_kind"] for r in rs}))
+            med = {k: statistics.median(r["parts"][k] for r in rs)
+                   for k in ("products", "gates", "filter", "together", "events")}
+            floor = {t: statistics.median(r["limits"][t]["floor"]["chars_per_s"] for r in rs) for t in (1, 2)}
+            rest = {t: statistics.median(r["limits"][t]["with_overhead"]["chars_per_s"] for r in rs) for t in (1, 2)}
             print(f"OMP_NUM_THREADS={threads} {side:6}: auto [{kinds}] {cells[0]}, exact {cells[1]}; "
-                  f"load {min(loads):.2f}-{max(loads):.2f}")
+                  f"load {min(loads):.2f}-{max(loads):.2f}\n    limit (medians): products alone <= "
+                  f"{floor[1]:,.0f} / {floor[2]:,.0f} chars/s (1 / 2 threads), with the rest <= {rest[1]:,.0f} / "
+                  f"{rest[2]:,.0f}; us a token: products {med['products']:.1f}, gates {med['gates']:.1f}, filter "
+                  f"{med['filter']:.1f}, together {med['together']:.1f}, events {med['events']:.1f}")
     return {"date": today(), "machine": machine_info("cpu"), "cpu_detail": cpu_detail(), "rows": rows}
 
 
@@ -246,8 +291,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=4, help="with --before: rounds per thread count (default 4)")
     ap.add_argument("--threads", default="1,2", help="with --before: OMP_NUM_THREADS values (default 1,2)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--bandwidth", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--code", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.bandwidth:
+        answer({t: read_bandwidth(args.bandwidth, t) for t in (1, 2)})
+        return {}
     if args.child:
         answer(child(args))
         return {}
@@ -290,6 +339,11 @@ def main(argv: list[str] | None = None) -> dict:
                     for w, r in c.items()},
     }
     result["speedup_ours_over_naive"] = result["ours"]["tokens_per_s"] / result["naive"]["tokens_per_s"]
+    nbytes = weight_bytes(FastStepper(model, "fp32"))
+    parts = breakdown(model, tokenizer, n, args.temperature, args.repeats)
+    bw = bandwidths(nbytes)
+    result["limit"] = {"weight_bytes": nbytes, "bandwidth": bw, "parts": parts,
+                       "threads_now": torch.get_num_threads(), "limits": limits(nbytes, bw, parts)}
     if args.text and "int8" in kinds:
         with open(args.text, encoding="utf-8") as f:
             text_ids = np.asarray(tokenizer.encode(f.read()))[:args.score_chars].tolist()
@@ -319,14 +373,26 @@ def print_table(result: dict, args) -> None:
     print(f"{'':40}{'chars/s':>10}{'tokens/s':>10}{'first char':>12}")
     rows = (("(a) naive nn.Module + multinomial", "naive"), (f"(b) ours: generate(), {result['auto_weights']}", "ours"),
             ("(b) ours: generate(exact=True), fp32", "ours_exact"))
+    lim = result["limit"]
+    beside = f"   limit {limit_note(lim['limits'])}"
     for label, key in rows:
         r = result[key]
-        print(f"{label:40}{r['chars_per_s']:10,.0f}{r['tokens_per_s']:10,.0f}{r['first_char_ms']:9.2f} ms")
+        print(f"{label:40}{r['chars_per_s']:10,.0f}{r['tokens_per_s']:10,.0f}{r['first_char_ms']:9.2f} ms"
+              + (beside if key != "naive" else ""))
     for w, s in result["stepper"].items():
         label = "(c) FastStepper.step alone, " + w
         print(f"{label:40}{'':10}{s['steps_per_s']:10,.0f}{s['build_and_prime_ms']:9.2f} ms"
               f"  ({s['us_per_step']:.1f} us/step; latency = build + prime)")
     print(f"\nours / naive: {result['speedup_ours_over_naive']:.1f}x")
+    p, bw = lim["parts"], lim["bandwidth"]
+    print(f"limit: a float32 step reads {lim['weight_bytes']:,} bytes of weights; over a working set that size "
+          f"this machine read {bw[1] / 1e9:.1f} GB/s on 1 thread, {bw[2] / 1e9:.1f} on 2: a step >= "
+          + " / ".join(f"{v['floor']['us_per_step']:.1f}" for _, v in sorted(lim["limits"].items()))
+          + f" us (1 / 2 threads); torch has {lim['threads_now']} here")
+    print(f"where a token of generate(exact) goes: {p['generate']:.1f} us = products {p['products']:.1f} "
+          f"({p['products'] / p['generate']:.0%}) + gates {p['gates']:.1f} + filter {p['filter']:.1f} + the two "
+          f"together (caches) {p['together']:.1f} + events (decoding, Token, generator, Stream) {p['events']:.1f}; "
+          f"outside the products {p['outside_products']:.1f} us")
     q = result.get("int8_against_fp32")
     if q:
         print(f"\nreading {q['tokens']:,} tokens of {args.text}: loss fp32 {q['loss_fp32']:.4f}, "
