@@ -89,7 +89,7 @@ class CorpusPane(Container):
             return
         path = Path(raw).expanduser()
         if not path.exists():
-            self.notify(f"{neutralise(raw)}: no such file or folder", severity="error")
+            self.notify(f"{neutralise(raw)}: no such file or folder", severity="error", markup=False)
             return
         spec = str(path.resolve())
         if spec not in self.extra:
@@ -121,7 +121,7 @@ class CorpusPane(Container):
     def _failed(self, spec: str, message: str, request: int) -> None:
         if request != self.request:  # a later choice has been made meanwhile
             return
-        self.notify(neutralise(message), severity="error", timeout=8)
+        self.notify(neutralise(message), severity="error", timeout=8, markup=False)
         self.query_one("#corpus-stats", Static).update(Text(neutralise(message), style="red"))
         self.query_one("#corpus-warnings", Static).update("")
         self.query_one("#corpus-preview", Static).update("")

@@ -60,7 +60,7 @@ class RunsPane(Container):
     def _selected(self) -> str | None:
         table = self.query_one(DataTable)
         if not self.runs or table.cursor_row is None or table.row_count == 0:
-            self.notify("No run selected.", severity="warning")
+            self.notify("No run selected.", severity="warning", markup=False)
             return None
         return table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
 
@@ -83,7 +83,7 @@ class RunsPane(Container):
         if not name:
             return
         if self.training_run == name:
-            self.notify("That run is training now; stop it first.", severity="error")
+            self.notify("That run is training now; stop it first.", severity="error", markup=False)
             return
 
         def confirmed(yes: bool | None) -> None:
@@ -94,7 +94,7 @@ class RunsPane(Container):
             except (RnnchatError, OSError) as exc:
                 self.notify(neutralise(f"cannot delete {name}: {exc}"), severity="error", markup=False)
             else:
-                self.notify(f"Deleted {neutralise(name)}.")
+                self.notify(f"Deleted {neutralise(name)}.", markup=False)
             self.action_refresh()
 
         self.app.push_screen(ConfirmScreen(f"Delete run '{neutralise(name)}' and all its checkpoints?",
