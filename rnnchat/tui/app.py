@@ -146,25 +146,34 @@ class RnnchatApp(App):
     # ---- navigation ----------------------------------------------------------------------------
 
     async def action_show_tab(self, tab: str) -> None:
-        await self.pane(tab)
+        pane = await self.pane(tab)
         tabs = self.query_one(TabbedContent)
-        focused, old = self.focused, tabs.active_pane
-        if tabs.active != tab and focused is not None and old is not None and old in focused.ancestors:
+        focused, old, changed = self.focused, tabs.active_pane, tabs.active != tab
+        if changed and focused is not None and old is not None and old in focused.ancestors:
             # A focused widget in the pane being hidden would hand focus to a sibling in that same
             # pane (Textual's blur on hide), and TabbedContent would switch straight back to it.
             self.screen.set_focus(None)
         tabs.active = tab
         if tab == "runs":
-            self.built("runs").action_refresh()
+            pane.action_refresh()
+        if changed:
+            # Now, not only on TabActivated: keys typed right after the tab's key are already queued before it.
+            self._focus_pane(tab, pane)
 
     async def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         tab = event.pane.id
         pane = await self.pane(tab)          # a tab clicked for the first time is built here
         if tab == "runs":
             pane.action_refresh()
+        self._focus_pane(tab, pane)
+
+    @staticmethod
+    def _focus_pane(tab: str, pane: Widget) -> None:
+        """Focus where a shown tab's keys belong, so typing at once lands there."""
+        if tab == "runs":
             pane.query_one("DataTable").focus()
         elif tab == "generate":
-            pane.action_focus_prompt()       # so the pane's keys work at once
+            pane.action_focus_prompt()
         elif tab == "chat":
             pane.focus_input()
         elif tab in ("inspect", "classify"):
