@@ -100,18 +100,18 @@ class TrainPane(Container):
         if torch_thread.loaded():
             return False
         self._waiting = (action, args)
-        self.notify("Loading PyTorch: training starts as soon as it has loaded.")
+        self.notify("Loading PyTorch: training starts as soon as it has loaded.", markup=False)
         return True
 
     def action_start(self) -> None:
         if self._wait_for_torch(self.action_start):
             return
         if self.trainer is not None:
-            self.notify("Training is already running; stop it first.", severity="warning")
+            self.notify("Training is already running; stop it first.", severity="warning", markup=False)
             return
         corpus = self.corpus
         if not corpus:
-            self.notify("Choose a corpus first (Corpus tab).", severity="error")
+            self.notify("Choose a corpus first (Corpus tab).", severity="error", markup=False)
             return
         try:
             model, train, note = self.query_one(TrainForm).read_plan()
@@ -135,11 +135,11 @@ class TrainPane(Container):
         if self._wait_for_torch(self.action_resume, run):
             return
         if self.trainer is not None:
-            self.notify("Training is already running.", severity="warning")
+            self.notify("Training is already running.", severity="warning", markup=False)
             return
         run = run or self.run_name or self.current_run
         if not run:
-            self.notify("No run to resume: pick one in the Runs tab.", severity="error")
+            self.notify("No run to resume: pick one in the Runs tab.", severity="error", markup=False)
             return
         from rnnchat.train.loop import Trainer
 
@@ -156,7 +156,7 @@ class TrainPane(Container):
             return
         self.trainer.stop()
         self.query_one("#stop", Button).disabled = True
-        self.notify("Stopping: saving a checkpoint…")
+        self.notify("Stopping: saving a checkpoint…", markup=False)
 
     @property
     def training(self) -> bool:
@@ -218,7 +218,7 @@ class TrainPane(Container):
                     box.border_subtitle = (f"longest copy {e.longest_copy} chars · "
                                            f"{100 * e.copied_share:.0f}% of 20-char windows in the training text")
             elif isinstance(e, ev.Warning):
-                self.notify(neutralise(e.message), severity="warning", timeout=8)
+                self.notify(neutralise(e.message), severity="warning", timeout=8, markup=False)
             elif isinstance(e, ev.Done):
                 self._on_done(e)
         if last_step is not None:
@@ -230,7 +230,7 @@ class TrainPane(Container):
         if message.tag != "train":
             return
         message.stop()
-        self.notify(neutralise(message.text), severity="error", timeout=10)
+        self.notify(neutralise(message.text), severity="error", timeout=10, markup=False)
         self._set_status(Text(f"stopped: {neutralise(message.text)}", style="red"))
         self._finish()
 
@@ -242,7 +242,7 @@ class TrainPane(Container):
         self._set_status(Text(f"{'resuming' if e.resumed else 'training'} {neutralise(e.run)} · "
                               f"{e.parameters:,} params · {e.device} · {e.precision}"))
         if e.preset and not e.resumed:
-            self.notify(neutralise(e.preset), timeout=8)
+            self.notify(neutralise(e.preset), timeout=8, markup=False)
 
     def _on_step(self, e: ev.Step) -> None:
         s = self.started
@@ -263,9 +263,9 @@ class TrainPane(Container):
         words = {"interrupted": "stopped and saved", "time": "time budget reached", "max_steps": "done",
                  "epochs": "done", "stalled": "stopped early (held-out loss stopped improving)", "failed": "failed"}
         self.notify(f"{words.get(e.reason, e.reason)} at step {e.step:,}; {best}",
-                    severity="error" if e.reason == "failed" else "information", timeout=8)
+                    severity="error" if e.reason == "failed" else "information", timeout=8, markup=False)
         if e.message and e.reason == "failed":
-            self.notify(neutralise(e.message), severity="error", timeout=12)
+            self.notify(neutralise(e.message), severity="error", timeout=12, markup=False)
         if e.reason in ("time", "max_steps", "epochs"):
             self.query_one("#train-progress", ProgressBar).update(progress=1000)
         self.query_one("#train-eta", Label).update(f" {words.get(e.reason, e.reason)}")
