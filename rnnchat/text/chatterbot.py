@@ -1,4 +1,6 @@
-"""The built-in 'dialogues': chatterbot-corpus conversations, by language."""
+"""The built-in 'dialogues': chatterbot-corpus conversations, by language, and rnnchat's own everyday small talk
+(``smalltalk/LANGUAGE.yml``, written for rnnchat: greetings, thanks, farewells, feelings, what the bot is), which
+chatterbot's topics hold few of."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from rnnchat.text.corpus import Document
 from rnnchat.text.dialogue import Conversations, read_yaml
 
 DEFAULT_LANGUAGE = "english"
+SMALLTALK = Path(__file__).with_name("smalltalk")
 
 
 def _chatterbot_data() -> Path:
@@ -41,6 +44,12 @@ def language_files(language: str) -> list[Path]:
     return sorted((_chatterbot_data() / language).glob("*.yml"))
 
 
+def dialogue_files(language: str) -> list[Path]:
+    """Every file of one language's built-in dialogues: chatterbot's topics, then rnnchat's small talk."""
+    own = SMALLTALK / f"{language}.yml"
+    return language_files(language) + ([own] if own.is_file() else [])
+
+
 def _render(turns: Sequence[str]) -> str:
     """A conversation as alternating "A: ..." and "B: ..." lines."""
     # Blank lines inside a turn would read as a conversation break in the transcript layout.
@@ -51,11 +60,12 @@ def _render(turns: Sequence[str]) -> str:
 def chatterbot_conversations(language: str) -> tuple[Conversations, tuple[Document, ...]]:
     """One language's conversations for pairs, and its files rendered as A:/B: transcripts for training."""
     parsed, docs = Conversations(), []
-    for path in language_files(language):
+    for path in dialogue_files(language):
         convs = read_yaml(parsed, path.name, path.read_text(encoding="utf-8", errors="replace"))
         texts = [_render(c) for c in convs]
         if any(texts):
-            docs.append(Document(path.stem, "\n".join(t for t in texts if t)))
+            name = "smalltalk" if path.parent == SMALLTALK else path.stem
+            docs.append(Document(name, "\n".join(t for t in texts if t)))
     return parsed, tuple(docs)
 
 

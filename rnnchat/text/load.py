@@ -15,6 +15,7 @@ from rnnchat.text.chatterbot import (
     chatterbot_conversations,
     conversations_by_topic,
     dialogue_documents,
+    dialogue_files,
     language_files,
     topic_documents,
 )
@@ -37,7 +38,7 @@ class Builtin:
 
 _BUILTINS: dict[str, Builtin] = {
     "dialogues": Builtin(lambda: dialogue_documents(DEFAULT_LANGUAGE),
-                         lambda: sum(p.stat().st_size for p in language_files(DEFAULT_LANGUAGE))),
+                         lambda: sum(p.stat().st_size for p in dialogue_files(DEFAULT_LANGUAGE))),
     "shakespeare": Builtin(shakespeare_documents, shakespeare_source_size),
     # Labelled built-ins for classifiers (text/labelled.py): the plays' speeches by the Folio's kind of play,
     # and the dialogues by their topic file.

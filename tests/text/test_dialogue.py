@@ -270,3 +270,19 @@ def test_corpus_show_prints_pair_counts(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "pairs: 2 found, 2 kept" in done.stdout
     assert "malformed: 1" in done.stdout and "pairs.tsv:3: no tab" in done.stdout
+
+
+def test_own_small_talk_is_part_of_the_english_dialogues_only():
+    from rnnchat.text.chatterbot import SMALLTALK, conversations_by_topic, dialogue_files
+    from rnnchat.text.dialogue import Conversations, read_yaml
+
+    own = SMALLTALK / "english.yml"
+    parsed = Conversations()
+    convs = read_yaml(parsed, own.name, own.read_text(encoding="utf-8"))
+    assert parsed.problems == [] and len(convs) >= 500 and all(len(c) >= 2 for c in convs)
+    assert own in dialogue_files("english") and not any(p.name == own.name for p in dialogue_files("spanish"))
+    english = load_corpus("dialogues")
+    assert english.documents[-1].name == "smalltalk" and english.documents[-1].text.startswith("A: ")
+    pairs = {(p.prompt, p.reply) for p in extract_pairs(english).pairs}
+    assert (convs[0][0], convs[0][1]) in pairs
+    assert "english" not in {topic for _, topic, _ in conversations_by_topic("english")}
