@@ -31,6 +31,9 @@ class ModelConfig:
 SMALL_CORPUS_TOKENS_PER_PARAM = 2.0
 SMALL_CORPUS_DROPOUT = 0.2
 SMALL_CORPUS_PATIENCE = 3
+# On such a corpus a run evaluates once a pass over its training text (not every 200 steps, which at 20 KB is
+# 45 passes): it then stops within a few passes of its best (benchmarks/journal/2026-12-04-eval-per-pass.md).
+SMALL_CORPUS_MIN_EVAL_EVERY = 20
 
 
 def _parameters(cfg: ModelConfig, task) -> int:
@@ -44,6 +47,11 @@ def would_memorise(cfg: ModelConfig, task) -> bool:
     return _parameters(cfg, task) * SMALL_CORPUS_TOKENS_PER_PARAM > task.train_tokens
 
 
+def _eval_every(train_cfg, task) -> int:
+    """Steps between evaluations on a corpus the model would memorise: about one pass over its training text."""
+    return min(train_cfg.eval_every, max(SMALL_CORPUS_MIN_EVAL_EVERY, round(task.steps_per_epoch())))
+
+
 def settle(cfg: ModelConfig, task) -> tuple[ModelConfig, str]:
     """The config a new run trains with once its corpus is read (``task``): on a corpus it would memorise,
     at least SMALL_CORPUS_DROPOUT, and a line saying so and why ("" when nothing changes)."""
@@ -52,17 +60,19 @@ def settle(cfg: ModelConfig, task) -> tuple[ModelConfig, str]:
         return cfg, ""
     dropout = max(cfg.dropout, SMALL_CORPUS_DROPOUT)
     return dataclasses.replace(cfg, dropout=dropout), (
-        f"small corpus: dropout {dropout:g} and a stop after {SMALL_CORPUS_PATIENCE} evaluations without a "
-        f"better held-out loss ({parameters:,} parameters for {task.train_tokens:,} training tokens "
-        "would memorise it; generate uses the best checkpoint)")
+        f"small corpus: dropout {dropout:g}, an evaluation every {_eval_every(task.cfg, task):,} steps (about a "
+        f"pass over the text) and a stop after {SMALL_CORPUS_PATIENCE} evaluations without a better held-out "
+        f"loss ({parameters:,} parameters for {task.train_tokens:,} training tokens would memorise it; generate "
+        "uses the best checkpoint)")
 
 
 def settle_train(train_cfg, cfg: ModelConfig, task):
-    """The training settings that wait for the corpus: a run that would memorise stops once held-out loss
-    stalls (unless a patience was given)."""
-    if train_cfg.patience or not would_memorise(cfg, task):
+    """The training settings that wait for the corpus: a run that would memorise evaluates about once a pass
+    and stops once held-out loss stalls (settings the user gave are put back by the caller)."""
+    if not would_memorise(cfg, task):
         return train_cfg
-    return dataclasses.replace(train_cfg, patience=SMALL_CORPUS_PATIENCE)
+    return dataclasses.replace(train_cfg, patience=train_cfg.patience or SMALL_CORPUS_PATIENCE,
+                               eval_every=_eval_every(train_cfg, task))
 
 
 def memorise_advice(cfg: ModelConfig) -> str:
