@@ -6,7 +6,7 @@ Asks the real ``rnnchat chat RUN --json`` twice, once with ``--candidates model`
 replies: the default before 2026-12-04) and once as a user gets it with no flag (retrieval: the replies of
 similar prompts among the run's dialogue pairs and the model's beams, reranked). ``/reset`` comes after every
 prompt, so each reply reads its prompt alone, as the first message of a chat does. Two fixed lists: the ten
-openers below, then the 20 everyday prompts of ``chat_quality.py``. Whether a reply is sensible is a person's
+openers below, the 20 everyday prompts of ``chat_quality.py``, and ``BLIND``. Whether a reply is sensible is a person's
 judgement: the table leaves a column for it and the count goes in the journal.
 """
 
@@ -24,6 +24,13 @@ from chat_quality import EVERYDAY
 PROMPTS = ["Hi, how are you?", "What is your name?", "Do you like music?", "Tell me a joke.",
            "What do you do for a living?", "Are you a robot?", "What is your favourite food?", "I feel sad today.",
            "Can you help me?", "Thanks, goodbye!"]
+# Twenty first messages written blind (2026-12-04): by someone who had seen neither the dialogue data nor the
+# lists above, after rnnchat's small talk (rnnchat/text/smalltalk/) was written; kept as written, case and all.
+BLIND = ["hi", "hello there!", "what's your name?", "what can you do?", "are you a real person or a bot?",
+         "how are you doing today?", "who made you?", "I'm feeling kind of tired today", "can you tell me a joke?",
+         "what's the weather like?", "hmm not sure what to ask", "i had a pretty rough day at work", "what time is it",
+         "do you like music?", "that's cool", "you're funny lol", "can you help me with something?", "thanks!",
+         "ok thank you so much", "bye, see you later"]
 
 
 def replies(run: str, flags: list[str], prompts: list[str]) -> tuple[list[dict], str]:
@@ -54,18 +61,22 @@ def main() -> None:
     args = ap.parse_args()
     if not args.json:
         header("Chat replies side by side (benchmarks/chat_side_by_side.py)")
-    prompts = PROMPTS + EVERYDAY
+    prompts = PROMPTS + EVERYDAY + BLIND
     model, model_notes = replies(args.run, ["--candidates", "model", "--seed", str(args.seed)], prompts)
     default, default_notes = replies(args.run, ["--seed", str(args.seed)], prompts)
     if args.json:
-        print(json.dumps({"prompts": PROMPTS, "everyday": EVERYDAY, "model": model, "default": default,
+        print(json.dumps({"prompts": PROMPTS, "everyday": EVERYDAY, "blind": BLIND, "model": model, "default": default,
                           "notes": {"model": model_notes, "default": default_notes}}, ensure_ascii=False))
         return
     for notes in (model_notes, default_notes):
         if notes.strip():
             print(f"stderr: {notes.strip()}")
-    for title, lo, hi in (("Ten openers (PROMPTS)", 0, len(PROMPTS)), ("chat_quality.py's EVERYDAY", len(PROMPTS),
-                                                                       len(prompts))):
+    lists, lo = [], 0
+    for title, part in (("Ten openers (PROMPTS)", PROMPTS), ("chat_quality.py's EVERYDAY", EVERYDAY),
+                        ("Twenty written blind (BLIND)", BLIND)):
+        lists.append((title, lo, lo + len(part)))
+        lo += len(part)
+    for title, lo, hi in lists:
         print(f"\n{title}\n")
         print(markdown_table(["prompt", "model only (`--candidates model`)", "default (retrieval)"],
                              [[p, cell(m), cell(d)] for p, m, d in zip(prompts[lo:hi], model[lo:hi], default[lo:hi])]))
