@@ -49,8 +49,9 @@ _TARGETS = {"chat": _Target("decoder.", True, cell="lstm"), "classify": _Target(
 _NEW_ROW_MARGIN = math.log(100)
 _VOCAB_ROWS = ("embed.weight", "head.weight", "head.bias")   # one row per token: these grow with the vocabulary
 # The schedule a language model fine-tuned from another trains with, unless given: lr 5e-3 beat 2e-3 from the
-# base at 5 minutes (benchmarks/finetune.py; benchmarks/RESULTS.md); window and warm-up not yet searched.
-FINE_TUNE = {"lr": 5e-3, "warmup_steps": 100, "seq_len": 128, "carry_state": False}
+# base at 5 minutes, and windows of 64 with the state carried beat 128 without (2.5x the steps; benchmarks/
+# finetune.py, benchmarks/RESULTS.md); warm-up not yet searched.
+FINE_TUNE = {"lr": 5e-3, "warmup_steps": 100, "seq_len": 64, "carry_state": True}
 
 
 def _kind_of(obj) -> str:

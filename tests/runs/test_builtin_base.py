@@ -74,7 +74,7 @@ def test_fine_tuning_from_base_takes_the_fine_tuning_schedule(tmp_path):
     assert "fine-tuning from 'base'" in started["preset"]
     meta = json.loads((resolve_run("mine") / "run.json").read_text())
     assert meta["init_from"]["run"] == "base"
-    assert meta["train"]["lr"] == warmstart.FINE_TUNE["lr"]
+    assert all(meta["train"][k] == warmstart.FINE_TUNE[k] for k in ("lr", "seq_len", "carry_state"))
     assert meta["model"]["cell"] == "lstm" and meta["model"]["hidden"] == open_language_model("base").model.cfg.hidden
     assert "æ" in open_language_model("mine").tokenizer.chars.lower()      # grown, not unknown
 
