@@ -72,7 +72,7 @@ def training_corpus(meta: RunMeta | CorpusInfo, given: str | None = None):
     run.json names, or ``given`` (the user's --corpus), read only when its content is what the run
     recorded. A run from elsewhere may name any path; its text is used (copied into caches, shown,
     retrieved from) only when it is the run's own."""
-    from rnnchat.text.load import load_corpus
+    from rnnchat.text.load import editions, load_corpus
 
     info = meta.corpus if isinstance(meta, RunMeta) else meta
     where = f"--corpus {given}" if given else info.source
@@ -80,10 +80,11 @@ def training_corpus(meta: RunMeta | CorpusInfo, given: str | None = None):
         corpus = load_corpus(given or info.spec)
     except RnnchatError as exc:
         raise CorpusError(f"the run's corpus is not here ({where}: {exc}); pass --corpus PATH") from None
-    if corpus.content_hash() != info.hash:
-        raise CorpusError(f"the run's corpus is not here ({where} is not the text it trained on: its files' "
-                          "names or content differ); pass --corpus PATH") from None
-    return corpus
+    for edition in editions(corpus):        # a built-in as this rnnchat reads it, then as earlier ones did
+        if edition.content_hash() == info.hash:
+            return edition
+    raise CorpusError(f"the run's corpus is not here ({where} is not the text it trained on: its files' "
+                      "names or content differ); pass --corpus PATH") from None
 
 
 def copy_index(meta: RunMeta, given: str | None = None):

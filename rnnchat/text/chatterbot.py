@@ -16,6 +16,7 @@ from rnnchat.text.dialogue import Conversations, read_yaml
 
 DEFAULT_LANGUAGE = "english"
 SMALLTALK = Path(__file__).with_name("smalltalk")
+SMALLTALK_DOCUMENT = "smalltalk"     # the small talk's document in the dialogues corpus
 
 
 def _chatterbot_data() -> Path:
@@ -57,14 +58,15 @@ def _render(turns: Sequence[str]) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def chatterbot_conversations(language: str) -> tuple[Conversations, tuple[Document, ...]]:
-    """One language's conversations for pairs, and its files rendered as A:/B: transcripts for training."""
+def chatterbot_conversations(language: str, own: bool = True) -> tuple[Conversations, tuple[Document, ...]]:
+    """One language's conversations for pairs, and its files rendered as A:/B: transcripts for training
+    (``own=False``: chatterbot's files alone, the dialogues as runs from before the small talk read them)."""
     parsed, docs = Conversations(), []
-    for path in dialogue_files(language):
+    for path in dialogue_files(language) if own else language_files(language):
         convs = read_yaml(parsed, path.name, path.read_text(encoding="utf-8", errors="replace"))
         texts = [_render(c) for c in convs]
         if any(texts):
-            name = "smalltalk" if path.parent == SMALLTALK else path.stem
+            name = SMALLTALK_DOCUMENT if path.parent == SMALLTALK else path.stem
             docs.append(Document(name, "\n".join(t for t in texts if t)))
     return parsed, tuple(docs)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from rnnchat.paths import corpora_dir
 from rnnchat.text import labelled
 from rnnchat.text.chatterbot import (
     DEFAULT_LANGUAGE,
+    SMALLTALK_DOCUMENT,
     chatterbot_conversations,
     conversations_by_topic,
     dialogue_documents,
@@ -136,13 +138,23 @@ def looks_like_dialogue(corpus: Corpus) -> bool:
             or any(extension(d.name) in READERS for d in corpus.documents))
 
 
+def editions(corpus: Corpus) -> tuple[Corpus, ...]:
+    """The corpus, then the same built-in as an earlier rnnchat read it: the English dialogues before rnnchat's
+    own small talk joined them (2026-12-04), so a run trained then still finds its own text."""
+    kept = tuple(d for d in corpus.documents if d.name != SMALLTALK_DOCUMENT)
+    if not corpus.source.startswith("builtin:dialogues") or len(kept) == len(corpus.documents):
+        return (corpus,)
+    return corpus, dataclasses.replace(corpus, documents=kept)
+
+
 def corpus_conversations(corpus: Corpus) -> Conversations:
     """The conversations of any corpus: the plays by scene, chatterbot data, or files by their format."""
     if corpus.source == "builtin:shakespeare":
         return shakespeare_conversations()
     if corpus.source == "builtin:dialogues" or corpus.source.startswith("builtin:dialogues:"):
         language = corpus.source.partition("builtin:dialogues")[2].lstrip(":") or DEFAULT_LANGUAGE
-        return chatterbot_conversations(language.lower())[0]
+        own = any(d.name == SMALLTALK_DOCUMENT for d in corpus.documents)
+        return chatterbot_conversations(language.lower(), own)[0]
     parsed = Conversations()
     for doc in corpus.documents:
         READERS.get(extension(doc.name), read_transcript)(parsed, doc.name, doc.text)

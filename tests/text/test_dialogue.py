@@ -286,3 +286,22 @@ def test_own_small_talk_is_part_of_the_english_dialogues_only():
     pairs = {(p.prompt, p.reply) for p in extract_pairs(english).pairs}
     assert (convs[0][0], convs[0][1]) in pairs
     assert "english" not in {topic for _, topic, _ in conversations_by_topic("english")}
+
+
+def test_runs_from_before_the_small_talk_still_find_their_dialogues():
+    import dataclasses
+
+    from rnnchat.runs.meta import CorpusInfo
+    from rnnchat.runs.opened import training_corpus
+    from rnnchat.text.chatterbot import SMALLTALK_DOCUMENT
+
+    now = load_corpus("dialogues")
+    before = dataclasses.replace(now, documents=tuple(d for d in now.documents if d.name != SMALLTALK_DOCUMENT))
+    assert len(before.documents) == len(now.documents) - 1 and before.content_hash() != now.content_hash()
+    found = training_corpus(CorpusInfo("dialogues", "builtin:dialogues", before.content_hash(), before.chars))
+    assert found.content_hash() == before.content_hash()
+    old_pairs, new_pairs = extract_pairs(found).pairs, extract_pairs(now).pairs
+    assert 1_000 < len(old_pairs) < len(new_pairs)           # the run's own pairs, not the small talk's
+    assert training_corpus(CorpusInfo("dialogues", "builtin:dialogues", now.content_hash(), now.chars)) is not None
+    with pytest.raises(CorpusError, match="not the text it trained on"):
+        training_corpus(CorpusInfo("dialogues", "builtin:dialogues", "0" * 64, 1))
