@@ -52,18 +52,24 @@ def _eval_every(train_cfg, task) -> int:
     return min(train_cfg.eval_every, max(SMALL_CORPUS_MIN_EVAL_EVERY, round(task.steps_per_epoch())))
 
 
+def _passes(steps: int, task) -> str:
+    """How many passes over the training text ``steps`` steps read, in words ("1 pass", "4.4 passes")."""
+    passes = steps / max(task.steps_per_epoch(), 1e-9)
+    return "1 pass" if round(passes, 1) == 1 else f"{passes:.2g} passes"
+
+
 def settle(cfg: ModelConfig, task) -> tuple[ModelConfig, str]:
     """The config a new run trains with once its corpus is read (``task``): on a corpus it would memorise,
     at least SMALL_CORPUS_DROPOUT, and a line saying so and why ("" when nothing changes)."""
     parameters = _parameters(cfg, task)
     if parameters * SMALL_CORPUS_TOKENS_PER_PARAM <= task.train_tokens:
         return cfg, ""
-    dropout = max(cfg.dropout, SMALL_CORPUS_DROPOUT)
+    dropout, every = max(cfg.dropout, SMALL_CORPUS_DROPOUT), _eval_every(task.cfg, task)
     return dataclasses.replace(cfg, dropout=dropout), (
-        f"small corpus: dropout {dropout:g}, an evaluation every {_eval_every(task.cfg, task):,} steps (about a "
-        f"pass over the text) and a stop after {SMALL_CORPUS_PATIENCE} evaluations without a better held-out "
-        f"loss ({parameters:,} parameters for {task.train_tokens:,} training tokens would memorise it; generate "
-        "uses the best checkpoint)")
+        f"small corpus: dropout {dropout:g}, an evaluation every {every:,} steps ({_passes(every, task)} over the "
+        f"text) and a stop after {SMALL_CORPUS_PATIENCE} evaluations without a better held-out loss "
+        f"({parameters:,} parameters for {task.train_tokens:,} training tokens would memorise it; generate uses "
+        "the best checkpoint)")
 
 
 def settle_train(train_cfg, cfg: ModelConfig, task):

@@ -40,7 +40,7 @@ def test_a_corpus_it_would_memorise_is_evaluated_about_once_a_pass(tmp_path):
     every = meta["train"]["eval_every"]
     per_pass = started.train_tokens / (8 * 32)                          # windows of 32, 8 a step
     assert every == max(SMALL_CORPUS_MIN_EVAL_EVERY, round(per_pass)) < 200
-    assert f"an evaluation every {every:,} steps (about a pass over the text)" in started.preset
+    assert f"an evaluation every {every:,} steps (1 pass over the text)" in started.preset
     started, given = train(tmp_path, 250, "given-every", eval_every=150)  # a cadence given is kept, and said
     assert given["train"]["eval_every"] == 150 and "(but eval_every 150 as given)" in started.preset
 
