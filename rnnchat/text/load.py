@@ -132,17 +132,23 @@ def _file_size(path: Path) -> int:
         return 0
 
 
+def _dialogue_language(corpus: Corpus) -> str | None:
+    """The language of a ``dialogues[:LANGUAGE]`` built-in (lower case); None for any other corpus."""
+    if corpus.source == "builtin:dialogues" or corpus.source.startswith("builtin:dialogues:"):
+        return (corpus.source.partition("builtin:dialogues")[2].lstrip(":") or DEFAULT_LANGUAGE).lower()
+    return None
+
+
 def looks_like_dialogue(corpus: Corpus) -> bool:
     """Whether the corpus is dialogue data (dialogues built-ins, .tsv/.jsonl/.yml files), not prose."""
-    return (corpus.source == "builtin:dialogues" or corpus.source.startswith("builtin:dialogues:")
-            or any(extension(d.name) in READERS for d in corpus.documents))
+    return _dialogue_language(corpus) is not None or any(extension(d.name) in READERS for d in corpus.documents)
 
 
 def editions(corpus: Corpus) -> tuple[Corpus, ...]:
     """The corpus, then the same built-in as an earlier rnnchat read it: the English dialogues before rnnchat's
     own small talk joined them (2026-12-04), so a run trained then still finds its own text."""
     kept = tuple(d for d in corpus.documents if d.name != SMALLTALK_DOCUMENT)
-    if not corpus.source.startswith("builtin:dialogues") or len(kept) == len(corpus.documents):
+    if _dialogue_language(corpus) is None or len(kept) == len(corpus.documents):
         return (corpus,)
     return corpus, dataclasses.replace(corpus, documents=kept)
 
@@ -151,10 +157,10 @@ def corpus_conversations(corpus: Corpus) -> Conversations:
     """The conversations of any corpus: the plays by scene, chatterbot data, or files by their format."""
     if corpus.source == "builtin:shakespeare":
         return shakespeare_conversations()
-    if corpus.source == "builtin:dialogues" or corpus.source.startswith("builtin:dialogues:"):
-        language = corpus.source.partition("builtin:dialogues")[2].lstrip(":") or DEFAULT_LANGUAGE
+    language = _dialogue_language(corpus)
+    if language is not None:
         own = any(d.name == SMALLTALK_DOCUMENT for d in corpus.documents)
-        return chatterbot_conversations(language.lower(), own)[0]
+        return chatterbot_conversations(language, own)[0]
     parsed = Conversations()
     for doc in corpus.documents:
         READERS.get(extension(doc.name), read_transcript)(parsed, doc.name, doc.text)
