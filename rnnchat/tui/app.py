@@ -241,7 +241,7 @@ class RnnchatApp(App):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.notify("Saving a checkpoint before quitting…")
+                self.notify("Saving a checkpoint before quitting…", markup=False)
                 pane.trainer.stop()
                 self._stop_sampling()
                 self.run_worker(self._exit_after_training(pane), group="quit")

@@ -262,8 +262,8 @@ class TrainPane(Container):
         best = f"best {e.best_bits_per_char:.3f} bits/char" if e.best_bits_per_char is not None else "no eval yet"
         words = {"interrupted": "stopped and saved", "time": "time budget reached", "max_steps": "done",
                  "epochs": "done", "stalled": "stopped early (held-out loss stopped improving)", "failed": "failed"}
-        self.notify(f"{words.get(e.reason, e.reason)} at step {e.step:,}; {best}",
-                    severity="error" if e.reason == "failed" else "information", timeout=8, markup=False)
+        self.notify(f"{words.get(e.reason, e.reason)} at step {e.step:,}; {best}", markup=False,
+                    severity="error" if e.reason == "failed" else "information", timeout=8)
         if e.message and e.reason == "failed":
             self.notify(neutralise(e.message), severity="error", timeout=12, markup=False)
         if e.reason in ("time", "max_steps", "epochs"):
