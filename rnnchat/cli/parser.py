@@ -111,7 +111,7 @@ def _add_train(sub) -> None:
                                                  f"loss (0: never; chat default {CHAT_TRAIN_DEFAULTS['patience']})")
     g.add_argument("--eval-chars", type=int, help=f"validation characters scored at each evaluation "
                                                   f"(default {_TRAIN.eval_chars}; the same text at every level)")
-    g.add_argument("--sample-length", type=int)
+    g.add_argument("--sample-length", type=int, help="tokens of the sample written at each evaluation (0: none)")
     g.add_argument("--device", choices=DEVICES)
     g.add_argument("--precision", choices=PRECISIONS)
     g.add_argument("--seed", type=int)
@@ -188,7 +188,7 @@ def _add_chat(sub) -> None:
     p = sub.add_parser("chat", help="chat with a chat run in the terminal (one reply per input line)",
                        description="Chat with a run trained with --task chat. Type a line, get a reply. Commands: "
                                    "/reset, /temp F, /beam N, /topk N, /topp F, /rerank F, "
-                                   "/candidates model|retrieval, /settings, /help, /quit. "
+                                   "/candidates model|retrieval, /norepeat N, /penalty F, /settings, /help, /quit. "
                                    "With piped input, each line gets one reply line.")
     p.add_argument("run", help="run name under checkpoints/ or a run directory")
     p.add_argument("--show-beams", action="store_true", help="beam search: print the beams as they grow")
