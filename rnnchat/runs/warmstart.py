@@ -27,10 +27,11 @@ from typing import Any
 
 import torch
 
-from rnnchat.errors import ConfigError
+from rnnchat.errors import CheckpointError, ConfigError
+from rnnchat.paths import builtin_base_dir
 from rnnchat.runs.kinds import KINDS
 from rnnchat.runs.opened import open_language_model
-from rnnchat.text.tokenizers import CharTokenizer
+from rnnchat.text.tokenizers import CharTokenizer, load_tokenizer
 from rnnchat.vocab import EOD
 
 
@@ -111,6 +112,29 @@ def fit_configs(start: WarmStart, model_cfg, train_cfg):
         model_cfg = dataclasses.replace(model_cfg, tie=False)
     model_cfg.validate()
     return model_cfg, dataclasses.replace(train_cfg, level=tok.kind, vocab_size=tok.vocab_size)
+
+
+# A small corpus from scratch is pointed at the base when the base spells it: at most this many of its characters
+# are ones the base never read (a few symbols or accents; a script of its own has dozens).
+_BASE_HINT_UNSEEN = 4
+
+
+def base_hint(model_cfg, tokenizer) -> str:
+    """For a character-level language model trained from scratch on a corpus it would memorise: a pointer to the
+    built-in base when the base spells the corpus (it did better on 20-237 KB of English it never read;
+    benchmarks/RESULTS.md); "" otherwise."""
+    if not _TARGETS[_kind_of(model_cfg)].same or not isinstance(tokenizer, CharTokenizer):
+        return ""
+    try:
+        known = load_tokenizer(builtin_base_dir())
+    except (OSError, CheckpointError):   # a broken install still trains; `--init-from base` says what is wrong
+        return ""
+    if not isinstance(known, CharTokenizer):
+        return ""
+    unseen = set(tokenizer.chars) - set(known.chars)
+    if len(unseen) > _BASE_HINT_UNSEEN:
+        return ""
+    return "from scratch: --init-from base (the built-in English model) usually does better on a corpus this small"
 
 
 def fine_tune_schedule(start: WarmStart, model_cfg, train_cfg, given) -> tuple[Any, str]:

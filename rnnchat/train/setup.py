@@ -147,7 +147,8 @@ def _prepare(req: Request, dist, is_main: bool, held: list) -> Generator[ev.Even
         model_cfg = dataclasses.replace(settled, **{k: getattr(model_cfg, k) for k in req.given
                                                     if hasattr(model_cfg, k) and k != "vocab_size"})
         cfg = dataclasses.replace(settled_cfg, **{k: getattr(cfg, k) for k in req.given if hasattr(cfg, k)})
-        preset_note = "; ".join(n for n in (preset_note, why) if n)
+        hint = warmstart.base_hint(model_cfg, task.tokenizer) if why and start is None else ""
+        preset_note = "; ".join(n for n in (preset_note, why, hint) if n)
     for w in corpus.warnings() + task.warnings():
         yield ev.Warning(w)
     # The tokens are on disk now; keep what run.json needs, not the text (memory stays flat in

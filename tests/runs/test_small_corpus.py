@@ -14,9 +14,9 @@ from rnnchat.train.loop import Trainer
 TINY = ModelConfig(cell="gru", layers=1, hidden=32, embed=16)
 
 
-def train(tmp_path, lines: int, name: str, defaults: dict | None = None, **kw):
+def train(tmp_path, lines: int, name: str, defaults: dict | None = None, text: str = "", **kw):
     path = tmp_path / f"{name}.txt"
-    path.write_text(make_play_text(lines), encoding="utf-8")
+    path.write_text(text or make_play_text(lines), encoding="utf-8")
     cfg = TrainConfig(**{"max_steps": 2, "eval_every": 2, "seq_len": 32, "batch_size": 8, "warmup_steps": 1,
                          "eval_chars": 1000, "sample_length": 0, "precision": "fp32", **(defaults or {}), **kw})
     # The settings this test names are the user's; the rest are left to the rule, as plan()'s are.
@@ -33,6 +33,16 @@ def test_a_corpus_it_would_memorise_gets_dropout_and_patience(tmp_path):
     assert meta["model"]["dropout"] == SMALL_CORPUS_DROPOUT and meta["train"]["patience"] == SMALL_CORPUS_PATIENCE
     _, given = train(tmp_path, 40, "given", patience=7)          # a patience given is kept
     assert given["train"]["patience"] == 7
+
+
+def test_a_small_corpus_the_base_can_spell_is_pointed_at_it(tmp_path):
+    started, _ = train(tmp_path, 40, "english")
+    assert started.preset.endswith("--init-from base (the built-in English model) usually does better on a "
+                                   "corpus this small")
+    greek = "\n".join(" ".join("αβγδεζηθικλμνξοπρστυφχψω"[i % 7:i % 7 + 5] for i in range(j, j + 9))
+                      for j in range(60))
+    started, _ = train(tmp_path, 0, "greek", text=greek)       # a script the base never read: no pointer
+    assert started.preset.startswith("small corpus:") and "--init-from base" not in started.preset
 
 
 def test_a_corpus_it_would_memorise_is_evaluated_about_once_a_pass(tmp_path):
