@@ -89,6 +89,21 @@ def test_fine_tuning_through_the_trainer_records_its_base(tmp_path):
     assert tuned.chars.startswith(open_language_model("own").tokenizer.chars) and set(NEW) <= set(tuned.chars)
 
 
+def test_a_small_corpus_fine_tuned_takes_less_dropout_than_from_scratch(tmp_path):
+    base_run(tmp_path)
+    new = write(tmp_path, "small.txt", make_play_text(60, seed=5))
+    given = {"max_steps", "eval_every", "eval_chars", "sample_length", "precision"}   # the rest left to the rules
+    events = list(Trainer(new, ModelConfig(), fast(max_steps=2, eval_every=2), name="small", init_from="own",
+                          given=given).run())
+    started = next(e for e in events if isinstance(e, Started))
+    meta = json.loads((tmp_path / "checkpoints" / "small" / "run.json").read_text())
+    assert meta["model"]["dropout"] == warmstart.FINE_TUNE_DROPOUT      # not the small-corpus rule's 0.2
+    assert "small corpus: dropout 0.2" in started.preset and "takes dropout 0.1 instead" in started.preset
+    list(Trainer(new, ModelConfig(dropout=0.3), fast(max_steps=2, eval_every=2), name="given", init_from="own",
+                 given=given | {"dropout"}).run())                        # a dropout given is kept
+    assert json.loads((tmp_path / "checkpoints" / "given" / "run.json").read_text())["model"]["dropout"] == 0.3
+
+
 def test_a_subword_base_keeps_its_tokenizer(tmp_path):
     base_run(tmp_path, "sub", level="bpe", vocab_size=300)
     corpus = load_corpus(write(tmp_path, "new.txt", make_play_text(40, seed=3) + NEW))
