@@ -152,11 +152,12 @@ def fine_tune_schedule(start: WarmStart, model_cfg, train_cfg, given) -> tuple[A
     return dataclasses.replace(train_cfg, **taken), note
 
 
-def fine_tune_dropout(start: WarmStart | None, before, settled) -> tuple[Any, str]:
+def fine_tune_dropout(start: WarmStart | None, before, settled, given) -> tuple[Any, str]:
     """A language model fine-tuned from another takes FINE_TUNE_DROPOUT where settling raised its dropout above
-    it for a small corpus; returns the model config and a line for the started note ("" when unchanged)."""
-    if start is None or not _TARGETS[_kind_of(settled)].same or settled.dropout <= max(before.dropout,
-                                                                                       FINE_TUNE_DROPOUT):
+    it for a small corpus (a dropout in ``given`` stays); returns the model config and a line for the started
+    note ("" when unchanged)."""
+    if (start is None or "dropout" in given or not _TARGETS[_kind_of(settled)].same
+            or settled.dropout <= max(before.dropout, FINE_TUNE_DROPOUT)):
         return settled, ""
     return dataclasses.replace(settled, dropout=FINE_TUNE_DROPOUT), (
         f"fine-tuning takes dropout {FINE_TUNE_DROPOUT:g} instead (its start knows the language)")

@@ -140,9 +140,8 @@ def _prepare(req: Request, dist, is_main: bool, held: list) -> Generator[ev.Even
     preset_note = "; ".join(n for n in (req.preset_note, tuned) if n)
     if resumed is None:                 # settings that wait for the corpus (the kind's row says which)
         settled, why = kind.settle(model_cfg, task)
-        if "dropout" not in req.given:
-            settled, lower = warmstart.fine_tune_dropout(start, model_cfg, settled)
-            why = "; ".join(n for n in (why, lower) if n)
+        settled, lower = warmstart.fine_tune_dropout(start, model_cfg, settled, req.given)
+        why = "; ".join(n for n in (why, lower) if n)
         settled_cfg = kind.settle_train(cfg, settled, task) if kind.settle_train else cfg
         kept = _kept(req.given, (model_cfg, settled), (cfg, settled_cfg))
         if kept:
