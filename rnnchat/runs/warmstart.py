@@ -51,7 +51,7 @@ _NEW_ROW_MARGIN = math.log(100)
 _VOCAB_ROWS = ("embed.weight", "head.weight", "head.bias")   # one row per token: these grow with the vocabulary
 # The schedule a language model fine-tuned from another trains with, unless given: lr 5e-3 beat 2e-3 from the
 # base at 5 minutes, and windows of 64 with the state carried beat 128 without (2.5x the steps; benchmarks/
-# finetune.py, benchmarks/RESULTS.md); warm-up not yet searched.
+# finetune.py, benchmarks/RESULTS.md); no warm-up, batch 32, and the lower layers slowed or frozen were no better.
 FINE_TUNE = {"lr": 5e-3, "warmup_steps": 100, "seq_len": 64, "carry_state": True}
 # A start that already knows the language needs less dropout on a small corpus than the rule's 0.2 for a run from
 # scratch: 0.1 beat it on all four corpora fine-tuned from the base (journal 2026-12-05-base-second-leg.md).
