@@ -130,9 +130,19 @@ async def test_train_form_starts_from_the_builtin_base(isolated_paths, play_file
         pane = app.query_one(TrainPane)
         select = pane.query_one("#start-from", Select)
         assert any(v == BASE_OPTION for _, v in select._options)
+        scratch_shape = (pane.query_one("#f-cell", Select).value, pane.query_one("#f-hidden", Input).value)
+        base = open_language_model("base").model.cfg
         select.value = BASE_OPTION
         await pilot.pause()
         assert pane.query_one("#f-hidden", Input).disabled and pane.query_one("#f-cell", Select).disabled
+        # The disabled fields show the shape the run will have: the base's, not the preset's.
+        assert (pane.query_one("#f-cell", Select).value, pane.query_one("#f-hidden", Input).value) == \
+            (base.cell, str(base.hidden))
+        select.value = select._options[0][1]          # scratch again: the preset's shape comes back
+        await pilot.pause()
+        assert (pane.query_one("#f-cell", Select).value, pane.query_one("#f-hidden", Input).value) == scratch_shape
+        select.value = BASE_OPTION
+        await pilot.pause()
         for key, value in dict(minutes="", max_steps="2", batch_size="4", seq_len="32").items():
             pane.query_one(f"#f-{key}", Input).value = value
         await pilot.press("ctrl+t")

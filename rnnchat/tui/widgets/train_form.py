@@ -2,7 +2,8 @@
 
 The auto preset's row follows the form's device, precision and limits; fields edited by hand stay as
 they are when it moves. The line under the preset says which row it is (its tooltip, what stands behind
-it) and, once the tab has been shown, the model's size and a speed measured here.
+it) and, once the tab has been shown, the model's size and a speed measured here. A run chosen to start
+from fills the fields it decides with its own values, so that line describes the model that will train.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from rnnchat.config import (
 from rnnchat.errors import ConfigError, RnnchatError
 from rnnchat.paths import BUILTIN_BASE, builtin_base_dir
 from rnnchat.runs.kinds import INHERITED, KINDS, TRAIN_FIELDS, assemble, plan, preset_settings
-from rnnchat.runs.rundir import list_runs
+from rnnchat.runs.meta import read_meta
+from rnnchat.runs.rundir import list_runs, resolve_run
 from rnnchat.safetext import neutralise
 from rnnchat.tui import torch_thread
 
@@ -86,6 +88,7 @@ class TrainForm(VerticalScroll):
         self._cell: str | None = None              # the cell the user chose (its auto row), None: the row's
         self._initial_limits: dict[str, str] = {}  # the limit fields as first shown: a resume keeps the run's
         self._initial: dict[str, object] = {}      # every field as first shown, to tell what was set by hand
+        self._hidden_by_start: dict[str, object] = {}  # what the start's shape covers in the fields, for scratch
 
     def compose(self) -> ComposeResult:
         # The core's time budget: the defaults were tuned for runs of that length.
@@ -175,6 +178,34 @@ class TrainForm(VerticalScroll):
         for name in LABELS:
             self.query_one(f"#f-{name}").disabled = (name not in used or name in _NOT_READ.get(task, ())
                                                      or name in inherited)
+        self._show_start_shape()
+        if self._estimated:
+            self._estimate_preset()
+
+    def _start_shape(self) -> dict:
+        """The level and shape of the run chosen to start from ({} for scratch, or a run that cannot be read:
+        Start then says why)."""
+        start = self.start_from()
+        if start is None:
+            return {}
+        try:
+            meta = read_meta(resolve_run(start))
+        except RnnchatError:
+            return {}
+        shape = {k: getattr(meta.model, k) for k in INHERITED if k in LABELS and hasattr(meta.model, k)}
+        return {**shape, "level": meta.train.level}
+
+    def _show_start_shape(self) -> None:
+        """While a run to start from is chosen, the fields it decides show its values (they are disabled, and
+        the speed line measures that model); back to scratch, they show what they held before."""
+        shape = self._start_shape()
+        for name, value in (shape or self._hidden_by_start).items():
+            widget = self.query_one(f"#f-{name}")
+            if shape:
+                self._hidden_by_start.setdefault(name, widget.value)
+            widget.value = value if isinstance(widget, Select) else str(value)
+        if not shape:
+            self._hidden_by_start = {}
 
     # ---- presets -------------------------------------------------------------------------------
 
@@ -202,7 +233,8 @@ class TrainForm(VerticalScroll):
     @on(Select.Changed, "#f-cell")
     def _cell_changed(self, event: Select.Changed) -> None:
         """A cell chosen by hand takes that cell's auto row (the preset putting its own cell in changes nothing)."""
-        if event.value == self._applied.get("cell") or self.query_one("#preset", Select).value != "auto":
+        if (event.value == self._applied.get("cell") or self.query_one("#preset", Select).value != "auto"
+                or self.start_from() is not None):      # a start's own cell, shown, chooses no row
             return
         self._cell = str(event.value)
         self._apply_preset(force=False)
@@ -243,6 +275,10 @@ class TrainForm(VerticalScroll):
         if picked is None:
             return
         settings, choice = picked
+        for name, value in self._hidden_by_start.items():     # the preset fills what the fields hold for scratch
+            widget = self.query_one(f"#f-{name}")
+            widget.value = value if isinstance(widget, Select) else str(value)
+        self._hidden_by_start = {}
         keeps = KINDS[str(self.query_one("#f-task", Select).value)].keeps
         for key, value in settings.items():
             if key not in LABELS or key in keeps:
@@ -251,6 +287,7 @@ class TrainForm(VerticalScroll):
             if force or str(widget.value) == str(self._applied.get(key)):
                 widget.value = value if isinstance(widget, Select) else str(value)
                 self._applied[key] = value
+        self._show_start_shape()
         info = self.query_one("#preset-info", Static)
         self._preset_line = choice.short() if choice else ""
         info.tooltip = choice.describe() if choice else None
