@@ -120,6 +120,7 @@ async def test_train_form_starts_from_the_builtin_base(isolated_paths, play_file
     from textual.widgets import Input, Select
     from tui.conftest import RecordingApp
 
+    from rnnchat.chat.config import CHAT_TRAIN_DEFAULTS
     from rnnchat.tui.panes.train import TrainPane
     from rnnchat.tui.widgets.train_form import BASE as BASE_OPTION
 
@@ -141,6 +142,17 @@ async def test_train_form_starts_from_the_builtin_base(isolated_paths, play_file
         select.value = select._options[0][1]          # scratch again: the preset's shape comes back
         await pilot.pause()
         assert (pane.query_one("#f-cell", Select).value, pane.query_one("#f-hidden", Input).value) == scratch_shape
+        select.value = BASE_OPTION
+        await pilot.pause()
+        # A task chosen meanwhile puts its defaults under the start's shape: scratch then shows the chat's subwords.
+        task = pane.query_one("#f-task", Select)
+        task.value = "chat"
+        await pilot.pause()
+        assert pane.query_one("#f-level", Select).value == "char"            # the base's, while it is chosen
+        select.value = select._options[0][1]
+        await pilot.pause()
+        assert pane.query_one("#f-level", Select).value == CHAT_TRAIN_DEFAULTS["level"]
+        task.value = "lm"
         select.value = BASE_OPTION
         await pilot.pause()
         for key, value in dict(minutes="", max_steps="2", batch_size="4", seq_len="32").items():

@@ -89,6 +89,7 @@ class TrainForm(VerticalScroll):
         self._initial_limits: dict[str, str] = {}  # the limit fields as first shown: a resume keeps the run's
         self._initial: dict[str, object] = {}      # every field as first shown, to tell what was set by hand
         self._hidden_by_start: dict[str, object] = {}  # what the start's shape covers in the fields, for scratch
+        self._shown_start: str | None = None       # the start whose shape the fields show (None: scratch)
 
     def compose(self) -> ComposeResult:
         # The core's time budget: the defaults were tuned for runs of that length.
@@ -169,6 +170,13 @@ class TrainForm(VerticalScroll):
         return None if value == SCRATCH else BUILTIN_BASE if value == BASE else value
 
     @on(Select.Changed, "#start-from")
+    def _start_picked(self) -> None:
+        """Another start: the fields it reads, its shape shown and measured. refresh_starts puts the same start
+        back on every visit to the tab, which posts Changed twice; that re-measures nothing."""
+        self._start_changed()
+        if self.start_from() != self._shown_start:
+            self._apply_preset(force=False)
+
     def _start_changed(self) -> None:
         """Enable the fields the run reads: its task's, less the tokenizer and shape a run started from another
         takes from it."""
@@ -178,9 +186,6 @@ class TrainForm(VerticalScroll):
         for name in LABELS:
             self.query_one(f"#f-{name}").disabled = (name not in used or name in _NOT_READ.get(task, ())
                                                      or name in inherited)
-        self._show_start_shape()
-        if self._estimated:
-            self._estimate_preset()
 
     def _start_shape(self) -> dict:
         """The level and shape of the run chosen to start from ({} for scratch, or a run that cannot be read:
@@ -198,14 +203,23 @@ class TrainForm(VerticalScroll):
     def _show_start_shape(self) -> None:
         """While a run to start from is chosen, the fields it decides show its values (they are disabled, and
         the speed line measures that model); back to scratch, they show what they held before."""
+        self._shown_start = self.start_from()
         shape = self._start_shape()
-        for name, value in (shape or self._hidden_by_start).items():
-            widget = self.query_one(f"#f-{name}")
-            if shape:
-                self._hidden_by_start.setdefault(name, widget.value)
-            widget.value = value if isinstance(widget, Select) else str(value)
         if not shape:
-            self._hidden_by_start = {}
+            self._restore_hidden()
+        for name, value in shape.items():
+            self._hidden_by_start.setdefault(name, self.query_one(f"#f-{name}").value)
+            self._set_field(name, value)
+
+    def _restore_hidden(self) -> None:
+        """The values a start's shape covered, back in their fields."""
+        for name, value in self._hidden_by_start.items():
+            self._set_field(name, value)
+        self._hidden_by_start = {}
+
+    def _set_field(self, name: str, value) -> None:
+        widget = self.query_one(f"#f-{name}")
+        widget.value = value if isinstance(widget, Select) else str(value)
 
     # ---- presets -------------------------------------------------------------------------------
 
@@ -214,12 +228,11 @@ class TrainForm(VerticalScroll):
         """Each task starts from its own defaults (chat: subwords, a higher rate, smaller batches)."""
         task = str(event.value)
         kind, base = KINDS[task], TrainConfig()
+        self._restore_hidden()           # the task's defaults go where scratch's values are; the start's shape after
         # Every key some task changes, so switching back restores the plain defaults; keys without a
         # field on the form are applied by read_form.
         for key in {k for other in KINDS.values() for k in other.train_defaults} & LABELS.keys():
-            value = kind.train_defaults.get(key, getattr(base, key))
-            widget = self.query_one(f"#f-{key}")
-            widget.value = value if isinstance(widget, Select) else str(value)
+            self._set_field(key, kind.train_defaults.get(key, getattr(base, key)))
         for key in {k for other in KINDS.values() for k in other.keeps} & LABELS.keys() & set(kind.keeps):
             value = getattr(kind.model_config(), key)
             self.query_one(f"#f-{key}", Input).value = "" if value is None else str(value)
@@ -275,17 +288,13 @@ class TrainForm(VerticalScroll):
         if picked is None:
             return
         settings, choice = picked
-        for name, value in self._hidden_by_start.items():     # the preset fills what the fields hold for scratch
-            widget = self.query_one(f"#f-{name}")
-            widget.value = value if isinstance(widget, Select) else str(value)
-        self._hidden_by_start = {}
+        self._restore_hidden()                  # the preset fills what the fields hold for scratch
         keeps = KINDS[str(self.query_one("#f-task", Select).value)].keeps
         for key, value in settings.items():
             if key not in LABELS or key in keeps:
                 continue
-            widget = self.query_one(f"#f-{key}")
-            if force or str(widget.value) == str(self._applied.get(key)):
-                widget.value = value if isinstance(widget, Select) else str(value)
+            if force or str(self.query_one(f"#f-{key}").value) == str(self._applied.get(key)):
+                self._set_field(key, value)
                 self._applied[key] = value
         self._show_start_shape()
         info = self.query_one("#preset-info", Static)
